@@ -1,0 +1,68 @@
+# The two commands a new user needs:
+#   make run    create the environment if missing, then run the pipeline on the bundled sample
+#   make test   create the environments if missing, then run every test
+# Everything else here is a helper for those two, or for developers.
+
+SHELL := /bin/bash
+VENV := .venv
+VENV_TORCH := .venv-torch
+VENV_TFA := .venv-tfa
+
+# A command that runs Python 3.10 (TFX 1.16 needs it) and one that runs 3.11 (torch's CPU wheel).
+# Plain `python3.10` first; pyenv machines where it is not the active version second.
+find_python = $(shell for c in "python$(1)" "env PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep -E '^$(1)\.[0-9]+$$' | tail -1) python$(1)"; do \
+	$$c -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(1)".split("."))))' 2>/dev/null && { echo "$$c"; break; }; done)
+PYTHON310 ?= $(call find_python,3.10)
+PYTHON311 ?= $(call find_python,3.11)
+
+.PHONY: run demo test test-fast test-torch lint lock bench-crf clean
+
+run: $(VENV)/.installed
+	$(VENV)/bin/python -m pipeline.local_runner
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python -m examples.sequential_crf
+
+test: $(VENV)/.installed $(VENV_TORCH)/.installed
+	$(VENV)/bin/python -m pytest -q tests
+	KERAS_BACKEND=torch PYTHONPATH=$(CURDIR) $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/test_crf.py tests/models/test_tag_scheme.py
+
+# The edit loop: everything but the slow and end-to-end tests.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -m "not slow and not e2e" tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+$(VENV)/.installed: requirements/main.lock setup.py
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (TFX 1.16 supports Python 3.9-3.10)."; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON310) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade uv
+	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps -r requirements/main.lock
+	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
+	touch $@
+
+# Python 3.11 with Keras on the torch backend: the CRF's tests run there too.
+$(VENV_TORCH)/.installed: requirements/torch.lock
+	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found (needed for the torch-backend CRF tests)."; exit 1; }
+	test -x $(VENV_TORCH)/bin/python || $(PYTHON311) -m venv $(VENV_TORCH)
+	$(VENV_TORCH)/bin/python -m pip install -q --no-deps -r requirements/torch.lock
+	touch $@
+
+# TF 2.15 + TensorFlow Addons 0.23, the reference the CRF benchmark compares against.
+$(VENV_TFA)/.installed: requirements/tfa.lock
+	test -x $(VENV_TFA)/bin/python || $(PYTHON311) -m venv $(VENV_TFA)
+	$(VENV_TFA)/bin/python -m pip install -q uv
+	$(VENV_TFA)/bin/python -m uv pip install -q --python $(VENV_TFA)/bin/python --no-deps -r requirements/tfa.lock
+	touch $@
+
+bench-crf: $(VENV)/.installed $(VENV_TORCH)/.installed $(VENV_TFA)/.installed
+	$(VENV)/bin/python -m benchmarks.crf_speed
+
+# Re-resolve the exact pins after editing requirements/*.in (needs uv: pip install uv).
+lock:
+	$(PYTHON310) -m uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 requirements/main.in -o requirements/main.lock
+	$(PYTHON311) -m uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 requirements/tfa.in -o requirements/tfa.lock
+
+clean:
+	rm -rf $(VENV) $(VENV_TORCH) $(VENV_TFA) outputs

@@ -1,0 +1,1 @@
+"""Custom TFX components (one per file), their logic in plain functions."""

@@ -1,0 +1,1 @@
+"""The same pipeline compiled for Kubeflow Pipelines, and scheduled retraining."""

@@ -1,0 +1,1 @@
+"""Keras 3 CRF layer, the BiLSTM-CRF tagger, preprocessing and the Trainer run_fn."""

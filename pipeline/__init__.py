@@ -1,0 +1,1 @@
+"""The TFX pipeline: config, create_pipeline and the local runner."""
