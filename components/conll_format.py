@@ -1,0 +1,382 @@
+"""Reader for CoNLL-style column files (one token per line, a blank line between sentences).
+
+The format as real files bring it (WNUT-17, CoNLL-2003 and their many copies):
+
+- one token per line, columns separated by a TAB (or, in files without TABs, by runs of spaces);
+  the token and the tag are two of the columns (by default the first and the last);
+- sentences are separated by empty lines, or by lines holding only whitespace (2,394 of the
+  sentence breaks in WNUT-17's `wnut17train.conll` are a single TAB);
+- `-DOCSTART-` lines (CoNLL-2003 document markers) are not tokens and also end a sentence;
+- UTF-8, with or without a byte order mark, also with a stray U+FEFF inside the file (files
+  concatenated from BOM-prefixed pieces; WNUT-17 dev has one glued to the token `Dubbz`). U+FEFF is
+  never part of a token here: it is removed wherever it occurs;
+- LF or CRLF line endings, with or without a final newline.
+
+Everything else is an error that names the file and the line (`ConllFormatError`). With
+`on_error="skip"` a sentence holding a bad line is dropped whole (never kept with a guessed tag)
+and counted in `ReadStats`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+TAG_SCHEMES = ("iob2", "bio", "bioes")
+"""Accepted `scheme` values; "bio" is another name for "iob2"."""
+
+ON_ERROR_MODES = ("raise", "skip")
+
+DOCSTART = "-DOCSTART-"
+
+_PREFIXES = {"iob2": ("B", "I"), "bioes": ("B", "I", "E", "S")}
+_SPACES = re.compile(" +")
+_BOM = "\ufeff"
+# Characters stripped around a whole line and around each TAB-separated field. Only ASCII
+# whitespace: a token may be a non-ASCII space (U+00A0, U+3000) and must survive.
+_ASCII_WHITESPACE = " \t\r\n\f\v"
+_MAX_QUOTED_CHARS = 80
+
+
+@dataclasses.dataclass(frozen=True)
+class Sentence:
+    """One sentence read from a CoNLL file.
+
+    Attributes:
+        tokens: the token column, one entry per token.
+        tags: the tag column, same length as `tokens`.
+        path: the file it was read from, as given to the reader.
+        line: 1-based line number of its first token in that file.
+    """
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    path: str
+    line: int
+
+
+class ConllFormatError(ValueError):
+    """A CoNLL file that cannot be read; the message starts with `path:line:`.
+
+    Attributes:
+        path: the file, as given to the reader.
+        line: 1-based line number of the offending line, or None for an error about the whole
+            file (such as a file with no sentences).
+        reason: the message without the `path:line:` prefix.
+    """
+
+    def __init__(self, path: str, line: int | None, reason: str):
+        self.path = path
+        self.line = line
+        self.reason = reason
+        location = path if line is None else f"{path}:{line}"
+        super().__init__(f"{location}: {reason}")
+
+    def __reduce__(self):
+        # Keeps the attributes when the error is pickled (Beam workers send errors back pickled).
+        return (type(self), (self.path, self.line, self.reason))
+
+
+@dataclasses.dataclass
+class ReadStats:
+    """Counts filled in by `read_conll` while it reads (final once the iterator is exhausted).
+
+    Attributes:
+        num_sentences: sentences returned.
+        num_tokens: tokens in the sentences returned.
+        num_docstart_lines: `-DOCSTART-` lines passed over.
+        num_skipped_sentences: sentences dropped because one of their lines was bad
+            (`on_error="skip"` only).
+        num_skipped_lines: token lines in the dropped sentences.
+        errors: the first error of each dropped sentence, in file order.
+    """
+
+    num_sentences: int = 0
+    num_tokens: int = 0
+    num_docstart_lines: int = 0
+    num_skipped_sentences: int = 0
+    num_skipped_lines: int = 0
+    errors: list[ConllFormatError] = dataclasses.field(default_factory=list)
+
+
+def _canonical_scheme(scheme: str) -> str:
+    if scheme not in TAG_SCHEMES:
+        raise ValueError(
+            f"Invalid value for `scheme`. Expected one of {TAG_SCHEMES}. "
+            f"Received: scheme={scheme!r}"
+        )
+    return "iob2" if scheme == "bio" else scheme
+
+
+def _expected_tags(scheme: str) -> str:
+    prefixes = _PREFIXES[scheme]
+    return "O, " + ", ".join(f"{p}-<type>" for p in prefixes[:-1]) + f" or {prefixes[-1]}-<type>"
+
+
+def parse_tag(tag: str, scheme: str = "iob2") -> tuple[str, str | None]:
+    """Splits a tag into its prefix and entity type.
+
+    Args:
+        tag: a tag such as "O", "B-person" or "I-creative-work" (the type is everything after the
+            first hyphen, so it may hold hyphens itself).
+        scheme: "iob2" (alias "bio": prefixes B and I) or "bioes" (also E and S).
+    Returns:
+        (prefix, entity_type): ("O", None) for "O", e.g. ("I", "creative-work") otherwise.
+    Raises:
+        ValueError: for a tag that is not "O" nor `<prefix>-<type>` with a prefix of the scheme
+            and a non-empty type, or for an unknown scheme.
+    """
+    scheme = _canonical_scheme(scheme)
+    if tag == "O":
+        return "O", None
+    prefix, hyphen, entity_type = tag.partition("-")
+    if not hyphen or prefix not in _PREFIXES[scheme] or not entity_type or entity_type.isspace():
+        raise ValueError(
+            f"Invalid value for `tag`. Expected {_expected_tags(scheme)} (scheme {scheme!r}). "
+            f"Received: tag={tag!r}"
+        )
+    return prefix, entity_type
+
+
+def _quote(text: str) -> str:
+    if len(text) > _MAX_QUOTED_CHARS:
+        text = text[:_MAX_QUOTED_CHARS] + "..."
+    return repr(text)
+
+
+def _column_names(num_columns: int, token_column: int, tag_column: int) -> str:
+    names = []
+    for index in range(num_columns):
+        if index == token_column % num_columns:
+            names.append("token")
+        elif index == tag_column % num_columns:
+            names.append("tag")
+        else:
+            names.append(f"column {index + 1}")
+    return ", ".join(names)
+
+
+def _validate_arguments(token_column, tag_column, separator, scheme, on_error) -> None:
+    _canonical_scheme(scheme)
+    for name, value in (("token_column", token_column), ("tag_column", tag_column)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(
+                f"Invalid value for `{name}`. Expected an int (a column index, negative counts "
+                f"from the end). Received: {name}={value!r}"
+            )
+    if token_column == tag_column:
+        raise ValueError(
+            "Invalid value for `tag_column`. Expected a column other than `token_column`. "
+            f"Received: token_column={token_column!r}, tag_column={tag_column!r}"
+        )
+    if separator is not None and (
+        not isinstance(separator, str) or not separator or "\n" in separator
+    ):
+        raise ValueError(
+            "Invalid value for `separator`. Expected None (TAB if the line has one, else runs of "
+            f"spaces) or a non-empty string without a newline. Received: separator={separator!r}"
+        )
+    if on_error not in ON_ERROR_MODES:
+        raise ValueError(
+            f"Invalid value for `on_error`. Expected one of {ON_ERROR_MODES}. "
+            f"Received: on_error={on_error!r}"
+        )
+
+
+def _split_columns(line: str, separator: str | None) -> list[str]:
+    if separator is None:
+        if "\t" not in line:
+            return _SPACES.split(line.strip(" "))
+        separator = "\t"
+    return [field.strip(_ASCII_WHITESPACE) for field in line.split(separator)]
+
+
+def read_conll(
+    path: str | os.PathLike,
+    token_column: int = 0,
+    tag_column: int = -1,
+    separator: str | None = None,
+    scheme: str = "iob2",
+    on_error: str = "raise",
+    stats: ReadStats | None = None,
+) -> Iterator[Sentence]:
+    """Reads the sentences of a CoNLL-style column file, lazily.
+
+    Args:
+        path: the file (read as bytes and decoded as UTF-8 line by line).
+        token_column: index of the token column; negative counts from the end.
+        tag_column: index of the tag column; negative counts from the end.
+        separator: column separator; None splits at TABs when the line holds one, else at runs of
+            spaces. An explicit separator is used as is (fields are stripped of ASCII spaces).
+        scheme: tag scheme the tags must follow: "iob2" (alias "bio") or "bioes".
+        on_error: "raise" raises `ConllFormatError` at the first bad line; "skip" drops the
+            sentence holding a bad line, whole, and counts it in `stats`.
+        stats: if given, filled in with counts while reading.
+    Returns:
+        An iterator of `Sentence`s in file order (the file is read as it is consumed).
+    Raises:
+        ConllFormatError: (a ValueError) naming file and line: wrong number of columns (the first
+            token line sets the count for the file), invalid UTF-8, a tag outside the scheme, an
+            empty token or tag field; also a file with no sentences, even with on_error="skip".
+        ValueError: for invalid arguments (raised by the call itself, before any reading).
+    """
+    _validate_arguments(token_column, tag_column, separator, scheme, on_error)
+    return _read_file(os.fspath(path), token_column, tag_column, separator, scheme, on_error, stats)
+
+
+def _read_file(path, token_column, tag_column, separator, scheme, on_error, stats):
+    with open(path, "rb") as file:
+        yield from _read_lines(
+            file,
+            path=path,
+            token_column=token_column,
+            tag_column=tag_column,
+            separator=separator,
+            scheme=scheme,
+            on_error=on_error,
+            stats=stats,
+        )
+
+
+def read_conll_lines(
+    lines: Iterable[bytes] | BinaryIO,
+    path: str,
+    token_column: int = 0,
+    tag_column: int = -1,
+    separator: str | None = None,
+    scheme: str = "iob2",
+    on_error: str = "raise",
+    stats: ReadStats | None = None,
+) -> Iterator[Sentence]:
+    """`read_conll` on raw lines already opened elsewhere (e.g. Beam's `FileSystems.open`).
+
+    Args:
+        lines: the file's lines as bytes, each with or without its line ending, e.g. a file
+            opened in binary mode (which splits at b"\\n" only, as wanted here).
+        path: the name used in `Sentence.path` and in error messages.
+        token_column, tag_column, separator, scheme, on_error, stats: as for `read_conll`.
+    Returns:
+        An iterator of `Sentence`s in file order (the file is read as it is consumed).
+    """
+    _validate_arguments(token_column, tag_column, separator, scheme, on_error)
+    return _read_lines(lines, path, token_column, tag_column, separator, scheme, on_error, stats)
+
+
+def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_error, stats):
+    scheme = _canonical_scheme(scheme)
+    stats = stats if stats is not None else ReadStats()
+    num_columns = None  # Set by the first good token line.
+    tokens, tags = [], []
+    first_line = 0
+    error: ConllFormatError | None = None  # First error of the current sentence (skip mode).
+    num_bad_lines = 0
+    num_yielded = 0
+    byte_offset = 0
+    line_number = 0
+
+    def flush():
+        nonlocal tokens, tags, error, num_bad_lines
+        sentence = None
+        if error is not None:
+            stats.num_skipped_sentences += 1
+            stats.num_skipped_lines += len(tokens) + num_bad_lines
+            stats.errors.append(error)
+        elif tokens:
+            sentence = Sentence(tuple(tokens), tuple(tags), path, first_line)
+            stats.num_sentences += 1
+            stats.num_tokens += len(tokens)
+        tokens, tags, error, num_bad_lines = [], [], None, 0
+        return sentence
+
+    for raw in lines:
+        line_number += 1
+        line_start, byte_offset = byte_offset, byte_offset + len(raw)
+        try:
+            text = raw.decode("utf-8").replace(_BOM, "").rstrip(_ASCII_WHITESPACE)
+            if not text.strip():
+                sentence = flush()
+                if sentence is not None:
+                    num_yielded += 1
+                    yield sentence
+                continue
+            if text.split(maxsplit=1)[0] == DOCSTART:
+                stats.num_docstart_lines += 1
+                sentence = flush()
+                if sentence is not None:
+                    num_yielded += 1
+                    yield sentence
+                continue
+            if error is not None:  # Skipping the rest of a bad sentence.
+                num_bad_lines += 1
+                continue
+            if not tokens:
+                first_line = line_number
+            columns = _split_columns(text, separator)
+            if num_columns is None:
+                needed = max(token_column + 1, -token_column, tag_column + 1, -tag_column, 2)
+                if len(columns) < needed:
+                    raise ConllFormatError(
+                        path,
+                        line_number,
+                        f"expected at least {needed} columns (with token_column={token_column}, "
+                        f"tag_column={tag_column}), found {len(columns)}: {_quote(text)}",
+                    )
+                if token_column % len(columns) == tag_column % len(columns):
+                    raise ConllFormatError(
+                        path,
+                        line_number,
+                        f"token_column={token_column} and tag_column={tag_column} are the same "
+                        f"column in a line of {len(columns)} columns: {_quote(text)}",
+                    )
+                num_columns = len(columns)
+            elif len(columns) != num_columns:
+                names = _column_names(num_columns, token_column, tag_column)
+                raise ConllFormatError(
+                    path,
+                    line_number,
+                    f"expected {num_columns} columns ({names}), found {len(columns)}: "
+                    f"{_quote(text)}",
+                )
+            token, tag = columns[token_column], columns[tag_column]
+            if not token:
+                raise ConllFormatError(path, line_number, f"empty token: {_quote(text)}")
+            try:
+                parse_tag(tag, scheme)
+            except ValueError:
+                raise ConllFormatError(
+                    path,
+                    line_number,
+                    f"invalid tag {_quote(tag)}; scheme {scheme!r} expects "
+                    f"{_expected_tags(scheme)}: {_quote(text)}",
+                ) from None
+            tokens.append(token)
+            tags.append(tag)
+        except (ConllFormatError, UnicodeDecodeError) as caught:
+            if isinstance(caught, UnicodeDecodeError):
+                bad_bytes = caught.object[caught.start : caught.end]
+                caught = ConllFormatError(
+                    path,
+                    line_number,
+                    f"invalid UTF-8 at byte offset {line_start + caught.start} of the file "
+                    f"(offset {caught.start} in the line): {bad_bytes!r}",
+                )
+            if on_error == "raise":
+                raise caught from None
+            error = caught
+            num_bad_lines += 1
+
+    sentence = flush()
+    if sentence is not None:
+        num_yielded += 1
+        yield sentence
+    if num_yielded == 0:
+        detail = f"{line_number} lines"
+        if stats.num_skipped_sentences:
+            detail += (
+                f", {stats.num_skipped_sentences} sentences skipped because of errors, "
+                f"the first: {stats.errors[0]}"
+            )
+        raise ConllFormatError(path, None, f"no sentences found ({detail})")

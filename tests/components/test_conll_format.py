@@ -1,0 +1,482 @@
+"""Tests for components/conll_format.py: format quirks, bad inputs, the real WNUT-17 files."""
+
+import io
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+
+from components.conll_format import (
+    ConllFormatError,
+    ReadStats,
+    Sentence,
+    parse_tag,
+    read_conll,
+    read_conll_lines,
+)
+
+WNUT17 = Path("/work/shared/datasets/wnut17")
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def read_all(path, **kwargs):
+    return list(read_conll(path, **kwargs))
+
+
+def as_pairs(sentences):
+    return [(list(s.tokens), list(s.tags), s.line) for s in sentences]
+
+
+def error_message(path: str, line, reason: str) -> str:
+    """The exact message pattern `ConllFormatError` must have (file name + line number)."""
+    location = path if line is None else f"{path}:{line}"
+    return "^" + re.escape(f"{location}: {reason}") + "$"
+
+
+# ---------------------------------------------------------------------------------------------
+# Well-formed input and the quirks of real files.
+
+
+def test_reads_tokens_tags_path_and_first_line(tmp_path):
+    path = write(tmp_path, "a.conll", b"Empire\tB-location\nState\tI-location\n\nhi\tO\n")
+    sentences = read_all(path)
+    assert sentences == [
+        Sentence(("Empire", "State"), ("B-location", "I-location"), path, 1),
+        Sentence(("hi",), ("O",), path, 4),
+    ]
+
+
+def test_whitespace_only_lines_end_a_sentence(tmp_path):
+    # A single TAB (as in 2,394 WNUT-17 train separators), spaces, TAB+spaces, and runs of them.
+    data = b"a\tO\n\t\nb\tO\n   \nc\tO\n \t \n\n\nd\tO\n"
+    sentences = read_all(write(tmp_path, "a.conll", data))
+    assert as_pairs(sentences) == [
+        (["a"], ["O"], 1),
+        (["b"], ["O"], 3),
+        (["c"], ["O"], 5),
+        (["d"], ["O"], 9),
+    ]
+
+
+def test_leading_and_trailing_blank_lines(tmp_path):
+    sentences = read_all(write(tmp_path, "a.conll", b"\n\t\n\na\tO\n\n\n\t\n"))
+    assert as_pairs(sentences) == [(["a"], ["O"], 4)]
+
+
+def test_docstart_lines_are_skipped_and_end_a_sentence(tmp_path):
+    data = b"-DOCSTART- -X- O O\n\nEU B-ORG\nrejects O\n-DOCSTART- -X- O O\nPeter B-PER\n"
+    stats = ReadStats()
+    sentences = read_all(write(tmp_path, "a.conll", data), stats=stats)
+    assert as_pairs(sentences) == [
+        (["EU", "rejects"], ["B-ORG", "O"], 3),
+        (["Peter"], ["B-PER"], 6),
+    ]
+    assert stats.num_docstart_lines == 2
+
+
+def test_docstart_with_tab_columns(tmp_path):
+    sentences = read_all(write(tmp_path, "a.conll", b"-DOCSTART-\tO\n\na\tO\n"))
+    assert as_pairs(sentences) == [(["a"], ["O"], 3)]
+
+
+def test_bom_at_start_of_file(tmp_path):
+    sentences = read_all(write(tmp_path, "a.conll", b"\xef\xbb\xbfa\tB-person\n\nb\tO\n"))
+    assert as_pairs(sentences) == [(["a"], ["B-person"], 1), (["b"], ["O"], 3)]
+
+
+def test_bom_on_a_line_of_its_own_ends_a_sentence(tmp_path):
+    # Two BOM-prefixed files concatenated: the second BOM sits on a line of its own.
+    data = b"\xef\xbb\xbfa\tO\n\xef\xbb\xbf\nb\tO\n"
+    sentences = read_all(write(tmp_path, "a.conll", data))
+    assert as_pairs(sentences) == [(["a"], ["O"], 1), (["b"], ["O"], 3)]
+
+
+def test_bom_glued_to_a_token_is_removed(tmp_path):
+    # As in WNUT-17 dev line 16730: "Dubbz\ufeff\tB-person".
+    data = "poem\tO\nDubbz\ufeff\tB-person\n".encode()
+    sentences = read_all(write(tmp_path, "a.conll", data))
+    assert sentences[0].tokens == ("poem", "Dubbz")
+
+
+def test_crlf_line_endings(tmp_path):
+    data = b"a\tB-person\r\nb\tI-person\r\n\r\nc\tO\r\n"
+    sentences = read_all(write(tmp_path, "a.conll", data))
+    assert as_pairs(sentences) == [(["a", "b"], ["B-person", "I-person"], 1), (["c"], ["O"], 4)]
+
+
+def test_file_not_ending_in_newline(tmp_path):
+    sentences = read_all(write(tmp_path, "a.conll", b"a\tO\n\nb\tO\r\nc\tB-group"))
+    assert as_pairs(sentences) == [(["a"], ["O"], 1), (["b", "c"], ["O", "B-group"], 3)]
+
+
+def test_space_separated_columns(tmp_path):
+    # Runs of spaces separate columns when a line holds no TAB (the `arcada` submission format).
+    sentences = read_all(write(tmp_path, "a.conll", b"New  B-location\n  York   I-location  \n"))
+    assert sentences[0].tokens == ("New", "York")
+    assert sentences[0].tags == ("B-location", "I-location")
+
+
+def test_tab_separated_token_may_hold_spaces_and_non_ascii_spaces(tmp_path):
+    data = "New York\tB-location\n\u3000\tO\n".encode()
+    sentences = read_all(write(tmp_path, "a.conll", data))
+    assert sentences[0].tokens == ("New York", "\u3000")
+
+
+def test_non_ascii_tokens(tmp_path):
+    data = "caf\u00e9\tO\n\U0001f602\tO\n\u00a3\tO\n".encode()
+    assert read_all(write(tmp_path, "a.conll", data))[0].tokens == (
+        "caf\u00e9",
+        "\U0001f602",
+        "\u00a3",
+    )
+
+
+def test_trailing_tab_is_ignored(tmp_path):
+    assert read_all(write(tmp_path, "a.conll", b"a\tO\t\nb\tO \n"))[0].tags == ("O", "O")
+
+
+def test_token_and_tag_columns_of_a_wider_file(tmp_path):
+    # CoNLL-2003 layout: token POS chunk NER.
+    data = b"EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n"
+    path = write(tmp_path, "a.conll", data)
+    sentences = read_all(path)
+    assert sentences[0].tokens == ("EU", "rejects")
+    assert sentences[0].tags == ("B-ORG", "O")
+    chunks = read_all(path, tag_column=2)
+    assert chunks[0].tags == ("B-NP", "B-VP")
+    reversed_columns = read_all(
+        write(tmp_path, "b.conll", b"O\ta\nB-group\tb\n"), token_column=1, tag_column=0
+    )
+    assert reversed_columns[0].tokens == ("a", "b")
+    assert reversed_columns[0].tags == ("O", "B-group")
+
+
+def test_explicit_separator(tmp_path):
+    path = write(tmp_path, "a.conll", b"New York|B-location\nis|O\n")
+    sentences = read_all(path, separator="|")
+    assert sentences[0].tokens == ("New York", "is")
+
+
+def test_bioes_scheme(tmp_path):
+    data = b"a\tS-person\n\nb\tB-group\nc\tI-group\nd\tE-group\n"
+    sentences = read_all(write(tmp_path, "a.conll", data), scheme="bioes")
+    assert [s.tags for s in sentences] == [("S-person",), ("B-group", "I-group", "E-group")]
+
+
+def test_read_conll_lines_from_a_binary_file_object():
+    data = io.BytesIO(b"a\tO\r\n\t\r\nb\tB-group")
+    sentences = list(read_conll_lines(data, path="memory.conll"))
+    assert as_pairs(sentences) == [(["a"], ["O"], 1), (["b"], ["B-group"], 3)]
+    assert sentences[0].path == "memory.conll"
+
+
+def test_stats_counts(tmp_path):
+    stats = ReadStats()
+    read_all(write(tmp_path, "a.conll", b"a\tO\nb\tO\n\t\n\nc\tO\n"), stats=stats)
+    assert (stats.num_sentences, stats.num_tokens) == (2, 3)
+    assert (stats.num_skipped_sentences, stats.num_skipped_lines, stats.errors) == (0, 0, [])
+
+
+def test_reading_is_lazy(tmp_path):
+    path = write(tmp_path, "a.conll", b"a\tO\n\nb\tO\n\nc\tX\n")
+    sentences = read_conll(path)
+    assert next(sentences).tokens == ("a",)  # The bad tag on line 5 is not read yet.
+    assert next(sentences).tokens == ("b",)
+    with pytest.raises(ConllFormatError):
+        next(sentences)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: every error names the file and the line.
+
+
+def test_wrong_number_of_columns(tmp_path):
+    path = write(tmp_path, "wnut17train.conll", b"x\tO\n\n" * 3 + b"a\tb\tc\n")
+    with pytest.raises(ConllFormatError) as raised:
+        read_all(path)
+    message = "expected 2 columns (token, tag), found 3: 'a\\tb\\tc'"
+    assert re.match(error_message(path, 7, message), str(raised.value))
+    assert (raised.value.path, raised.value.line) == (path, 7)
+    assert str(raised.value).endswith("wnut17train.conll:7: " + message)
+
+
+def test_column_count_is_set_by_first_token_line(tmp_path):
+    path = write(tmp_path, "a.conll", b"EU NNP B-ORG\n\nrejects O\n")
+    with pytest.raises(
+        ConllFormatError,
+        match=error_message(
+            path, 3, "expected 3 columns (token, column 2, tag), found 2: 'rejects O'"
+        ),
+    ):
+        read_all(path)
+
+
+def test_too_few_columns_on_first_token_line(tmp_path):
+    path = write(tmp_path, "a.conll", b"\nlonely\n")
+    with pytest.raises(
+        ConllFormatError,
+        match=error_message(
+            path,
+            2,
+            "expected at least 2 columns (with token_column=0, tag_column=-1), found 1: 'lonely'",
+        ),
+    ):
+        read_all(path)
+
+
+def test_tag_column_beyond_the_columns(tmp_path):
+    path = write(tmp_path, "a.conll", b"a\tO\n")
+    with pytest.raises(
+        ConllFormatError,
+        match=error_message(
+            path,
+            1,
+            "expected at least 4 columns (with token_column=0, tag_column=3), found 2: 'a\\tO'",
+        ),
+    ):
+        read_all(path, tag_column=3)
+
+
+def test_token_and_tag_resolving_to_the_same_column(tmp_path):
+    path = write(tmp_path, "a.conll", b"a\tb\tO\n")
+    with pytest.raises(
+        ConllFormatError,
+        match=error_message(
+            path,
+            1,
+            "token_column=2 and tag_column=-1 are the same column in a line of 3 columns: "
+            "'a\\tb\\tO'",
+        ),
+    ):
+        read_all(path, token_column=2)
+
+
+def test_invalid_utf8_names_line_and_byte_offset(tmp_path):
+    # Offsets count from 0. Lines 1-3 ("a\tO\n", "\n", "b\tO\n") take 4 + 1 + 4 = 9 bytes, so
+    # line 4 starts at offset 9 and its bad byte (offset 2 in the line) is at offset 11.
+    path = write(tmp_path, "latin1.conll", b"a\tO\n\nb\tO\nca\xe9\tO\n")
+    reason = "invalid UTF-8 at byte offset 11 of the file (offset 2 in the line): b'\\xe9'"
+    with pytest.raises(ConllFormatError, match=error_message(path, 4, reason)):
+        read_all(path)
+
+
+@pytest.mark.parametrize(
+    ("tag", "scheme", "expected"),
+    [
+        ("E-person", "iob2", "O, B-<type> or I-<type>"),
+        ("S-person", "bio", "O, B-<type> or I-<type>"),
+        ("B-", "iob2", "O, B-<type> or I-<type>"),
+        ("PER", "iob2", "O, B-<type> or I-<type>"),
+        ("o", "iob2", "O, B-<type> or I-<type>"),
+        ("B_person", "bioes", "O, B-<type>, I-<type>, E-<type> or S-<type>"),
+        ("L-person", "bioes", "O, B-<type>, I-<type>, E-<type> or S-<type>"),
+    ],
+)
+def test_invalid_tag(tmp_path, tag, scheme, expected):
+    path = write(tmp_path, "tags.conll", f"a\tO\nb\t{tag}\n".encode())
+    canonical = "iob2" if scheme == "bio" else scheme
+    reason = f"invalid tag {tag!r}; scheme {canonical!r} expects {expected}: {'b' + chr(9) + tag!r}"
+    with pytest.raises(ConllFormatError, match=error_message(path, 2, reason)):
+        read_all(path, scheme=scheme)
+
+
+def test_empty_token_field(tmp_path):
+    path = write(tmp_path, "a.conll", b"a\tO\n\tB-person\n")
+    with pytest.raises(
+        ConllFormatError, match=error_message(path, 2, "empty token: '\\tB-person'")
+    ):
+        read_all(path)
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\n\n", b"\t\n \n", b"\xef\xbb\xbf", b"-DOCSTART- -X- O O\n\n"]
+)
+def test_input_with_no_sentences(tmp_path, data):
+    path = write(tmp_path, "empty.conll", data)
+    num_lines = len(data.split(b"\n")) - 1 + (not data.endswith(b"\n") and bool(data))
+    with pytest.raises(
+        ConllFormatError, match=error_message(path, None, f"no sentences found ({num_lines} lines)")
+    ) as raised:
+        read_all(path)
+    assert raised.value.line is None
+
+
+def test_missing_file_is_not_a_format_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_all(str(tmp_path / "missing.conll"))
+
+
+def test_error_survives_pickling(tmp_path):
+    error = ConllFormatError("a.conll", 3, "empty token: 'x'")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.path, copy.line, copy.reason) == (
+        str(error),
+        "a.conll",
+        3,
+        "empty token: 'x'",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# on_error="skip": bad sentences are dropped whole and counted.
+
+
+def test_skip_drops_whole_sentences_and_counts_them(tmp_path):
+    data = (
+        b"good\tO\n\n"  # sentence at line 1: kept
+        b"a\tB-person\nb\tBAD\nc\tI-person\n\n"  # line 3: bad tag on line 4, dropped whole
+        b"d\tO\ne\tO\tO\n\n"  # line 7: wrong columns on line 8, dropped
+        b"f\xff\tO\n\n"  # line 10: invalid UTF-8, dropped
+        b"also\tO\ngood\tO\n"  # line 12: kept
+    )
+    path = write(tmp_path, "mixed.conll", data)
+    stats = ReadStats()
+    sentences = read_all(path, on_error="skip", stats=stats)
+    assert as_pairs(sentences) == [(["good"], ["O"], 1), (["also", "good"], ["O", "O"], 12)]
+    assert stats.num_sentences == 2
+    assert stats.num_tokens == 3
+    assert stats.num_skipped_sentences == 3
+    assert stats.num_skipped_lines == 3 + 2 + 1
+    assert [(e.path, e.line) for e in stats.errors] == [(path, 4), (path, 8), (path, 10)]
+    assert "invalid tag 'BAD'" in str(stats.errors[0])
+
+
+def test_skip_never_keeps_part_of_a_bad_sentence(tmp_path):
+    # The bad line is the first of its sentence: the good lines after it must not form a sentence.
+    data = b"a\tO\n\nb\tX-person\nc\tI-person\nd\tO\n"
+    sentences = read_all(write(tmp_path, "a.conll", data), on_error="skip")
+    assert as_pairs(sentences) == [(["a"], ["O"], 1)]
+
+
+def test_skip_with_every_sentence_bad_is_an_error(tmp_path):
+    path = write(tmp_path, "bad.conll", b"a\tX\n\nb\tY\n")
+    first = f"{path}:1: invalid tag 'X'; scheme 'iob2' expects O, B-<type> or I-<type>: 'a\\tX'"
+    with pytest.raises(
+        ConllFormatError,
+        match=error_message(
+            path,
+            None,
+            f"no sentences found (3 lines, 2 sentences skipped because of errors, the first: "
+            f"{first})",
+        ),
+    ):
+        read_all(path, on_error="skip")
+
+
+def test_skip_on_first_line_with_too_few_columns_lets_the_next_line_set_the_count(tmp_path):
+    stats = ReadStats()
+    path = write(tmp_path, "a.conll", b"stray\n\na\tO\n")
+    assert as_pairs(read_all(path, on_error="skip", stats=stats)) == [(["a"], ["O"], 3)]
+    assert stats.num_skipped_sentences == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments.
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"scheme": "iob1"},
+            "Invalid value for `scheme`. Expected one of ('iob2', 'bio', "
+            "'bioes'). Received: scheme='iob1'",
+        ),
+        (
+            {"on_error": "ignore"},
+            "Invalid value for `on_error`. Expected one of ('raise', "
+            "'skip'). Received: on_error='ignore'",
+        ),
+        (
+            {"token_column": "0"},
+            "Invalid value for `token_column`. Expected an int (a column "
+            "index, negative counts from the end). Received: token_column='0'",
+        ),
+        (
+            {"tag_column": 0},
+            "Invalid value for `tag_column`. Expected a column other than "
+            "`token_column`. Received: token_column=0, tag_column=0",
+        ),
+        (
+            {"separator": ""},
+            "Invalid value for `separator`. Expected None (TAB if the line has "
+            "one, else runs of spaces) or a non-empty string without a newline. "
+            "Received: separator=''",
+        ),
+    ],
+)
+def test_invalid_arguments_raise_at_call_time(kwargs, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        read_conll("/does/not/matter.conll", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# parse_tag.
+
+
+@pytest.mark.parametrize(
+    ("tag", "scheme", "expected"),
+    [
+        ("O", "iob2", ("O", None)),
+        ("B-person", "iob2", ("B", "person")),
+        ("I-creative-work", "bio", ("I", "creative-work")),
+        ("E-group", "bioes", ("E", "group")),
+        ("S-LOC", "bioes", ("S", "LOC")),
+    ],
+)
+def test_parse_tag(tag, scheme, expected):
+    assert parse_tag(tag, scheme) == expected
+
+
+def test_parse_tag_rejects_tags_outside_the_scheme():
+    message = (
+        "Invalid value for `tag`. Expected O, B-<type> or I-<type> (scheme 'iob2'). "
+        "Received: tag='E-group'"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        parse_tag("E-group")
+
+
+# ---------------------------------------------------------------------------------------------
+# The real WNUT-17 files: counts from /work/shared/datasets/README.md.
+
+
+@pytest.mark.parametrize(
+    ("name", "num_sentences", "num_tokens"),
+    [
+        ("wnut17train.conll", 3394, 62730),
+        ("emerging.dev.conll", 1009, 15733),
+        ("emerging.test.annotated", 1287, 23394),
+    ],
+)
+def test_wnut17_counts(name, num_sentences, num_tokens):
+    stats = ReadStats()
+    sentences = read_all(WNUT17 / name, stats=stats)
+    assert len(sentences) == num_sentences
+    assert sum(len(s.tokens) for s in sentences) == num_tokens
+    assert (stats.num_sentences, stats.num_tokens) == (num_sentences, num_tokens)
+    assert stats.num_skipped_sentences == 0
+    assert all(len(s.tokens) == len(s.tags) for s in sentences)
+
+
+def test_wnut17_dev_bom_token_and_sentence_lines():
+    sentences = read_all(WNUT17 / "emerging.dev.conll")
+    by_line = {s.line: s for s in sentences}
+    # Lines 16728-16730 of the file: "excellent", "poem", "Dubbz<U+FEFF>" (tag B-person).
+    assert by_line[16728].tokens == ("excellent", "poem", "Dubbz")
+    assert by_line[16728].tags == ("O", "O", "B-person")
+    assert sentences[0].line == 1 and sentences[0].tokens[0] == "Stabilized"
+
+
+def test_wnut17_submission_crlf_space_separated_without_final_newline():
+    # `arcada`: CRLF, space-separated, no newline after the last token line.
+    sentences = read_all(WNUT17 / "submissions" / "arcada")
+    assert len(sentences) == 1287
+    assert sum(len(s.tokens) for s in sentences) == 23394
+    assert sentences[-1].tokens[-1] == "\U0001f602"
