@@ -17,6 +17,9 @@ from components.conll_format import (
 )
 
 WNUT17 = Path("/work/shared/datasets/wnut17")
+requires_wnut17 = pytest.mark.skipif(
+    not WNUT17.is_dir(), reason="the original WNUT-17 files are not on this machine"
+)
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> str:
@@ -447,6 +450,7 @@ def test_parse_tag_rejects_tags_outside_the_scheme():
 # The real WNUT-17 files: counts from /work/shared/datasets/README.md.
 
 
+@requires_wnut17
 @pytest.mark.parametrize(
     ("name", "num_sentences", "num_tokens"),
     [
@@ -465,6 +469,7 @@ def test_wnut17_counts(name, num_sentences, num_tokens):
     assert all(len(s.tokens) == len(s.tags) for s in sentences)
 
 
+@requires_wnut17
 def test_wnut17_dev_bom_token_and_sentence_lines():
     sentences = read_all(WNUT17 / "emerging.dev.conll")
     by_line = {s.line: s for s in sentences}
@@ -474,6 +479,7 @@ def test_wnut17_dev_bom_token_and_sentence_lines():
     assert sentences[0].line == 1 and sentences[0].tokens[0] == "Stabilized"
 
 
+@requires_wnut17
 def test_wnut17_submission_crlf_space_separated_without_final_newline():
     # `arcada`: CRLF, space-separated, no newline after the last token line.
     sentences = read_all(WNUT17 / "submissions" / "arcada")

@@ -17,6 +17,9 @@ from models.entity_scoring import (
 )
 
 WNUT17 = Path("/work/shared/datasets/wnut17")
+requires_wnut17 = pytest.mark.skipif(
+    not WNUT17.is_dir(), reason="the original WNUT-17 files are not on this machine"
+)
 
 # Published entity F1 of the 7 official WNUT-17 submissions (Derczynski et al., 2017, Table 3;
 # copied from /work/shared/datasets/README.md).
@@ -36,6 +39,7 @@ def gold_sentences():
     return list(read_conll(WNUT17 / "emerging.test.annotated"))
 
 
+@requires_wnut17
 @pytest.mark.parametrize(("name", "published_f1"), sorted(PUBLISHED_F1.items()))
 def test_reproduces_published_wnut17_f1(gold_sentences, name, published_f1):
     # How the submissions align with the gold file: each submission holds TWO columns, token and
