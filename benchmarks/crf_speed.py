@@ -1,0 +1,825 @@
+"""CRF speed benchmark: our CRF against TensorFlow Addons and pytorch-crf, on CPU.
+
+Measures tokens per second (real tokens, padding excluded) for two tasks:
+
+- `loss_grad`: mean negative log-likelihood of the gold tags (Lafferty et al., 2001) and its gradient
+  with respect to the emissions and the transition matrix;
+- `decode`: Viterbi decoding (Viterbi, 1967) of the best tag path of every sequence.
+
+Implementations:
+
+- ours (`models/crf.py`, Keras 3 on the TensorFlow backend), in `tf.function` graph mode and with
+  `jit_compile=True` (XLA), run in this process;
+- TensorFlow Addons 0.23 (`tfa.text.crf_log_likelihood`, `tfa.text.crf_decode`), graph and XLA, run in
+  the side environment `.venv-tfa` by `benchmarks/reference_tfa.py`;
+- pytorch-crf 0.7.2 (`torchcrf.CRF`), eager, run in `.venv-torch` by `benchmarks/reference_pytorch_crf.py`.
+
+Every implementation reads the same inputs from one `.npz` file written here (fixed seed; lengths
+uniform in `[sequence_length / 2, sequence_length]`, right padded), uses the same thread settings
+(intra-op = inter-op = `--threads`, default 2, for TensorFlow and torch alike), is warmed up (traced
+and compiled) first, then timed over several repeats; the tables quote the median. The start and end
+transitions of ours and pytorch-crf are zero, because TF Addons has none: all three then compute the
+same numbers, which is checked before the tables are printed.
+
+Usage (from the repository root):
+
+    .venv/bin/python -m benchmarks.crf_speed [--quick] [--output BENCHMARKS_crf.md]
+
+`--output FILE` writes the markdown tables to FILE and every measurement to FILE with a `.json`
+suffix. The reference scripts import the helpers below, so this module imports nothing but the
+standard library and numpy at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+
+# (batch_size, sequence_length, num_tags)
+GRID: tuple[tuple[int, int, int], ...] = ((32, 50, 9), (128, 50, 9), (32, 128, 25), (128, 128, 25))
+SEED = 1967
+DEFAULT_THREADS = 2
+TASKS = ("loss_grad", "decode")
+
+# Side environments: (implementation, venv directory, module, make target that creates the venv).
+REFERENCES = (
+    ("tfa", ".venv-tfa", "benchmarks.reference_tfa", "make .venv-tfa/.installed"),
+    (
+        "pytorch_crf",
+        ".venv-torch",
+        "benchmarks.reference_pytorch_crf",
+        "make .venv-torch/.installed",
+    ),
+)
+
+# Loss+gradient must be this many times faster than TF Addons (best of its modes that work).
+LOSS_GRAD_TARGET_RATIO = 1.5
+# Decoding must be at least as fast as TF Addons with XLA.
+DECODE_TARGET_RATIO = 1.0
+# Above this many cores used by other processes during a run, the report says the machine was busy.
+BUSY_CORES = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingConfig:
+    """How many times each measured function runs.
+
+    Attributes:
+        warmup: calls before timing (the first one traces and compiles).
+        repeats: timed repeats; the median is reported.
+        min_repeat_s: each repeat loops over the call until it lasts about this long, so that
+            millisecond calls are not dominated by timer and dispatch noise.
+    """
+
+    warmup: int = 2
+    repeats: int = 15
+    min_repeat_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.warmup < 1:
+            raise ValueError(
+                f"Invalid value for `warmup`. Expected an int >= 1. Received: warmup={self.warmup}"
+            )
+        if self.repeats < 1:
+            raise ValueError(
+                f"Invalid value for `repeats`. Expected an int >= 1. Received: repeats={self.repeats}"
+            )
+        if self.min_repeat_s < 0:
+            raise ValueError(
+                f"Invalid value for `min_repeat_s`. Expected a float >= 0. Received: min_repeat_s={self.min_repeat_s}"
+            )
+
+
+QUICK_TIMING = TimingConfig(warmup=2, repeats=5, min_repeat_s=0.02)
+FULL_TIMING = TimingConfig()
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs, timing and result records: shared with the reference scripts (stdlib + numpy only).
+# --------------------------------------------------------------------------------------------------
+
+
+def config_key(batch_size: int, sequence_length: int, num_tags: int) -> str:
+    """Name of one grid point in the inputs file and in the results, e.g. `b32_t50_n9`."""
+    return f"b{batch_size}_t{sequence_length}_n{num_tags}"
+
+
+def make_inputs(
+    batch_size: int, sequence_length: int, num_tags: int, seed: int = SEED
+) -> dict[str, np.ndarray]:
+    """Random CRF inputs for one grid point, the same for a given seed.
+
+    Args:
+        batch_size: number of sequences.
+        sequence_length: padded length; the real lengths are uniform in
+            `[ceil(sequence_length / 2), sequence_length]`.
+        num_tags: number of tags.
+        seed: random seed, combined with the sizes so every grid point differs.
+
+    Returns:
+        A dict of numpy arrays:
+        emissions: float32 `(batch_size, sequence_length, num_tags)`, standard normal (padding too:
+            implementations must ignore it).
+        tag_ids: int32 `(batch_size, sequence_length)`, uniform gold tags, 0 at padding.
+        lengths: int32 `(batch_size,)`.
+        mask: bool `(batch_size, sequence_length)`, True at real tokens.
+        transitions: float32 `(num_tags, num_tags)` [from, to], normal with standard deviation 0.5.
+        start_transitions, end_transitions: float32 `(num_tags,)`, zero (TF Addons has none).
+    """
+    rng = np.random.default_rng([seed, batch_size, sequence_length, num_tags])
+    lengths = rng.integers(
+        math.ceil(sequence_length / 2), sequence_length, endpoint=True, size=batch_size
+    )
+    lengths = lengths.astype(np.int32)  # (batch_size,)
+    mask = np.arange(sequence_length)[None, :] < lengths[:, None]  # (batch_size, sequence_length)
+    emissions = rng.standard_normal((batch_size, sequence_length, num_tags), dtype=np.float32)
+    tag_ids = rng.integers(0, num_tags, size=(batch_size, sequence_length)).astype(np.int32)
+    tag_ids[~mask] = 0
+    transitions = (0.5 * rng.standard_normal((num_tags, num_tags))).astype(np.float32)
+    return {
+        "emissions": emissions,
+        "tag_ids": tag_ids,
+        "lengths": lengths,
+        "mask": mask,
+        "transitions": transitions,
+        "start_transitions": np.zeros(num_tags, np.float32),
+        "end_transitions": np.zeros(num_tags, np.float32),
+    }
+
+
+def save_inputs(
+    path: Path, grid: tuple[tuple[int, int, int], ...] = GRID, seed: int = SEED
+) -> None:
+    """Writes the inputs of every grid point to one `.npz` file, keys `<config_key>/<name>`."""
+    arrays = {}
+    for sizes in grid:
+        for name, array in make_inputs(*sizes, seed=seed).items():
+            arrays[f"{config_key(*sizes)}/{name}"] = array
+    np.savez(path, **arrays)
+
+
+def load_inputs(path: str | Path) -> dict[tuple[int, int, int], dict[str, np.ndarray]]:
+    """Reads a file written by `save_inputs`: {(batch_size, sequence_length, num_tags): arrays}."""
+    by_config: dict[tuple[int, int, int], dict[str, np.ndarray]] = {}
+    with np.load(path) as data:
+        for key in data.files:
+            name_of_config, name = key.split("/")
+            emissions_shape = data[f"{name_of_config}/emissions"].shape
+            by_config.setdefault(tuple(int(size) for size in emissions_shape), {})[name] = data[key]
+    return dict(sorted(by_config.items(), key=lambda item: (item[0][2], item[0][1], item[0][0])))
+
+
+def time_function(
+    function: Callable[..., Any], arguments: tuple[Any, ...], timing: TimingConfig
+) -> dict[str, Any]:
+    """Median wall time of `function(*arguments)`, which must return only once its work is done.
+
+    The warm-up calls run first (tracing and compilation happen there). Each repeat then calls the
+    function `inner_calls` times in a row, chosen from the last warm-up call so a repeat lasts about
+    `timing.min_repeat_s`; a repeat's time is divided by `inner_calls`.
+
+    Returns:
+        A dict: `median_s` (seconds per call), `times_s` (per-call seconds of every repeat),
+        `inner_calls`, `first_call_s` (the first warm-up call, compilation included).
+    """
+    start = time.perf_counter()
+    function(*arguments)
+    first_call_s = time.perf_counter() - start
+    last_call_s = first_call_s
+    for _ in range(timing.warmup - 1):
+        start = time.perf_counter()
+        function(*arguments)
+        last_call_s = time.perf_counter() - start
+    inner_calls = max(1, min(100, math.ceil(timing.min_repeat_s / max(last_call_s, 1e-6))))
+    times_s = []
+    for _ in range(timing.repeats):
+        start = time.perf_counter()
+        for _ in range(inner_calls):
+            function(*arguments)
+        times_s.append((time.perf_counter() - start) / inner_calls)
+    return {
+        "median_s": float(np.median(times_s)),
+        "times_s": [float(value) for value in times_s],
+        "inner_calls": inner_calls,
+        "first_call_s": first_call_s,
+    }
+
+
+def error_summary(error: Exception) -> str:
+    """Exception type and the first informative line of its message (TF's messages span pages)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    lines = [
+        line
+        for line in lines
+        if line != "Graph execution error:" and not line.startswith("Detected at node")
+    ]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def measure(
+    sizes: tuple[int, int, int],
+    task: str,
+    mode: str,
+    num_tokens: int,
+    timing: TimingConfig,
+    function: Callable[..., Any],
+    *arguments: Any,
+) -> dict[str, Any]:
+    """Times `function(*arguments)`; returns one result record, an exception becoming its `error`.
+
+    Args:
+        sizes: (batch_size, sequence_length, num_tags).
+        task: "loss_grad" or "decode".
+        mode: "graph", "xla" or "eager".
+        num_tokens: real (unpadded) tokens processed by one call.
+        timing: warm-up and repeats.
+        function: the function to time; tensors go in `arguments`, not in a closure, so a
+            `tf.function` cannot fold them into constants.
+        *arguments: its arguments.
+    """
+    record: dict[str, Any] = {
+        "config": list(sizes),
+        "task": task,
+        "mode": mode,
+        "num_tokens": int(num_tokens),
+    }
+    try:
+        record.update(time_function(function, arguments, timing))
+        record["tokens_per_s"] = num_tokens / record["median_s"]
+        record["error"] = None
+    except Exception as error:  # noqa: BLE001 - a failing implementation is a result, not a crash.
+        record["error"] = error_summary(error)
+        record["tokens_per_s"] = None
+    print(
+        f"  {config_key(*sizes):>14} {task:>9} {mode:>5}: "
+        + (
+            f"{record['tokens_per_s']:>12,.0f} tokens/s"
+            if record["error"] is None
+            else record["error"][:120]
+        ),
+        file=sys.stderr,
+        flush=True,
+    )
+    return record
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment for a subprocess so its math libraries use `threads` threads."""
+    environment = dict(os.environ)
+    for name in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS",
+    ):
+        environment[name] = str(threads)
+    environment["TF_NUM_INTEROP_THREADS"] = str(threads)
+    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    environment.setdefault("PYTHONHASHSEED", "0")
+    return environment
+
+
+def reference_argument_parser(description: str) -> argparse.ArgumentParser:
+    """Command line of the reference scripts."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--inputs", help="`.npz` written by crf_speed.save_inputs; default: generate the grid here."
+    )
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="intra-op and inter-op threads."
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repeats.")
+    return parser
+
+
+def reference_inputs(inputs_path: str | None) -> dict[tuple[int, int, int], dict[str, np.ndarray]]:
+    """Inputs of a reference script: from `--inputs`, or generated from the fixed seed."""
+    if inputs_path:
+        return load_inputs(inputs_path)
+    return {sizes: make_inputs(*sizes) for sizes in GRID}
+
+
+# --------------------------------------------------------------------------------------------------
+# Ours: models/crf.py on the TensorFlow backend, in this process.
+# --------------------------------------------------------------------------------------------------
+
+
+def benchmark_ours(
+    inputs: dict[tuple[int, int, int], dict[str, np.ndarray]], timing: TimingConfig, threads: int
+) -> dict[str, Any]:
+    """Times models/crf.py (graph and XLA); same result format as the reference scripts."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras
+
+    from models import crf
+
+    def loss_and_gradient(
+        emissions, tag_ids, mask, transitions, start_transitions, end_transitions
+    ):
+        with tf.GradientTape() as tape:
+            tape.watch([emissions, transitions])
+            log_likelihood = crf.log_likelihood(
+                emissions, tag_ids, mask, transitions, start_transitions, end_transitions
+            )  # (batch_size,)
+            loss = -tf.reduce_mean(log_likelihood)
+        emissions_gradient, transitions_gradient = tape.gradient(loss, [emissions, transitions])
+        return loss, emissions_gradient, transitions_gradient
+
+    def decode(emissions, mask, transitions, start_transitions, end_transitions):
+        return crf.viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions)
+
+    def per_sequence_log_likelihood(
+        emissions, tag_ids, mask, transitions, start_transitions, end_transitions
+    ):
+        return crf.log_likelihood(
+            emissions, tag_ids, mask, transitions, start_transitions, end_transitions
+        )
+
+    results, check = [], {}
+    for sizes, arrays in inputs.items():
+        tensors = {name: tf.constant(array) for name, array in arrays.items()}
+        num_tokens = int(arrays["lengths"].sum())
+        loss_arguments = [
+            tensors[name]
+            for name in (
+                "emissions",
+                "tag_ids",
+                "mask",
+                "transitions",
+                "start_transitions",
+                "end_transitions",
+            )
+        ]
+        decode_arguments = [
+            tensors[name]
+            for name in ("emissions", "mask", "transitions", "start_transitions", "end_transitions")
+        ]
+        for mode, jit_compile in (("graph", False), ("xla", True)):
+            loss_function = tf.function(loss_and_gradient, jit_compile=jit_compile)
+            decode_function = tf.function(decode, jit_compile=jit_compile)
+            results.append(
+                measure(
+                    sizes, "loss_grad", mode, num_tokens, timing, loss_function, *loss_arguments
+                )
+            )
+            results.append(
+                measure(
+                    sizes, "decode", mode, num_tokens, timing, decode_function, *decode_arguments
+                )
+            )
+        try:
+            log_likelihood = tf.function(per_sequence_log_likelihood)(*loss_arguments)
+            tag_ids, _ = tf.function(decode)(*decode_arguments)
+            check[config_key(*sizes)] = {
+                "log_likelihood": np.asarray(log_likelihood, np.float64).tolist(),
+                "tag_ids": np.asarray(tag_ids).tolist(),
+            }
+        except Exception as error:  # noqa: BLE001
+            check[config_key(*sizes)] = {"error": error_summary(error)}
+    return {
+        "implementation": "ours",
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+        },
+        "threads": {"intra_op": threads, "inter_op": threads},
+        "results": results,
+        "check": check,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Orchestration.
+# --------------------------------------------------------------------------------------------------
+
+
+def run_reference(
+    implementation: str,
+    venv: str,
+    module: str,
+    make_target: str,
+    inputs_path: Path,
+    threads: int,
+    quick: bool,
+) -> dict[str, Any]:
+    """Runs one reference script in its side environment and returns its JSON (or an `unavailable` note)."""
+    python = REPOSITORY_ROOT / venv / "bin" / "python"
+    if not python.exists():
+        return {
+            "implementation": implementation,
+            "unavailable": f"{venv}/bin/python not found; create it with `{make_target}`.",
+        }
+    command = [str(python), "-m", module, "--inputs", str(inputs_path), "--threads", str(threads)]
+    if quick:
+        command.append("--quick")
+    print(f"[{implementation}] {' '.join(command)}", file=sys.stderr, flush=True)
+    completed = subprocess.run(
+        command,
+        cwd=REPOSITORY_ROOT,
+        env=thread_environment(threads),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    json_lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    if completed.returncode != 0 or not json_lines:
+        return {
+            "implementation": implementation,
+            "unavailable": f"{module} failed (exit code {completed.returncode}); its stderr is above. "
+            f"If the environment is broken, recreate it with `{make_target}`.",
+        }
+    return json.loads(json_lines[-1])
+
+
+def run_ours(inputs_path: Path, timing: TimingConfig, threads: int) -> dict[str, Any]:
+    """Runs `benchmark_ours`, or returns an `unavailable` note when models/crf.py cannot be imported."""
+    print(
+        "[ours] models/crf.py, KERAS_BACKEND=tensorflow, in this process",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        return benchmark_ours(load_inputs(inputs_path), timing, threads)
+    except ImportError as error:
+        return {"implementation": "ours", "unavailable": f"cannot import models.crf ({error})."}
+
+
+def cpu_snapshot() -> tuple[float, float, float] | None:
+    """(wall seconds, CPU seconds used by the whole machine, CPU seconds used by this process and its
+    finished children), to tell how busy other processes kept the machine; None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    busy_s = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_s = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return time.perf_counter(), busy_s, own_s
+
+
+def cores_used_by_others(before: tuple | None, after: tuple | None) -> float | None:
+    """Average number of cores other processes kept busy between two `cpu_snapshot`s."""
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / (after[0] - before[0]))
+
+
+def consistency(reports: dict[str, dict[str, Any]], inputs: dict) -> list[str]:
+    """Compares every implementation's log-likelihoods and Viterbi paths with ours (real tokens only).
+
+    Returns:
+        One line per implementation and grid point that disagrees (empty when all agree).
+    """
+    problems = []
+    available = {name: report for name, report in reports.items() if "check" in report}
+    if len(available) < 2:
+        return problems
+    baseline_name = "ours" if "ours" in available else next(iter(available))
+    baseline = available[baseline_name]["check"]
+    for name, report in available.items():
+        if name == baseline_name:
+            continue
+        for sizes, arrays in inputs.items():
+            key = config_key(*sizes)
+            ours, theirs = baseline.get(key, {}), report["check"].get(key, {})
+            if "error" in ours or not ours:
+                message = (
+                    f"{baseline_name}, {key}: no values to check ({ours.get('error', 'missing')})."
+                )
+                if message not in problems:
+                    problems.append(message)
+                continue
+            if "error" in theirs or not theirs:
+                problems.append(
+                    f"{name}, {key}: no values to check ({theirs.get('error', 'missing')})."
+                )
+                continue
+            mask = arrays["mask"]
+            log_likelihood_error = np.max(
+                np.abs(np.subtract(ours["log_likelihood"], theirs["log_likelihood"]))
+            )
+            scale = np.max(np.abs(ours["log_likelihood"]))
+            paths_equal = np.mean(
+                np.all(
+                    (np.asarray(ours["tag_ids"]) == np.asarray(theirs["tag_ids"])) | ~mask, axis=1
+                )
+            )
+            if log_likelihood_error > 1e-4 * max(1.0, scale) or paths_equal < 1.0:
+                problems.append(
+                    f"{baseline_name} vs {name}, {key}: max |log-likelihood difference| {log_likelihood_error:.3g} "
+                    f"(scale {scale:.3g}), identical Viterbi paths {paths_equal:.1%}."
+                )
+    return problems
+
+
+def format_rate(tokens_per_s: float | None) -> str:
+    """Tokens per second for a table cell: `1.23M`, `456k`."""
+    if tokens_per_s is None:
+        return "n/a"
+    if tokens_per_s >= 1e6:
+        return f"{tokens_per_s / 1e6:.2f}M"
+    if tokens_per_s >= 1e4:
+        return f"{tokens_per_s / 1e3:.0f}k"
+    return f"{tokens_per_s / 1e3:.1f}k"
+
+
+def lookup(
+    reports: dict[str, dict[str, Any]], implementation: str, sizes, task: str, mode: str
+) -> dict | None:
+    """The result record of one measurement, or None when that implementation did not run."""
+    for record in reports.get(implementation, {}).get("results", []):
+        if (
+            tuple(record["config"]) == tuple(sizes)
+            and record["task"] == task
+            and record["mode"] == mode
+        ):
+            return record
+    return None
+
+
+def cell(record: dict | None) -> str:
+    """Table cell of one measurement."""
+    if record is None:
+        return "n/a"
+    if record["error"] is not None:
+        return "fails to compile" if record["mode"] == "xla" else "error"
+    return format_rate(record["tokens_per_s"])
+
+
+def rate(record: dict | None) -> float | None:
+    """Tokens per second of a measurement that worked, else None."""
+    return None if record is None or record["error"] is not None else record["tokens_per_s"]
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing."""
+    if numerator is None or denominator is None:
+        return None
+    return numerator / denominator
+
+
+def format_ratio(value: float | None) -> str:
+    """A ratio for a table cell: `1.73x`."""
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def best(*values: float | None) -> float | None:
+    """Largest value that is not None (None if all are)."""
+    present = [value for value in values if value is not None]
+    return max(present) if present else None
+
+
+def build_report(
+    reports: dict[str, dict[str, Any]],
+    inputs: dict,
+    timing: TimingConfig,
+    threads: int,
+    loads: dict[str, float | None],
+    problems: list[str],
+) -> tuple[str, dict[str, Any]]:
+    """Markdown tables and the summary of the targets."""
+    columns = [
+        ("ours", "graph"),
+        ("ours", "xla"),
+        ("tfa", "graph"),
+        ("tfa", "xla"),
+        ("pytorch_crf", "eager"),
+    ]
+    titles = ["ours graph", "ours XLA", "TFA graph", "TFA XLA", "pytorch-crf"]
+    lines = []
+    summary: dict[str, Any] = {
+        "loss_grad_ratio": {},
+        "loss_grad_graph_ratio": {},
+        "decode_ratio": {},
+    }
+
+    lines.append("#### Loss + gradient (NLL, d/d emissions and transitions), tokens/s, median")
+    lines.append("")
+    lines.append(
+        "| batch | length | tags | "
+        + " | ".join(titles)
+        + " | ours best / TFA best | ours graph / TFA graph |"
+    )
+    lines.append("|" + "---:|" * (3 + len(titles) + 2))
+    for sizes in inputs:
+        records = [lookup(reports, name, sizes, "loss_grad", mode) for name, mode in columns]
+        ours_best = best(rate(records[0]), rate(records[1]))
+        tfa_best = best(rate(records[2]), rate(records[3]))
+        best_ratio, graph_ratio = (
+            ratio(ours_best, tfa_best),
+            ratio(rate(records[0]), rate(records[2])),
+        )
+        summary["loss_grad_ratio"][config_key(*sizes)] = best_ratio
+        summary["loss_grad_graph_ratio"][config_key(*sizes)] = graph_ratio
+        lines.append(
+            f"| {sizes[0]} | {sizes[1]} | {sizes[2]} | "
+            + " | ".join(cell(record) for record in records)
+            + f" | {format_ratio(best_ratio)} | {format_ratio(graph_ratio)} |"
+        )
+    lines.append("")
+    lines.append("#### Viterbi decoding, tokens/s, median")
+    lines.append("")
+    lines.append(
+        "| batch | length | tags | "
+        + " | ".join(titles)
+        + " | ours best / TFA XLA | ours XLA / TFA XLA |"
+    )
+    lines.append("|" + "---:|" * (3 + len(titles) + 2))
+    for sizes in inputs:
+        records = [lookup(reports, name, sizes, "decode", mode) for name, mode in columns]
+        ours_best = best(rate(records[0]), rate(records[1]))
+        best_ratio, xla_ratio = (
+            ratio(ours_best, rate(records[3])),
+            ratio(rate(records[1]), rate(records[3])),
+        )
+        summary["decode_ratio"][config_key(*sizes)] = best_ratio
+        lines.append(
+            f"| {sizes[0]} | {sizes[1]} | {sizes[2]} | "
+            + " | ".join(cell(record) for record in records)
+            + f" | {format_ratio(best_ratio)} | {format_ratio(xla_ratio)} |"
+        )
+
+    def verdict(ratios: dict[str, float | None], target: float) -> str:
+        values = list(ratios.values())
+        if not values or any(value is None for value in values):
+            return "unknown (missing measurements)"
+        worst_key = min(ratios, key=ratios.get)
+        holds = "**yes**" if min(values) >= target else "**no**"
+        return f"{holds} (worst {ratios[worst_key]:.2f}x at {worst_key}, best {max(values):.2f}x)"
+
+    ours_xla_loss = [lookup(reports, "ours", sizes, "loss_grad", "xla") for sizes in inputs]
+    if any(record is None for record in ours_xla_loss):
+        compiles = "unknown (ours did not run)"
+    elif all(record["error"] is None for record in ours_xla_loss):
+        compiles = "**yes**"
+    else:
+        compiles = (
+            "**no**: " + next(record["error"] for record in ours_xla_loss if record["error"])[:200]
+        )
+    summary["targets"] = {
+        "loss_grad": verdict(summary["loss_grad_ratio"], LOSS_GRAD_TARGET_RATIO),
+        "decode": verdict(summary["decode_ratio"], DECODE_TARGET_RATIO),
+        "ours_xla_loss_compiles": compiles,
+    }
+    lines.append("")
+    lines.append("#### Targets")
+    lines.append("")
+    lines.append("| target | holds |")
+    lines.append("|---|---|")
+    lines.append(
+        f"| loss+gradient >= {LOSS_GRAD_TARGET_RATIO}x TF Addons (ours best vs TFA best) | {summary['targets']['loss_grad']} |"
+    )
+    lines.append(
+        f"| decoding >= TF Addons with XLA (ours best vs TFA XLA) | {summary['targets']['decode']} |"
+    )
+    lines.append(f"| our XLA loss+gradient compiles | {compiles} |")
+    lines.append("")
+
+    notes = [
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; intra-op = inter-op = {threads} "
+        f"threads for TensorFlow and torch alike; median of {timing.repeats} repeats after {timing.warmup} warm-up calls.",
+        "Tokens are real tokens (lengths uniform in [length/2, length], right padded); masks (TF Addons: lengths) "
+        "passed to every implementation; start/end transitions zero for all.",
+    ]
+    for name, report in reports.items():
+        if "unavailable" in report:
+            notes.append(f"{name}: n/a, {report['unavailable']}")
+        elif "versions" in report:
+            notes.append(
+                f"{name}: "
+                + ", ".join(f"{key} {value}" for key, value in report["versions"].items())
+            )
+    for name, report in reports.items():
+        for record in report.get("results", []):
+            if record["error"] is not None and record["config"] == list(next(iter(inputs))):
+                notes.append(
+                    f"{name} {record['task']} {record['mode']} error: {record['error'][:200]}"
+                )
+    measured = {name: load for name, load in loads.items() if load is not None}
+    if measured:
+        busy = max(measured.values()) > BUSY_CORES
+        notes.append(
+            "Cores kept busy by other processes while each implementation ran (from /proc/stat): "
+            + ", ".join(f"{name} {load:.2f}" for name, load in measured.items())
+            + (
+                f" of {os.cpu_count()}: the machine was BUSY, so figures are noisier and lower than on an idle "
+                "machine (pytorch-crf's OpenMP threads suffer most)."
+                if busy
+                else f" of {os.cpu_count()} (machine quiet)."
+            )
+        )
+    notes.append(
+        "Results agree across implementations (log-likelihoods to 1e-4 relative, identical Viterbi paths)."
+        if not problems
+        else "DISAGREEMENT between implementations: " + " ".join(problems)
+    )
+    lines.extend(f"- {note}" for note in notes)
+    return "\n".join(lines) + "\n", summary
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    """Command line of the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (5 instead of 15).")
+    parser.add_argument(
+        "--output", help="write the markdown tables to this file and all measurements to FILE.json."
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help="intra-op and inter-op threads for every implementation.",
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.threads < 1:
+        parser.error(
+            f"Invalid value for `threads`. Expected an int >= 1. Received: threads={arguments.threads}"
+        )
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    timing = QUICK_TIMING if arguments.quick else FULL_TIMING
+    # Must precede the first `import keras` (in benchmark_ours); the thread variables precede TF's start.
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    for name, value in thread_environment(arguments.threads).items():
+        if name.endswith("_THREADS"):
+            os.environ[name] = value
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    reports: dict[str, dict[str, Any]] = {}
+    loads: dict[str, float | None] = {}
+    with tempfile.TemporaryDirectory(prefix="crf_speed_") as directory:
+        inputs_path = Path(directory) / "inputs.npz"
+        save_inputs(inputs_path)
+        inputs = load_inputs(inputs_path)
+        before = cpu_snapshot()
+        reports["ours"] = run_ours(inputs_path, timing, arguments.threads)
+        after = cpu_snapshot()
+        loads["ours"], before = cores_used_by_others(before, after), after
+        for implementation, venv, module, make_target in REFERENCES:
+            reports[implementation] = run_reference(
+                implementation,
+                venv,
+                module,
+                make_target,
+                inputs_path,
+                arguments.threads,
+                arguments.quick,
+            )
+            after = cpu_snapshot()
+            loads[implementation], before = cores_used_by_others(before, after), after
+    for report in reports.values():
+        if "unavailable" in report:
+            print(f"[{report['implementation']}] n/a: {report['unavailable']}", file=sys.stderr)
+    problems = consistency(reports, inputs)
+    markdown, summary = build_report(reports, inputs, timing, arguments.threads, loads, problems)
+    print(markdown)
+    if arguments.output:
+        output = Path(arguments.output)
+        output.write_text(markdown)
+        for report in reports.values():
+            report.pop("check", None)
+        payload = {
+            "grid": [list(sizes) for sizes in inputs],
+            "seed": SEED,
+            "threads": arguments.threads,
+            "timing": dataclasses.asdict(timing),
+            "cores_used_by_others": loads,
+            "summary": summary,
+            "consistency_problems": problems,
+            "reports": reports,
+        }
+        json_path = (
+            output.with_suffix(".json")
+            if output.suffix != ".json"
+            else output.with_suffix(".results.json")
+        )
+        json_path.write_text(json.dumps(payload, indent=1))
+        print(f"Wrote {output} and {json_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
