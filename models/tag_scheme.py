@@ -1,0 +1,96 @@
+"""Which tag follows which: allowed-transition masks for the IOB2 (BIO) and BIOES tag schemes.
+
+A CRF that knows the scheme never proposes `O I-person` (IOB2) or `B-person O` (BIOES): the masks built
+here turn those transitions into true `-inf` scores, in training and decoding alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SCHEMES = ("iob2", "bioes")
+_SCHEME_ALIASES = {"iob2": "iob2", "bio": "iob2", "bioes": "bioes", "iobes": "bioes"}
+_PREFIXES = {"iob2": ("B", "I"), "bioes": ("B", "I", "E", "S")}
+
+# Tags that may stand in a tag vocabulary but never label a real token (the padding id).
+PADDING_TAGS = ("[PAD]", "<pad>", "<PAD>")
+
+
+def canonical_scheme(scheme: str) -> str:
+    """Returns "iob2" or "bioes" for a scheme name or alias ("bio", "iobes"), case-insensitive."""
+    name = _SCHEME_ALIASES.get(str(scheme).lower())
+    if name is None:
+        raise ValueError(
+            "Invalid value for `tag_scheme`. Expected one of 'iob2' (alias 'bio') or 'bioes' "
+            f"(alias 'iobes'). Received: tag_scheme={scheme!r}"
+        )
+    return name
+
+
+def split_tag(tag: str, scheme: str = "iob2") -> tuple[str, str | None]:
+    """Splits a tag into its prefix and entity type: "B-person" -> ("B", "person"), "O" -> ("O", None).
+
+    Raises:
+        ValueError: the tag does not parse under the scheme.
+    """
+    scheme = canonical_scheme(scheme)
+    if tag == "O":
+        return "O", None
+    prefix, sep, entity_type = tag.partition("-")
+    if not sep or prefix not in _PREFIXES[scheme] or not entity_type:
+        expected = ", ".join(f"{p}-TYPE" for p in _PREFIXES[scheme])
+        raise ValueError(
+            f"Invalid tag for the {scheme.upper()} scheme. Expected 'O' or one of {expected}. "
+            f"Received: tag={tag!r}"
+        )
+    return prefix, entity_type
+
+
+def _allowed(prev: tuple[str, str | None], curr: tuple[str, str | None], scheme: str) -> bool:
+    (p_prefix, p_type), (c_prefix, c_type) = prev, curr
+    if scheme == "iob2":
+        # I-X continues a B-X or I-X; anything else may follow anything.
+        return c_prefix != "I" or (p_prefix in ("B", "I") and p_type == c_type)
+    # BIOES: B-X and I-X must be followed by I-X or E-X; I-X and E-X must follow B-X or I-X.
+    if p_prefix in ("B", "I"):
+        return c_prefix in ("I", "E") and c_type == p_type
+    return c_prefix in ("B", "S", "O")
+
+
+def allowed_transitions(
+    tag_names: list[str] | tuple[str, ...], scheme: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks of the transitions a tag scheme allows.
+
+    Args:
+        tag_names: the tag of each id, e.g. `["[PAD]", "B-loc", "I-loc", "O"]`. A padding tag
+            (`[PAD]`, `<pad>`) is allowed nowhere, so it is never decoded.
+        scheme: "iob2" (alias "bio") or "bioes" (alias "iobes").
+
+    Returns:
+        transitions: bool `(num_tags, num_tags)`, `[from, to]` True where `to` may follow `from`.
+        start: bool `(num_tags,)`, True where a tag may begin a sequence.
+        end: bool `(num_tags,)`, True where a tag may end a sequence.
+
+    Raises:
+        ValueError: unknown scheme, or a tag that does not parse under it.
+    """
+    scheme = canonical_scheme(scheme)
+    tag_names = list(tag_names)
+    num_tags = len(tag_names)
+    parsed: list[tuple[str, str | None] | None] = []
+    for tag in tag_names:
+        parsed.append(None if tag in PADDING_TAGS else split_tag(tag, scheme))
+    transitions = np.zeros((num_tags, num_tags), dtype=bool)
+    start = np.zeros((num_tags,), dtype=bool)
+    end = np.zeros((num_tags,), dtype=bool)
+    begin_state, end_state = ("O", None), ("O", None)  # sequence boundaries behave like O
+    for i, prev in enumerate(parsed):
+        if prev is None:
+            continue
+        start[i] = _allowed(begin_state, prev, scheme)
+        end[i] = _allowed(prev, end_state, scheme)
+        for j, curr in enumerate(parsed):
+            if curr is not None:
+                transitions[i, j] = _allowed(prev, curr, scheme)
+    return transitions, start, end
