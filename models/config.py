@@ -1,0 +1,236 @@
+"""Typed, frozen configuration of the tagger: preprocessing, model and training.
+
+One dataclass per concern. The TFX pipeline passes them to Transform and Trainer as one JSON
+object (`custom_config`); `TaggerConfig.from_custom_config` is the one place that turns that JSON
+back into typed values and validates them, and `TaggerConfig.to_custom_config` the one place that
+writes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+PAD_TAG = "[PAD]"
+"""Tag name of id 0: padding positions. Never a real tag; the CRF never allows it."""
+
+OUTPUT_LAYERS = ("crf", "softmax")
+TAG_SCHEMES = ("iob2", "bioes")
+
+
+def _invalid(name: str, expected: str, received: Any) -> ValueError:
+    return ValueError(
+        f"Invalid value for `{name}`. Expected {expected}. Received: {name}={received!r}"
+    )
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _invalid(name, "a positive integer", value)
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise _invalid(name, "a number in [0, 1)", value)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingConfig:
+    """What `models.preprocessing.preprocessing_fn` does with the raw tokens and tags.
+
+    Attributes:
+        tag_names: the known tags of the data set (`O`, `B-<type>`, `I-<type>`), any order. Their
+            ids are fixed by `tag_vocabulary`, never by frequency or data order.
+        max_length: sentences are padded or truncated to this many tokens.
+        max_word_length: tokens are padded or truncated to this many characters.
+        token_frequency_threshold: a lowercased token enters the word vocabulary if it occurs at
+            least this many times in the training split; rarer ones map to the OOV id.
+        char_frequency_threshold: the same for characters in the character vocabulary.
+    """
+
+    tag_names: tuple[str, ...]
+    max_length: int = 64
+    max_word_length: int = 20
+    token_frequency_threshold: int = 2
+    char_frequency_threshold: int = 1
+
+    def __post_init__(self):
+        if (
+            isinstance(self.tag_names, str)
+            or not self.tag_names
+            or not all(isinstance(t, str) and t for t in self.tag_names)
+        ):
+            raise _invalid("tag_names", "a non-empty sequence of non-empty strings", self.tag_names)
+        if PAD_TAG in self.tag_names:
+            raise _invalid("tag_names", f"tags without the reserved {PAD_TAG!r}", self.tag_names)
+        if len(set(self.tag_names)) != len(self.tag_names):
+            raise _invalid("tag_names", "tags without duplicates", self.tag_names)
+        object.__setattr__(self, "tag_names", tuple(self.tag_names))
+        for name in (
+            "max_length",
+            "max_word_length",
+            "token_frequency_threshold",
+            "char_frequency_threshold",
+        ):
+            _check_positive_int(name, getattr(self, name))
+
+    @property
+    def tag_vocabulary(self) -> tuple[str, ...]:
+        """Tag names indexed by tag id: `[PAD]` at 0, then the known tags sorted."""
+        return (PAD_TAG, *sorted(self.tag_names))
+
+    @property
+    def num_tags(self) -> int:
+        """Number of tag ids, padding included."""
+        return len(self.tag_names) + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the BiLSTM-CRF (Lample et al., 2016; Ma & Hovy, 2016).
+
+    Attributes:
+        word_embedding_dim: size of the word (lowercased token) embedding.
+        pretrained_embeddings_path: optional GloVe-format text file (`word v1 v2 ...`, may be
+            gzipped) whose vectors initialise the rows of known words; its vector size must equal
+            `word_embedding_dim`.
+        trainable_word_embeddings: whether the word embedding is fine-tuned.
+        casing_embedding_dim: size of the casing-class embedding.
+        char_embedding_dim: size of the character embedding of the character CNN.
+        char_filters: number of convolution filters of the character CNN.
+        char_kernel_size: width (in characters) of those filters.
+        lstm_units: units of each direction of the BiLSTM.
+        dropout: dropout rate on the token representation and on the BiLSTM output.
+        output: "crf" (linear-chain CRF) or "softmax" (per-token softmax, the ablation).
+        tag_scheme: tag scheme whose forbidden transitions the CRF masks ("iob2" or "bioes").
+    """
+
+    word_embedding_dim: int = 50
+    pretrained_embeddings_path: str | None = None
+    trainable_word_embeddings: bool = True
+    casing_embedding_dim: int = 8
+    char_embedding_dim: int = 25
+    char_filters: int = 30
+    char_kernel_size: int = 3
+    lstm_units: int = 100
+    dropout: float = 0.5
+    output: str = "crf"
+    tag_scheme: str = "iob2"
+
+    def __post_init__(self):
+        for name in (
+            "word_embedding_dim",
+            "casing_embedding_dim",
+            "char_embedding_dim",
+            "char_filters",
+            "char_kernel_size",
+            "lstm_units",
+        ):
+            _check_positive_int(name, getattr(self, name))
+        _check_fraction("dropout", self.dropout)
+        if self.output not in OUTPUT_LAYERS:
+            raise _invalid("output", f"one of {OUTPUT_LAYERS}", self.output)
+        if self.tag_scheme not in TAG_SCHEMES:
+            raise _invalid("tag_scheme", f"one of {TAG_SCHEMES}", self.tag_scheme)
+        if self.pretrained_embeddings_path is not None and not (
+            isinstance(self.pretrained_embeddings_path, str) and self.pretrained_embeddings_path
+        ):
+            raise _invalid(
+                "pretrained_embeddings_path", "None or a file path", self.pretrained_embeddings_path
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How the Trainer fits the model.
+
+    Attributes:
+        batch_size: sentences per training step.
+        epochs: maximum number of passes over the training split.
+        learning_rate: Adam learning rate.
+        clipnorm: gradients are clipped to this global norm (Pascanu et al., 2013).
+        early_stopping_patience: epochs without improvement of the eval loss before training
+            stops; the best epoch's weights are kept.
+        shuffle_buffer_size: sentences in the shuffle buffer of the training split.
+        seed: seed of weight initialisation and shuffling.
+    """
+
+    batch_size: int = 32
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    clipnorm: float = 5.0
+    early_stopping_patience: int = 2
+    shuffle_buffer_size: int = 4096
+    seed: int = 42
+
+    def __post_init__(self):
+        for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("learning_rate", "clipnorm"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise _invalid(name, "a positive number", value)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise _invalid("seed", "an integer", self.seed)
+
+
+_SECTIONS = {
+    "preprocessing": PreprocessingConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+}
+
+
+def _from_mapping(cls: type, section: str, values: Mapping[str, Any]) -> Any:
+    if not isinstance(values, Mapping):
+        raise _invalid(f"custom_config[{section!r}]", "a JSON object", values)
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise _invalid(f"custom_config[{section!r}]", f"keys among {sorted(known)}", dict(values))
+    return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggerConfig:
+    """Everything Transform and Trainer need, passed to both as one `custom_config`."""
+
+    preprocessing: PreprocessingConfig
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    def to_custom_config(self) -> dict[str, Any]:
+        """The JSON-serialisable dict given to the TFX components as `custom_config`."""
+        return {"tagger": dataclasses.asdict(self)}
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Mapping[str, Any] | str | None) -> TaggerConfig:
+        """Builds the typed configuration from a component's `custom_config` (dict or JSON).
+
+        Raises:
+            ValueError: if the `tagger` entry is missing or holds unknown keys or bad values.
+        """
+        if isinstance(custom_config, str):
+            custom_config = json.loads(custom_config)
+        if not isinstance(custom_config, Mapping) or "tagger" not in custom_config:
+            raise _invalid("custom_config", "a mapping with a 'tagger' entry", custom_config)
+        tagger = custom_config["tagger"]
+        if not isinstance(tagger, Mapping) or "preprocessing" not in tagger:
+            raise _invalid(
+                "custom_config['tagger']", "a mapping with a 'preprocessing' entry", tagger
+            )
+        unknown = sorted(set(tagger) - set(_SECTIONS))
+        if unknown:
+            raise _invalid("custom_config['tagger']", f"keys among {sorted(_SECTIONS)}", tagger)
+        sections = {
+            name: _from_mapping(section_cls, name, tagger.get(name, {}))
+            for name, section_cls in _SECTIONS.items()
+        }
+        return cls(**sections)
+
+
+def tag_vocabulary(tag_names: Sequence[str]) -> tuple[str, ...]:
+    """Tag names indexed by tag id for a set of known tags: `[PAD]` at 0, then sorted."""
+    return PreprocessingConfig(tag_names=tuple(tag_names)).tag_vocabulary

@@ -1,0 +1,179 @@
+"""TensorFlow Transform `preprocessing_fn`: raw tokens and tags to the tagger's id tensors.
+
+Raw features (tf.Examples from `components.conll_example_gen`): `tokens` and `tags`, variable
+length byte lists (the same length per sentence). `tags` is absent at serving time; the outputs
+that need it (`tag_ids`) are then dropped by the TFT layer.
+
+Transformed features, every sentence padded with 0 or truncated to `max_length` tokens:
+
+- `token_ids` int64 `(batch_size, max_length)`: lowercased token in a vocabulary of the training
+  split (tokens seen at least `token_frequency_threshold` times): 0 = padding, 1 = OOV, 2.. = known.
+- `casing_ids` int64 `(batch_size, max_length)`: casing class of the original token, see `CASINGS`.
+- `char_ids` int64 `(batch_size, max_length, max_word_length)`: characters (case kept) in a vocabulary
+  of the training split: 0 = padding, 1 = OOV, 2.. = known.
+- `lengths` int64 `(batch_size,)`: real tokens per sentence after truncation.
+- `tag_ids` int64 `(batch_size, max_length)`: the tag's index in `PreprocessingConfig.tag_vocabulary`
+  (`[PAD]` = 0 at padding, then the known tags sorted): the same ids for every data set that has
+  the same tag set, whatever the tag frequencies or the order of the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.config import TaggerConfig
+
+TOKENS_KEY = "tokens"
+TAGS_KEY = "tags"
+
+TOKEN_IDS_KEY = "token_ids"
+CASING_IDS_KEY = "casing_ids"
+CHAR_IDS_KEY = "char_ids"
+LENGTHS_KEY = "lengths"
+TAG_IDS_KEY = "tag_ids"
+
+TOKEN_VOCABULARY_NAME = "token_vocabulary"
+CHAR_VOCABULARY_NAME = "char_vocabulary"
+
+PAD_ID = 0
+OOV_ID = 1
+NUM_RESERVED_IDS = 2
+"""Ids below this in the token and character vocabularies: padding (0) and OOV (1)."""
+
+CASINGS = ("[PAD]", "lower", "upper", "title", "mixed", "digit", "punct", "other")
+"""Casing classes indexed by casing id, decided in this order:
+
+- digit: every character is a number (`\\p{N}`), e.g. "2017";
+- punct: every character is punctuation or a symbol (`\\p{P}`, `\\p{S}`), e.g. "...", "@", ":)";
+- lower: has a lowercase letter and no uppercase letter, e.g. "the", "@paulwalk", "don't";
+- title: its first letter is uppercase and no other letter is, e.g. "Paris", "I", "#Trump";
+- upper: no lowercase letter and at least two uppercase letters, e.g. "NASA", "U.S.";
+- mixed: both lowercase and uppercase letters otherwise, e.g. "iPhone", "McDonald";
+- other: anything else (no cased letter, e.g. "東京", or letters mixed with emoji).
+"""
+
+# RE2 patterns, matched against the whole token (tf.strings.regex_full_match), in CASINGS order.
+_CASING_PATTERNS = (
+    ("digit", r"\p{N}+"),
+    ("punct", r"[\p{P}\p{S}]+"),
+    ("lower", r"[^\p{Lu}]*\p{Ll}[^\p{Lu}]*"),
+    ("title", r"[^\p{L}]*\p{Lu}[^\p{Lu}]*"),
+    ("upper", r"[^\p{Ll}]*\p{Lu}[^\p{Ll}]*\p{Lu}[^\p{Ll}]*"),
+    ("mixed", r".*\p{Ll}.*"),
+)
+
+
+def _to_ragged(values: tf.Tensor | tf.SparseTensor | tf.RaggedTensor) -> tf.RaggedTensor:
+    """A rank-2 batch of variable-length lists as a RaggedTensor `(batch_size, None)`."""
+    if isinstance(values, tf.RaggedTensor):
+        return values
+    if isinstance(values, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(values)
+    return tf.RaggedTensor.from_tensor(values)
+
+
+def casing_ids(tokens: tf.Tensor) -> tf.Tensor:
+    """Casing class id of each token (see `CASINGS`).
+
+    Args:
+        tokens: string tensor of any shape, UTF-8 tokens.
+    Returns:
+        int64 tensor of the same shape, ids in `[1, len(CASINGS))` (0 only for empty strings).
+    """
+    ids = tf.fill(tf.shape(tokens), tf.constant(CASINGS.index("other"), tf.int64))
+    # Later patterns win only where no earlier one matched: walk the list backwards.
+    for name, pattern in reversed(_CASING_PATTERNS):
+        matched = tf.strings.regex_full_match(tokens, pattern)
+        ids = tf.where(matched, tf.constant(CASINGS.index(name), tf.int64), ids)
+    return tf.where(tf.equal(tokens, ""), tf.constant(0, tf.int64), ids)
+
+
+def _threshold(frequency_threshold: int) -> int | None:
+    # TFT warns that a threshold of 1 is a no-op and asks for None instead.
+    return frequency_threshold if frequency_threshold > 1 else None
+
+
+def _lookup_with_reserved_ids(values: tf.Tensor, vocabulary: Any) -> tf.Tensor:
+    """Vocabulary id + NUM_RESERVED_IDS for known values, OOV_ID for unknown ones."""
+    ids = tft.apply_vocabulary(values, vocabulary, default_value=-1)
+    return tf.where(ids < 0, tf.constant(OOV_ID, tf.int64), ids + NUM_RESERVED_IDS)
+
+
+def _tag_ids(tags: tf.RaggedTensor, tag_vocabulary: tuple[str, ...]) -> tf.RaggedTensor:
+    """Fixed ids of the tags; a tag outside the vocabulary fails the run, naming the tag."""
+    # A comparison with the (small) vocabulary, not a lookup table: no table to initialise
+    # inside TFT's tf.function, and the ids are exactly the vocabulary positions.
+    matches = tf.equal(tags.flat_values[:, None], tf.constant(tag_vocabulary)[None, :])
+    known = tf.reduce_any(matches, axis=1)  # (num_tokens,)
+    # "" is what the TFT layer feeds for `tags` at serving time (no tags there); it maps to 0.
+    unknown = tf.boolean_mask(
+        tags.flat_values, tf.logical_not(known) & tf.not_equal(tags.flat_values, "")
+    )
+    # ExampleValidator stops unknown tags before Transform runs; this is the last line of defence
+    # for data that bypassed it, with a message that names the tag instead of a gather error.
+    check = tf.debugging.Assert(
+        tf.equal(tf.size(unknown), 0),
+        ["Unknown tag(s), not in the tag vocabulary", tag_vocabulary, ":", unknown],
+        summarize=20,
+    )
+    with tf.control_dependencies([check]):
+        flat_ids = tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int64)
+    return tags.with_flat_values(flat_ids)
+
+
+def preprocessing_fn(
+    inputs: Mapping[str, Any], custom_config: Mapping[str, Any] | None = None
+) -> dict[str, tf.Tensor]:
+    """Turns raw `tokens` (and `tags`) into the tagger's padded id tensors.
+
+    Args:
+        inputs: raw features; `tokens` string `(batch_size, None)` (SparseTensor or RaggedTensor)
+            and, except at serving time, `tags` string `(batch_size, None)` of the same lengths.
+        custom_config: the components' `custom_config`, read with `TaggerConfig.from_custom_config`.
+    Returns:
+        The transformed features listed in the module docstring, int64 tensors.
+    """
+    config = TaggerConfig.from_custom_config(custom_config).preprocessing
+    max_length = config.max_length
+
+    tokens = _to_ragged(inputs[TOKENS_KEY])  # (batch_size, None)
+    # Truncate first: everything below is then at most max_length long.
+    tokens = tokens[:, :max_length]
+    lengths = tf.cast(tokens.row_lengths(), tf.int64)  # (batch_size,)
+
+    lowercased = tf.strings.lower(tokens.flat_values, encoding="utf-8")
+    token_vocabulary = tft.vocabulary(
+        lowercased,
+        frequency_threshold=_threshold(config.token_frequency_threshold),
+        vocab_filename=TOKEN_VOCABULARY_NAME,
+    )
+    token_ids = tokens.with_flat_values(_lookup_with_reserved_ids(lowercased, token_vocabulary))
+
+    casings = tokens.with_flat_values(casing_ids(tokens.flat_values))
+
+    chars = tf.strings.unicode_split(tokens.flat_values, "UTF-8")  # (num_tokens, None)
+    chars = chars[:, : config.max_word_length]
+    char_vocabulary = tft.vocabulary(
+        chars.flat_values,
+        frequency_threshold=_threshold(config.char_frequency_threshold),
+        vocab_filename=CHAR_VOCABULARY_NAME,
+    )
+    char_ids = chars.with_flat_values(_lookup_with_reserved_ids(chars.flat_values, char_vocabulary))
+    char_ids = tokens.with_flat_values(char_ids)  # (batch_size, None, None)
+
+    outputs = {
+        TOKEN_IDS_KEY: token_ids.to_tensor(PAD_ID, shape=[None, max_length]),
+        CASING_IDS_KEY: casings.to_tensor(0, shape=[None, max_length]),
+        CHAR_IDS_KEY: char_ids.to_tensor(PAD_ID, shape=[None, max_length, config.max_word_length]),
+        LENGTHS_KEY: lengths,
+    }
+    if TAGS_KEY in inputs:
+        tags = _to_ragged(inputs[TAGS_KEY])[:, :max_length]
+        outputs[TAG_IDS_KEY] = _tag_ids(tags, config.tag_vocabulary).to_tensor(
+            0, shape=[None, max_length]
+        )
+    return outputs
