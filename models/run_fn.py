@@ -1,0 +1,274 @@
+"""TFX Trainer entry point: train the tagger on transformed examples, export the serving model.
+
+`run_fn(fn_args)` is called by the generic TFX Trainer (`Trainer(run_fn="models.run_fn.run_fn")`).
+
+Keras versions in this process: TensorFlow Transform sets `TF_USE_LEGACY_KERAS=1` when it is
+imported (`tensorflow_transform/keras_lib.py`), which makes `tf.keras` mean tf-keras 2.16 here. It
+does not change the `keras` package: `import keras` stays Keras 3, and the model is Keras 3. The TFT
+layer (`TFTransformOutput.transform_features_layer()`) is a tf-keras model and cannot be a layer of
+a Keras 3 model, so the export below is a plain `tf.Module` holding both, each called as a function
+inside the serving `tf.function`s, saved with `tf.saved_model.save`.
+
+The exported SavedModel has two signatures:
+
+- `serving_default`: `examples` string `(batch_size,)`, serialized tf.Examples with a `tokens` bytes
+  list (the TFX / TF Serving convention; the TFT graph is applied inside);
+- `serve_tokens`: `tokens` string `(batch_size, None)`, sentences right-padded with "".
+
+Both return `tags` string `(batch_size, max_length)` (the tag of each token, "" at padding and
+beyond `max_length`), `tag_ids` int32 `(batch_size, max_length)` and `lengths` int64 `(batch_size,)`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx_bsl.public import tfxio
+
+from models import preprocessing
+from models.config import ModelConfig, TaggerConfig
+from models.tagger import (
+    build_tagger,
+    compile_tagger,
+    loss_sample_weights,
+    predicted_tag_ids,
+    pretrained_embedding_matrix,
+    training_model_inputs,
+)
+
+SERVING_SIGNATURE = "serving_default"
+TOKENS_SIGNATURE = "serve_tokens"
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs every epoch's losses and duration through absl (the pipeline log)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = ", ".join(f"{name}={value:.4f}" for name, value in sorted((logs or {}).items()))
+        logging.info(
+            "Trainer: epoch %d/%d done in %.1f s: %s",
+            epoch + 1,
+            self.epochs,
+            time.monotonic() - self._start,
+            values,
+        )
+
+
+def _dataset(
+    file_pattern: list[str],
+    data_accessor: Any,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    shuffle_buffer_size: int,
+    output: str,
+) -> tf.data.Dataset:
+    """One pass of (model inputs, tag_ids int64 `(batch_size, max_length)`[, sample weights])."""
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size,
+            shuffle=shuffle,
+            shuffle_seed=seed,
+            shuffle_buffer_size=shuffle_buffer_size,
+            num_epochs=1,
+        ),
+        tf_transform_output.transformed_metadata.schema,
+    )
+
+    def split(features):
+        tag_ids = features[preprocessing.TAG_IDS_KEY]
+        sample_weights = loss_sample_weights(tag_ids, output)
+        if sample_weights is None:
+            return training_model_inputs(features), tag_ids
+        return training_model_inputs(features), tag_ids, sample_weights
+
+    return dataset.map(split).prefetch(tf.data.AUTOTUNE)
+
+
+class TaggerServingModule(tf.Module):
+    """The exported model: raw input -> TFT graph -> Keras 3 tagger -> tag names.
+
+    Args:
+        model: the trained Keras 3 tagger.
+        tf_transform_output: the Transform component's output (its graph is saved inside).
+        tag_vocabulary: tag name of every tag id, `[PAD]` at 0.
+        output: `ModelConfig.output` ("crf" or "softmax").
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        tf_transform_output: tft.TFTransformOutput,
+        tag_vocabulary: tuple[str, ...],
+        output: str,
+    ):
+        super().__init__(name="tagger_serving")
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self._output = output
+        self._tag_vocabulary = tf.constant(tag_vocabulary)
+        # The raw `tokens` feature as the curated schema declares it: a variable-length bytes list.
+        self._token_spec = {preprocessing.TOKENS_KEY: tf.io.VarLenFeature(tf.string)}
+
+    def _tag(self, raw_features: dict[str, Any]) -> dict[str, tf.Tensor]:
+        transformed = self.tft_layer(raw_features)
+        outputs = self.model(training_model_inputs(transformed), training=False)
+        lengths = transformed[preprocessing.LENGTHS_KEY]  # (batch_size,)
+        tag_ids = predicted_tag_ids(outputs, self._output, lengths)  # (batch_size, max_length)
+        tags = tf.gather(self._tag_vocabulary, tag_ids)
+        mask = tf.sequence_mask(lengths, tf.shape(tag_ids)[1])
+        return {
+            "tags": tf.where(mask, tags, tf.constant("")),
+            "tag_ids": tag_ids,
+            "lengths": lengths,
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Tags serialized tf.Examples holding a `tokens` bytes list."""
+        return self._tag(tf.io.parse_example(examples, self._token_spec))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="tokens")])
+    def serve_tokens(self, tokens: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Tags sentences given as token strings `(batch_size, None)`, right-padded with ""."""
+        # from_dense keeps the non-empty strings: the padding drops out.
+        return self._tag({preprocessing.TOKENS_KEY: tf.sparse.from_dense(tokens)})
+
+
+def export_serving_model(
+    model: keras.Model,
+    tf_transform_output: tft.TFTransformOutput,
+    config: TaggerConfig,
+    export_dir: str,
+) -> None:
+    """Saves the SavedModel with the `serving_default` and `serve_tokens` signatures."""
+    module = TaggerServingModule(
+        model, tf_transform_output, config.preprocessing.tag_vocabulary, config.model.output
+    )
+    signatures = {
+        SERVING_SIGNATURE: module.serve_examples.get_concrete_function(),
+        TOKENS_SIGNATURE: module.serve_tokens.get_concrete_function(),
+    }
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    logging.info("Trainer: serving model exported to %s", export_dir)
+
+
+def _pretrained_embeddings(
+    model_config: ModelConfig, tf_transform_output: tft.TFTransformOutput, seed: int
+):
+    if model_config.pretrained_embeddings_path is None:
+        return None
+    vocabulary = [
+        word.decode("utf-8") if isinstance(word, bytes) else word
+        for word in tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
+    ]
+    matrix, found = pretrained_embedding_matrix(
+        model_config.pretrained_embeddings_path, vocabulary, model_config.word_embedding_dim, seed
+    )
+    logging.info(
+        "Trainer: %d of %d vocabulary words found in %s",
+        found,
+        len(vocabulary),
+        model_config.pretrained_embeddings_path,
+    )
+    return matrix
+
+
+def run_fn(fn_args: Any) -> None:
+    """Trains the tagger and exports the serving model (TFX generic Trainer entry point).
+
+    Reads `fn_args.custom_config` (see `TaggerConfig`), the transformed `train` and `eval` splits
+    and the transform graph; trains for at most `TrainingConfig.epochs` epochs with early stopping
+    on the eval loss (best weights kept), writes TensorBoard logs to `fn_args.model_run_dir` and the
+    SavedModel to `fn_args.serving_model_dir`. `fn_args.train_steps`, when set (TrainArgs
+    num_steps), caps the number of training steps per epoch.
+    """
+    config = TaggerConfig.from_custom_config(fn_args.custom_config)
+    training = config.training
+    logging.info(
+        "Trainer: keras %s (backend %s); tf.keras is %s",
+        keras.__version__,
+        keras.backend.backend(),
+        tf.keras.__name__,
+    )
+    keras.utils.set_random_seed(training.seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+
+    def dataset(files, shuffle):
+        return _dataset(
+            files,
+            fn_args.data_accessor,
+            tf_transform_output,
+            training.batch_size,
+            shuffle,
+            training.seed,
+            training.shuffle_buffer_size,
+            config.model.output,
+        )
+
+    train_dataset = dataset(fn_args.train_files, shuffle=True)
+    eval_dataset = dataset(fn_args.eval_files, shuffle=False)
+    if fn_args.train_steps:
+        train_dataset = train_dataset.take(fn_args.train_steps)
+
+    num_words = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
+        preprocessing.TOKEN_VOCABULARY_NAME
+    )
+    num_chars = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
+        preprocessing.CHAR_VOCABULARY_NAME
+    )
+    model = build_tagger(
+        config.model,
+        tag_names=config.preprocessing.tag_vocabulary,
+        num_words=num_words,
+        num_chars=num_chars,
+        max_length=config.preprocessing.max_length,
+        max_word_length=config.preprocessing.max_word_length,
+        pretrained_word_embeddings=_pretrained_embeddings(
+            config.model, tf_transform_output, training.seed
+        ),
+        seed=training.seed,
+    )
+    compile_tagger(model, config.model, training)
+    logging.info(
+        "Trainer: %s, %d parameters, %d words, %d characters, %d tags",
+        model.name,
+        model.count_params(),
+        num_words,
+        num_chars,
+        config.preprocessing.num_tags,
+    )
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=training.early_stopping_patience,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        EpochLogger(training.epochs),
+    ]
+    model.fit(
+        train_dataset,
+        validation_data=eval_dataset,
+        epochs=training.epochs,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)

@@ -1,0 +1,242 @@
+"""The BiLSTM-CRF named-entity tagger (Lample et al., 2016; Ma & Hovy, 2016), Keras 3.
+
+Per token: a word embedding of the lowercased token (optionally initialised from pretrained
+vectors), a casing-class embedding (the case the lowercased word lost) and a character CNN with
+max pooling over the characters (Ma & Hovy, 2016); concatenated, dropout, a bidirectional LSTM,
+dropout, a Dense layer giving per-tag emission scores, and a linear-chain CRF (Lafferty et al.,
+2001) that scores whole tag paths and decodes with Viterbi. `ModelConfig.output="softmax"` replaces
+the CRF by an independent softmax per token (the ablation of Lample et al., 2016, Table 1).
+
+Inputs are the transformed features of `models.preprocessing`; padding positions (token id 0) are
+masked in the BiLSTM and the CRF. The softmax ablation's loss ignores padding through sample
+weights (`loss_sample_weights`).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from models.config import ModelConfig, TrainingConfig
+from models.preprocessing import (
+    CASING_IDS_KEY,
+    CASINGS,
+    CHAR_IDS_KEY,
+    NUM_RESERVED_IDS,
+    TOKEN_IDS_KEY,
+)
+
+INPUT_KEYS = (TOKEN_IDS_KEY, CASING_IDS_KEY, CHAR_IDS_KEY)
+"""Transformed features the model reads."""
+
+
+def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
+    """Character CNN of Ma & Hovy (2016): embed, convolve over characters, max-pool.
+
+    Args:
+        char_ids: int `(batch_size, max_length, max_word_length)` KerasTensor, 0 at padding.
+    Returns:
+        float32 `(batch_size, max_length, char_filters)` KerasTensor; 0 for padding tokens.
+    """
+    char_mask = ops.expand_dims(ops.greater(char_ids, 0), -1)  # (batch, length, word_length, 1)
+    chars = layers.Embedding(num_chars, config.char_embedding_dim, name="char_embedding")(char_ids)
+    chars = layers.Dropout(config.dropout, seed=seed, name="char_dropout")(chars)
+    # A (1, k) kernel over (tokens, characters) is a 1-D convolution over each token's characters.
+    convolved = layers.Conv2D(
+        config.char_filters,
+        (1, config.char_kernel_size),
+        padding="same",
+        activation="tanh",
+        name="char_cnn",
+    )(chars)  # (batch, length, word_length, char_filters)
+    # Max over real characters only; a padding token (no character) gets 0.
+    convolved = ops.where(char_mask, convolved, ops.full_like(convolved, -1e9))
+    pooled = ops.max(convolved, axis=2)  # (batch, length, char_filters)
+    has_chars = ops.any(ops.greater(char_ids, 0), axis=2, keepdims=True)
+    return ops.where(has_chars, pooled, ops.zeros_like(pooled))
+
+
+def build_tagger(
+    config: ModelConfig,
+    *,
+    tag_names: Sequence[str],
+    num_words: int,
+    num_chars: int,
+    max_length: int,
+    max_word_length: int,
+    pretrained_word_embeddings: np.ndarray | None = None,
+    seed: int = 0,
+) -> keras.Model:
+    """Builds the (uncompiled) tagger.
+
+    Args:
+        config: architecture.
+        tag_names: tag name of each tag id, `[PAD]` at 0 (`PreprocessingConfig.tag_vocabulary`).
+        num_words: size of the word vocabulary, reserved ids (padding, OOV) included.
+        num_chars: size of the character vocabulary, reserved ids included.
+        max_length: tokens per (padded) sentence.
+        max_word_length: characters per (padded) token.
+        pretrained_word_embeddings: optional float `(num_words, word_embedding_dim)` initial word
+            embedding (see `pretrained_embedding_matrix`).
+        seed: seed of the dropout layers.
+    Returns:
+        A Keras model taking a dict of int tensors `token_ids` `(batch_size, max_length)`,
+        `casing_ids` `(batch_size, max_length)`, `char_ids` `(batch_size, max_length,
+        max_word_length)` and returning, for `output="crf"`, the CRF layer's float32 outputs
+        `(batch_size, max_length, num_tags + 2)`, for `output="softmax"`, float32 tag
+        probabilities `(batch_size, max_length, num_tags)`. Read tag ids with `predicted_tag_ids`.
+    Raises:
+        ValueError: if the pretrained matrix does not have shape `(num_words, word_embedding_dim)`.
+    """
+    num_tags = len(tag_names)
+    if pretrained_word_embeddings is not None and pretrained_word_embeddings.shape != (
+        num_words,
+        config.word_embedding_dim,
+    ):
+        raise ValueError(
+            "Invalid value for `pretrained_word_embeddings`. Expected shape "
+            f"{(num_words, config.word_embedding_dim)}. "
+            f"Received: pretrained_word_embeddings.shape={pretrained_word_embeddings.shape}"
+        )
+    token_ids = keras.Input((max_length,), dtype="int64", name=TOKEN_IDS_KEY)
+    casing_ids = keras.Input((max_length,), dtype="int64", name=CASING_IDS_KEY)
+    char_ids = keras.Input((max_length, max_word_length), dtype="int64", name=CHAR_IDS_KEY)
+
+    # True at real tokens: token id 0 is padding, OOV is 1. The mask is passed explicitly to the
+    # BiLSTM and the CRF: Keras 3's Concatenate merges a masked and an unmasked input into an
+    # all-True mask (and fails to trace it with an unknown batch size).
+    mask = ops.greater(token_ids, 0)  # (batch_size, max_length)
+    words = layers.Embedding(
+        num_words,
+        config.word_embedding_dim,
+        trainable=config.trainable_word_embeddings or pretrained_word_embeddings is None,
+        embeddings_initializer=(
+            keras.initializers.Constant(pretrained_word_embeddings)
+            if pretrained_word_embeddings is not None
+            else "uniform"
+        ),
+        name="word_embedding",
+    )(token_ids)
+    casings = layers.Embedding(len(CASINGS), config.casing_embedding_dim, name="casing_embedding")(
+        casing_ids
+    )
+    chars = _char_features(char_ids, config, num_chars, seed)
+    tokens = layers.Concatenate(name="token_representation")([words, casings, chars])
+    tokens = layers.Dropout(config.dropout, seed=seed, name="token_dropout")(tokens)
+    hidden = layers.Bidirectional(
+        layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm"
+    )(tokens, mask=mask)
+    hidden = layers.Dropout(config.dropout, seed=seed, name="bilstm_dropout")(hidden)
+    if config.output == "crf":
+        from models.crf import CRF  # The softmax ablation does not need the CRF.
+
+        emissions = layers.Dense(num_tags, name="emissions")(hidden)
+        outputs = CRF(
+            num_tags, tag_names=list(tag_names), tag_scheme=config.tag_scheme, name="crf"
+        )(emissions, mask=mask)
+    else:
+        outputs = layers.Dense(num_tags, activation="softmax", name="tag_probabilities")(hidden)
+    return keras.Model(
+        {TOKEN_IDS_KEY: token_ids, CASING_IDS_KEY: casing_ids, CHAR_IDS_KEY: char_ids},
+        outputs,
+        name=f"bilstm_{config.output}_tagger",
+    )
+
+
+def compile_tagger(model: keras.Model, model_config: ModelConfig, training: TrainingConfig):
+    """Compiles with Adam, global-norm gradient clipping and the output's loss.
+
+    The CRF's loss is its mean negative log-likelihood per sentence; the softmax's the masked
+    token-level cross-entropy (padding excluded through the Keras mask).
+    """
+    optimizer = keras.optimizers.Adam(training.learning_rate, global_clipnorm=training.clipnorm)
+    if model_config.output == "crf":
+        loss = model.get_layer("crf").loss
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=optimizer, loss=loss)
+
+
+def predicted_tag_ids(outputs, output: str, lengths):
+    """Best tag id of every token from the model's outputs; 0 at padding.
+
+    Args:
+        outputs: the model's outputs (see `build_tagger`).
+        output: `ModelConfig.output`, "crf" or "softmax".
+        lengths: int `(batch_size,)` real tokens per sentence.
+    Returns:
+        int32 `(batch_size, max_length)` tag ids.
+    """
+    if output == "crf":
+        from models.crf import CRF
+
+        tag_ids = ops.cast(CRF.tag_ids(outputs), "int32")
+    else:
+        # Id 0 is the padding tag: never predicted at a real token.
+        tag_ids = ops.cast(ops.argmax(outputs[..., 1:], axis=-1) + 1, "int32")
+    mask = ops.arange(ops.shape(tag_ids)[1])[None, :] < ops.cast(lengths, "int32")[:, None]
+    return ops.where(mask, tag_ids, ops.zeros_like(tag_ids))
+
+
+def loss_sample_weights(tag_ids, output: str):
+    """Per-token loss weights for the softmax output (1 at real tokens, 0 at padding), else None.
+
+    Args:
+        tag_ids: int `(batch_size, max_length)` gold tag ids, 0 at padding.
+    Returns:
+        float32 `(batch_size, max_length)` or None (the CRF loss masks padding itself).
+    """
+    if output == "crf":
+        return None
+    return ops.cast(ops.greater(tag_ids, 0), "float32")
+
+
+def pretrained_embedding_matrix(
+    path: str, vocabulary: Sequence[str], embedding_dim: int, seed: int = 0
+) -> tuple[np.ndarray, int]:
+    """Word embedding initialised from a GloVe-format file (Pennington et al., 2014).
+
+    Rows follow the word ids of `models.preprocessing`: 0 padding (zeros), 1 OOV and words not in
+    the file (uniform in [-0.1, 0.1]), then the vocabulary's words in order.
+
+    Args:
+        path: text file, optionally gzipped, one `word v_1 ... v_dim` per line.
+        vocabulary: the (lowercased) token vocabulary, index i has word id i + NUM_RESERVED_IDS.
+        embedding_dim: expected vector size.
+    Returns:
+        (matrix float32 `(len(vocabulary) + NUM_RESERVED_IDS, embedding_dim)`, number of
+        vocabulary words found in the file).
+    Raises:
+        ValueError: naming the file and line, if a vector does not have `embedding_dim` values.
+    """
+    rng = np.random.default_rng(seed)
+    num_words = len(vocabulary) + NUM_RESERVED_IDS
+    matrix = rng.uniform(-0.1, 0.1, (num_words, embedding_dim)).astype(np.float32)
+    matrix[0] = 0.0
+    rows: Mapping[str, int] = {word: i + NUM_RESERVED_IDS for i, word in enumerate(vocabulary)}
+    found = 0
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for line_number, line in enumerate(lines, start=1):
+            word, _, rest = line.rstrip("\n").partition(" ")
+            row = rows.get(word)
+            if row is None:
+                continue
+            values = rest.split(" ")
+            if len(values) != embedding_dim:
+                raise ValueError(
+                    f"{path}:{line_number}: Invalid word vector for {word!r}. Expected "
+                    f"{embedding_dim} values. Received: {len(values)} values"
+                )
+            matrix[row] = np.asarray(values, dtype=np.float32)
+            found += 1
+    return matrix, found
+
+
+def training_model_inputs(features: Mapping[str, object]) -> dict[str, object]:
+    """The model's inputs picked from a dict of transformed features."""
+    return {key: features[key] for key in INPUT_KEYS}
