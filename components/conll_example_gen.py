@@ -1,0 +1,354 @@
+"""ConllExampleGen: a file-based TFX ExampleGen for CoNLL-style column files.
+
+Each sentence becomes one `tf.train.Example`:
+
+- `tokens`: bytes list, UTF-8 tokens of the sentence;
+- `tags`: bytes list, its tags, as many as tokens;
+- `sentence_id`: one bytes value, "<file>:<line>", the file relative to `input_base` and the 1-based
+  line of the sentence's first token (unique within a span, stable across machines).
+
+Reading is `components.conll_format.read_conll_lines` inside Beam, one file per element. The
+component is TFX's `FileBasedExampleGen` with this executor, like CsvExampleGen: its driver
+resolves `{SPAN}`/`{VERSION}` in the input patterns and fingerprints the files, the base executor
+splits by input patterns (`input_config`) or hash buckets (`output_config`) and writes gzipped
+TFRecords. The reader's options travel in `custom_config` as a `google.protobuf.Struct` packed in
+the `CustomConfig` Any, which survives TFX's JSON serialisation of execution properties (local,
+Beam and Kubeflow runners alike).
+
+Use `ConllExampleGen(input_base=..., token_column=..., ...)`, or equivalently
+`FileBasedExampleGen(input_base=..., custom_config=ConllReadOptions(...).to_custom_config(),
+custom_executor_spec=executor_spec.BeamExecutorSpec(Executor))`.
+
+After a run the output `Examples` artifact carries the counts as custom properties:
+`conll_num_files`, `conll_num_sentences`, `conll_num_tokens`, `conll_num_skipped_sentences`,
+`conll_num_skipped_lines` (all splits together, before any hash split).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from absl import logging
+from google.protobuf import any_pb2, struct_pb2
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import component as example_gen_component
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.orchestration import data_types
+from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+from components.conll_format import ConllFormatError, ReadStats, read_conll_lines
+
+METRICS_NAMESPACE = "ConllExampleGen"
+COUNTER_NAMES = (
+    "num_files",
+    "num_sentences",
+    "num_tokens",
+    "num_skipped_sentences",
+    "num_skipped_lines",
+)
+"""Beam counters of the read, copied to the output artifact as `conll_<name>` properties."""
+
+TOKENS_FEATURE = "tokens"
+TAGS_FEATURE = "tags"
+SENTENCE_ID_FEATURE = "sentence_id"
+
+_MAX_LOGGED_ERRORS_PER_FILE = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class ConllReadOptions:
+    """How to read the CoNLL files; the arguments of `components.conll_format.read_conll`.
+
+    Attributes:
+        token_column: index of the token column; negative counts from the end.
+        tag_column: index of the tag column; negative counts from the end.
+        separator: column separator; None: TAB if the line holds one, else runs of spaces.
+        scheme: tag scheme the tags must follow: "iob2" (alias "bio") or "bioes".
+        on_error: "raise" fails the run at the first bad line; "skip" drops bad sentences whole
+            and counts them.
+    """
+
+    token_column: int = 0
+    tag_column: int = -1
+    separator: str | None = None
+    scheme: str = "iob2"
+    on_error: str = "raise"
+
+    def __post_init__(self):
+        # The reader validates its arguments eagerly, before reading any line.
+        read_conll_lines((), "<options>", **dataclasses.asdict(self))
+
+    def to_custom_config(self) -> example_gen_pb2.CustomConfig:
+        """The options as ExampleGen's `custom_config`: a Struct packed in its Any."""
+        struct = struct_pb2.Struct()
+        struct.update(dataclasses.asdict(self))
+        packed = any_pb2.Any()
+        packed.Pack(struct)
+        return example_gen_pb2.CustomConfig(custom_config=packed)
+
+    @classmethod
+    def from_exec_properties(cls, exec_properties: dict[str, Any]) -> ConllReadOptions:
+        """Reads the options back from an executor's `exec_properties` (defaults if absent).
+
+        Raises:
+            ValueError: for a custom_config that is not a Struct of the fields of this class.
+        """
+        serialized = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+        if not serialized:
+            return cls()
+        custom_config = example_gen_pb2.CustomConfig()
+        proto_utils.json_to_proto(serialized, custom_config)
+        if not custom_config.HasField("custom_config"):
+            return cls()
+        struct = struct_pb2.Struct()
+        if not custom_config.custom_config.Unpack(struct):
+            raise ValueError(
+                "Invalid value for `custom_config`. Expected a google.protobuf.Struct packed in "
+                "CustomConfig.custom_config (see `ConllReadOptions.to_custom_config`). "
+                f"Received: type_url={custom_config.custom_config.type_url!r}"
+            )
+        values = dict(struct.items())
+        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"Invalid value for `custom_config`. Expected keys of {cls.__name__} only. "
+                f"Received: unknown keys {unknown}"
+            )
+        # Struct numbers are doubles: give the column indices back their int type.
+        for name in ("token_column", "tag_column"):
+            if name in values and isinstance(values[name], float) and values[name].is_integer():
+                values[name] = int(values[name])
+        return cls(**values)
+
+
+def sentence_to_example(tokens, tags, sentence_id: str) -> tf.train.Example:
+    """Builds the `tf.train.Example` of one sentence (features described in the module doc)."""
+    feature = {
+        TOKENS_FEATURE: tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[token.encode("utf-8") for token in tokens])
+        ),
+        TAGS_FEATURE: tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[tag.encode("utf-8") for tag in tags])
+        ),
+        SENTENCE_ID_FEATURE: tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[sentence_id.encode("utf-8")])
+        ),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _relative_path(path: str, input_base: str) -> str:
+    prefix = input_base.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+class _ReadConllFile(beam.DoFn):
+    """Reads one CoNLL file (an element: its path) into tf.Examples, counting as it goes."""
+
+    def __init__(self, options: ConllReadOptions, input_base: str):
+        self._options = options
+        self._input_base = input_base
+        self._counters = {
+            name: beam.metrics.Metrics.counter(METRICS_NAMESPACE, name) for name in COUNTER_NAMES
+        }
+
+    def process(self, path: str):
+        stats = ReadStats()
+        relative = _relative_path(path, self._input_base)
+        with fileio.open(path, "rb") as file:
+            # Error messages name the full path (what the user can open); ids the relative one.
+            for sentence in read_conll_lines(
+                file, path, stats=stats, **dataclasses.asdict(self._options)
+            ):
+                yield sentence_to_example(
+                    sentence.tokens, sentence.tags, f"{relative}:{sentence.line}"
+                )
+        for error in stats.errors[:_MAX_LOGGED_ERRORS_PER_FILE]:
+            logging.warning("Skipped a sentence: %s", error)
+        if stats.num_skipped_sentences:
+            logging.warning(
+                "%s: skipped %d sentences (%d lines) with errors.",
+                path,
+                stats.num_skipped_sentences,
+                stats.num_skipped_lines,
+            )
+        self._counters["num_files"].inc(1)
+        self._counters["num_sentences"].inc(stats.num_sentences)
+        self._counters["num_tokens"].inc(stats.num_tokens)
+        self._counters["num_skipped_sentences"].inc(stats.num_skipped_sentences)
+        self._counters["num_skipped_lines"].inc(stats.num_skipped_lines)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+def _ConllToExample(
+    pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
+) -> beam.pvalue.PCollection:
+    """Reads the CoNLL files matching one split's pattern into tf.Examples.
+
+    Args:
+        pipeline: the Beam pipeline.
+        exec_properties: the executor's execution properties (`input_base`, `custom_config`).
+        split_pattern: glob pattern relative to `input_base`, `{SPAN}` already resolved by the
+            driver.
+    Returns:
+        PCollection of `tf.train.Example`, one per sentence.
+    Raises:
+        FileNotFoundError: when no file matches the pattern.
+    """
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    options = ConllReadOptions.from_exec_properties(exec_properties)
+    pattern = os.path.join(input_base, split_pattern)
+    paths = sorted(fileio.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"No CoNLL file matches the input pattern {pattern!r}.")
+    logging.info("Reading %d CoNLL files matching %s with %s.", len(paths), pattern, options)
+    return (
+        pipeline
+        | "CreatePaths" >> beam.Create(paths)
+        # Breaks fusion with Create so that files spread over workers; each file is read
+        # whole, in order, by one DoFn call (line numbers need that).
+        | "Reshuffle" >> beam.Reshuffle()
+        | "ReadConll" >> beam.ParDo(_ReadConllFile(options, input_base))
+    )
+
+
+# How a ConllFormatError reads once a runner has turned it into text (multi-process DirectRunner,
+# portable runners): "...ConllFormatError: <path>:<line>: <reason>" up to the end of that line or
+# Beam's " [while running ...]" suffix; "<path>: no sentences found (...)" has no line number.
+_FORMAT_ERROR_TEXT = re.compile(
+    r"ConllFormatError: (?:(?P<file>[^\n]+?): (?=no sentences found)|"
+    r"(?P<path>[^\n]+?):(?P<line>\d+): )(?P<reason>[^\n]*?)(?: \[while running [^\n]*)?$",
+    re.MULTILINE,
+)
+
+
+def _find_format_error(error: BaseException) -> ConllFormatError | None:
+    """The ConllFormatError behind an error raised through Beam: chained, or in its message."""
+    seen = set()
+    current = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConllFormatError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    match = _FORMAT_ERROR_TEXT.search(str(error))
+    if match is None:
+        return None
+    if match["line"] is None:
+        return ConllFormatError(match["file"], None, match["reason"])
+    return ConllFormatError(match["path"], int(match["line"]), match["reason"])
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+    """Beam executor of ConllExampleGen: CoNLL files -> tf.Examples (see the module doc)."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+        """Returns the PTransform reading one split's CoNLL files into tf.Examples."""
+        return _ConllToExample
+
+    def _make_beam_pipeline(self):
+        # Kept to read the Beam counters of the run once `Do` has finished it.
+        self._pipeline = super()._make_beam_pipeline()
+        return self._pipeline
+
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Reads the files into the `examples` splits and records the counts on the artifact.
+
+        Raises:
+            ConllFormatError: for a bad file with on_error="raise" (also with "skip" for a file
+                with no good sentence), rebuilt from the runner's error: the original where the
+                runner chains it (in-process DirectRunner), else parsed from its message
+                (multi-process runners send the error back as text). An error whose text
+                cannot be parsed propagates unchanged; its message still holds `path:line:`.
+        """
+        # Fail before starting Beam on options the executor cannot use.
+        ConllReadOptions.from_exec_properties(exec_properties)
+        self._pipeline = None
+        try:
+            super().Do(input_dict, output_dict, exec_properties)
+        except Exception as error:
+            format_error = _find_format_error(error)
+            if format_error is None:
+                raise
+            raise ConllFormatError(
+                format_error.path, format_error.line, format_error.reason
+            ) from error
+        result = getattr(self._pipeline, "result", None)
+        if result is None:
+            return
+        examples = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.EXAMPLES_KEY]
+        )
+        counters = result.metrics().query(
+            beam.metrics.MetricsFilter().with_namespace(METRICS_NAMESPACE)
+        )["counters"]
+        totals = dict.fromkeys(COUNTER_NAMES, 0)
+        for counter in counters:
+            if counter.key.metric.name in totals:
+                totals[counter.key.metric.name] += counter.committed or 0
+        for name, value in totals.items():
+            examples.set_int_custom_property(f"conll_{name}", int(value))
+        logging.info("ConllExampleGen read: %s", totals)
+
+
+class ConllExampleGen(example_gen_component.FileBasedExampleGen):
+    """TFX ExampleGen for CoNLL-style column files (token, tag, one per line).
+
+    Outputs: `examples`, a `standard_artifacts.Examples` channel of gzipped TFRecords of
+    tf.Examples with `tokens`, `tags` and `sentence_id` (see `components.conll_example_gen`).
+    """
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(
+        self,
+        input_base: str | None = None,
+        input_config: example_gen_pb2.Input | data_types.RuntimeParameter | None = None,
+        output_config: example_gen_pb2.Output | data_types.RuntimeParameter | None = None,
+        range_config: range_config_pb2.RangeConfig | data_types.RuntimeParameter | None = None,
+        token_column: int = 0,
+        tag_column: int = -1,
+        separator: str | None = None,
+        scheme: str = "iob2",
+        on_error: str = "raise",
+    ):
+        """Builds the component.
+
+        Args:
+            input_base: directory holding the CoNLL files.
+            input_config: `example_gen_pb2.Input`; its split patterns are globs relative to
+                `input_base`, `{SPAN}`/`{VERSION}` allowed. Unset: every file under input_base
+                is one split.
+            output_config: `example_gen_pb2.Output`; hash-bucket splits of a single input split.
+                Unset: the input splits if there are several, else train/eval 2:1.
+            range_config: `range_config_pb2.RangeConfig` limiting the spans considered; unset: the
+                latest span.
+            token_column, tag_column, separator, scheme, on_error: how to read the files, see
+                `ConllReadOptions`.
+        Raises:
+            ValueError: for invalid reading options (checked here, before any pipeline runs).
+        """
+        options = ConllReadOptions(token_column, tag_column, separator, scheme, on_error)
+        super().__init__(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            custom_config=options.to_custom_config(),
+            range_config=range_config,
+        )
