@@ -260,7 +260,6 @@ def _forward(emissions, mask, transitions, start_transitions, reduce):
     emissions_tm = _time_major(emissions)
     mask_tm = ops.expand_dims(_time_major(mask), -1)
     first_tm = ops.expand_dims(_time_major(first), -1)
-    alpha0 = start_transitions + emissions_tm[0]  # (batch_size, num_tags)
 
     def step(alpha, inputs):
         emission, is_real, is_first = inputs
@@ -270,13 +269,53 @@ def _forward(emissions, mask, transitions, start_transitions, reduce):
         alpha = ops.where(is_real, scores, alpha)
         return alpha, alpha
 
-    _, rest = _scan(step, alpha0, [emissions_tm[1:], mask_tm[1:], first_tm[1:]])
-    return ops.concatenate([ops.expand_dims(alpha0, 0), rest], axis=0)
+    # Every position is scanned, the first too (where `is_first` ignores the carry): a scan over
+    # zero steps cannot stack its outputs when the batch size is unknown.
+    _, alphas = _scan(step, ops.zeros_like(emissions[:, 0]), [emissions_tm, mask_tm, first_tm])
+    return alphas
 
 
-def _final_alpha(alphas):
-    """The last step of `_forward`: the score of each tag at each sequence's last real token."""
-    return alphas[-1]
+def _forward_final(emissions, mask, transitions, start_transitions):
+    """Forward algorithm (log-sum-exp) keeping only the last step: what the loss differentiates.
+
+    A `while_loop` with `maximum_iterations` (not `scan`): TensorFlow can then size the gradient's
+    accumulators, so the loss and its gradient compile under XLA (TF-Addons' do not), and reading
+    each step's inputs with `take` keeps the gradient linear in the sequence length.
+
+    Returns:
+        float32 `(batch_size, num_tags)`: log-sum-exp of the scores of all paths ending in each tag
+        at each sequence's last real token.
+    """
+    first, _, _ = _boundaries(mask)
+    num_tags = emissions.shape[-1]
+    # (sequence_length, batch_size, num_tags + 2): emissions, is_real, is_first
+    steps = ops.concatenate(
+        [
+            _time_major(emissions),
+            ops.cast(ops.expand_dims(_time_major(mask), -1), "float32"),
+            ops.cast(ops.expand_dims(_time_major(first), -1), "float32"),
+        ],
+        axis=-1,
+    )
+    sequence_length = ops.shape(emissions)[1]
+
+    def body(t, alpha):
+        inputs = ops.take(steps, t, axis=0)  # (batch_size, num_tags + 2)
+        emission = inputs[:, :num_tags]
+        is_real = inputs[:, num_tags : num_tags + 1] > 0.5
+        is_first = inputs[:, num_tags + 1 :] > 0.5
+        # (batch_size, from, 1) + (from, to): log-sum-exp over `from`
+        scores = _logsumexp(ops.expand_dims(alpha, 2) + transitions, 1) + emission
+        scores = ops.where(is_first, start_transitions + emission, scores)
+        return t + 1, ops.where(is_real, scores, alpha)
+
+    _, alpha = ops.while_loop(
+        lambda t, alpha: t < sequence_length,
+        body,
+        (1, start_transitions + emissions[:, 0]),
+        maximum_iterations=sequence_length - 1,
+    )
+    return alpha
 
 
 def _lengths(mask):
@@ -334,8 +373,7 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
     emissions, mask, transitions, start, end, _ = _prepare(
         emissions, mask, transitions, start_transitions, end_transitions
     )
-    alphas = _forward(emissions, mask, transitions, start, _logsumexp)
-    log_z = _logsumexp(_final_alpha(alphas) + end, 1)
+    log_z = _logsumexp(_forward_final(emissions, mask, transitions, start) + end, 1)
     return ops.where(_lengths(mask) > 0, log_z, ops.zeros_like(log_z))
 
 
@@ -365,7 +403,7 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
         emissions, mask, transitions, start_transitions, end_transitions
     )
     alphas = _forward(emissions, mask, transitions, start, ops.max)  # (seq_len, batch, num_tags)
-    final = _final_alpha(alphas) + end
+    final = alphas[-1] + end
     best_last = ops.cast(ops.argmax(final, axis=1), "int32")  # (batch_size,)
     has_tokens = _lengths(mask) > 0
     scores = ops.where(has_tokens, ops.max(final, axis=1), ops.zeros_like(final[:, 0]))
@@ -441,10 +479,11 @@ def nbest_viterbi_decode(emissions, mask, transitions, start_transitions, end_tr
         new_alpha = ops.where(is_real, new_alpha, alpha)
         return (new_alpha, new_pointers), (new_alpha, new_pointers)
 
-    _, (alphas_rest, pointers_rest) = _scan(
-        step, (alpha0, pointers0), [emissions_tm[1:], mask_tm[1:], _time_major(first)[1:]]
+    # All positions are scanned (see `_forward`); `is_first` restarts the paths at the first token.
+    _, (alphas, pointers_tm) = _scan(
+        step, (alpha0, pointers0), [emissions_tm, mask_tm, _time_major(first)]
     )
-    final = ops.concatenate([ops.expand_dims(alpha0, 0), alphas_rest], axis=0)[-1]
+    final = alphas[-1]
     batch_size = ops.shape(final)[0]
     final = ops.reshape(final + ops.reshape(end, (1, num_tags, 1)), (batch_size, num_tags * top_k))
     scores, hypotheses = ops.top_k(final, top_k)  # (batch_size, top_k)
@@ -452,9 +491,6 @@ def nbest_viterbi_decode(emissions, mask, transitions, start_transitions, end_tr
     has_tokens = ops.expand_dims(_lengths(mask) > 0, -1)
     # A sequence of length 0 has exactly one path, the empty one, of score 0.
     scores = ops.where(has_tokens, scores, ops.where(rank0, 0.0, _NEG_INF))
-    pointers_tm = ops.concatenate(
-        [ops.expand_dims(pointers0, 0), pointers_rest], axis=0
-    )  # (seq_len, batch, num_tags, top_k)
     offsets = ops.expand_dims(ops.arange(batch_size, dtype="int32") * (num_tags * top_k), -1)
     valid = ops.isfinite(scores)
 
@@ -484,7 +520,7 @@ def marginals(emissions, mask, transitions, start_transitions, end_transitions):
         emissions, mask, transitions, start_transitions, end_transitions
     )
     alphas = _forward(emissions, mask, transitions, start, _logsumexp)  # (seq_len, batch, tags)
-    log_z = _logsumexp(_final_alpha(alphas) + end, 1)  # (batch_size,)
+    log_z = _logsumexp(alphas[-1] + end, 1)  # (batch_size,)
     _, last, _ = _boundaries(mask)
     # emissions of the next token, (seq_len, batch, tags); the last step's is never used.
     next_emissions = ops.concatenate([emissions[:, 1:], ops.zeros_like(emissions[:, :1])], axis=1)

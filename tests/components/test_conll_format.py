@@ -1,6 +1,7 @@
 """Tests for components/conll_format.py: format quirks, bad inputs, the real WNUT-17 files."""
 
 import io
+import os
 import pickle
 import re
 from pathlib import Path
@@ -16,7 +17,11 @@ from components.conll_format import (
     read_conll_lines,
 )
 
-WNUT17 = Path("/work/shared/datasets/wnut17")
+WNUT17 = (
+    Path(os.environ.get("NER_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
+    / "datasets"
+    / "wnut17"
+)
 requires_wnut17 = pytest.mark.skipif(
     not WNUT17.is_dir(), reason="the original WNUT-17 files are not on this machine"
 )

@@ -1,5 +1,6 @@
 """Tests for data/sample/: an unchanged, attributed WNUT-17 subset that the pipeline can train on."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,11 @@ import pytest
 from components.conll_format import ReadStats, read_conll
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
-WNUT17 = Path("/work/shared/datasets/wnut17")
+WNUT17 = (
+    Path(os.environ.get("NER_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
+    / "datasets"
+    / "wnut17"
+)
 ENTITY_TYPES = {"corporation", "creative-work", "group", "location", "person", "product"}
 
 # (sample file, source file, first line, last line), as stated in data/sample/NOTICE.md.

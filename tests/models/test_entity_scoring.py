@@ -1,5 +1,6 @@
 """Tests for models/entity_scoring.py: the published WNUT-17 scores, conlleval's quirks, errors."""
 
+import os
 import random
 import re
 from pathlib import Path
@@ -16,7 +17,11 @@ from models.entity_scoring import (
     token_accuracy,
 )
 
-WNUT17 = Path("/work/shared/datasets/wnut17")
+WNUT17 = (
+    Path(os.environ.get("NER_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
+    / "datasets"
+    / "wnut17"
+)
 requires_wnut17 = pytest.mark.skipif(
     not WNUT17.is_dir(), reason="the original WNUT-17 files are not on this machine"
 )

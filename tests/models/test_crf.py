@@ -1,0 +1,546 @@
+"""The CRF's maths against brute force: every tag path enumerated, in float64, for tiny sizes.
+
+Runs on every Keras backend: `make test` runs it on TensorFlow and again on torch
+(KERAS_BACKEND=torch, in the Python 3.11 side environment).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from models import crf
+from models.crf import CRF
+from models.tag_scheme import allowed_transitions
+
+BACKEND = keras.backend.backend()
+NUM_TAGS = 3
+SEQUENCE_LENGTH = 5
+LENGTHS = np.array([5, 3, 1, 0, 4])  # mixed, with a length-1 and an empty sequence
+
+
+# ----------------------------------------------------------------------------------------------
+# The reference: enumerate all paths in float64
+# ----------------------------------------------------------------------------------------------
+
+
+def path_score(emissions, path, transitions, start, end):
+    """Score of one path over an unpadded sequence, float64; -inf where a transition is forbidden."""
+    if len(path) == 0:
+        return 0.0
+    score = start[path[0]] + end[path[-1]]
+    score += sum(emissions[t, tag] for t, tag in enumerate(path))
+    score += sum(transitions[a, b] for a, b in zip(path[:-1], path[1:]))
+    return float(score)
+
+
+def all_paths(emissions, length, transitions, start, end):
+    """Every path of a sequence of `length` tokens and its score, in enumeration order."""
+    num_tags = emissions.shape[-1]
+    paths = list(itertools.product(range(num_tags), repeat=int(length)))
+    scores = np.array([path_score(emissions, p, transitions, start, end) for p in paths])
+    return paths, scores
+
+
+def logsumexp64(scores):
+    finite = scores[np.isfinite(scores)]
+    if finite.size == 0:
+        return -np.inf
+    peak = finite.max()
+    return peak + np.log(np.exp(finite - peak).sum())
+
+
+def brute_force(emissions, lengths, transitions, start, end):
+    """log Z, best path, best score, the sorted list of all (score, path), and marginals."""
+    results = []
+    for b, length in enumerate(lengths):
+        paths, scores = all_paths(emissions[b].astype(np.float64), length, transitions, start, end)
+        log_z = logsumexp64(scores)
+        order = sorted(range(len(paths)), key=lambda i: -scores[i])  # stable: ties keep enum order
+        marginal = np.zeros((int(length), emissions.shape[-1]))
+        for path, score in zip(paths, scores):
+            if np.isfinite(score):
+                for t, tag in enumerate(path):
+                    marginal[t, tag] += np.exp(score - log_z)
+        results.append(
+            dict(
+                log_z=log_z,
+                ranked=[(scores[i], paths[i]) for i in order],
+                marginals=marginal,
+                paths=paths,
+                scores=scores,
+            )
+        )
+    return results
+
+
+def make_inputs(seed=0, batch_lengths=LENGTHS, num_tags=NUM_TAGS, sequence_length=SEQUENCE_LENGTH):
+    rng = np.random.default_rng(seed)
+    batch_size = len(batch_lengths)
+    emissions = rng.normal(size=(batch_size, sequence_length, num_tags)).astype(np.float32)
+    transitions = rng.normal(size=(num_tags, num_tags)).astype(np.float32)
+    start = rng.normal(size=(num_tags,)).astype(np.float32)
+    end = rng.normal(size=(num_tags,)).astype(np.float32)
+    mask = np.arange(sequence_length)[None, :] < np.asarray(batch_lengths)[:, None]
+    return emissions, mask, transitions, start, end
+
+
+def constrained(transitions, start, end, tag_names, scheme):
+    allowed, allowed_start, allowed_end = allowed_transitions(tag_names, scheme)
+    return (
+        np.where(allowed, transitions, -np.inf).astype(np.float32),
+        np.where(allowed_start, start, -np.inf).astype(np.float32),
+        np.where(allowed_end, end, -np.inf).astype(np.float32),
+    )
+
+
+def numpy(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def value_and_gradients(fn, arrays):
+    """`fn(*tensors)` (a scalar) and its gradients with respect to each array, on any backend."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.constant(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            value = fn(*tensors)
+        return value.numpy(), [g.numpy() for g in tape.gradient(value, tensors)]
+    if BACKEND == "torch":
+        import torch
+
+        tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+        value = fn(*tensors)
+        value.backward()
+        return value.detach().numpy(), [t.grad.numpy() for t in tensors]
+    if BACKEND == "jax":
+        import jax
+
+        value, grads = jax.value_and_grad(fn, argnums=tuple(range(len(arrays))))(*arrays)
+        return np.asarray(value), [np.asarray(g) for g in grads]
+    pytest.skip(f"no gradient helper for backend {BACKEND}")
+
+
+CONSTRAINED_TAGS = ["[PAD]", "B-a", "I-a", "O"]  # a padding tag that is allowed nowhere
+
+
+@pytest.fixture(params=["free", "iob2"])
+def case(request):
+    """Random inputs, unconstrained or with IOB2 constraints (true -inf) and a padding tag."""
+    if request.param == "free":
+        emissions, mask, transitions, start, end = make_inputs()
+    else:
+        emissions, mask, transitions, start, end = make_inputs(num_tags=len(CONSTRAINED_TAGS))
+        transitions, start, end = constrained(transitions, start, end, CONSTRAINED_TAGS, "iob2")
+    lengths = mask.sum(axis=1)
+    return (
+        emissions,
+        mask,
+        transitions,
+        start,
+        end,
+        brute_force(emissions, lengths, transitions, start, end),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The maths
+# ----------------------------------------------------------------------------------------------
+
+
+def test_log_partition_matches_brute_force(case):
+    emissions, mask, transitions, start, end, reference = case
+    log_z = numpy(crf.log_partition(emissions, mask, transitions, start, end))
+    np.testing.assert_allclose(log_z, [r["log_z"] for r in reference], rtol=1e-5, atol=1e-5)
+
+
+def test_sequence_score_and_log_likelihood_match_brute_force(case):
+    emissions, mask, transitions, start, end, reference = case
+    rng = np.random.default_rng(1)
+    tag_ids = np.zeros(mask.shape, dtype=np.int32)
+    expected_scores, expected_ll = [], []
+    for b, r in enumerate(reference):
+        finite = [p for p, s in zip(r["paths"], r["scores"]) if np.isfinite(s)]
+        path = finite[rng.integers(len(finite))]
+        tag_ids[b, : len(path)] = path
+        tag_ids[b, len(path) :] = rng.integers(emissions.shape[-1])  # padding is ignored
+        score = path_score(emissions[b].astype(np.float64), path, transitions, start, end)
+        expected_scores.append(score)
+        expected_ll.append(score - r["log_z"])
+    np.testing.assert_allclose(
+        numpy(crf.sequence_score(emissions, tag_ids, mask, transitions, start, end)),
+        expected_scores,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        numpy(crf.log_likelihood(emissions, tag_ids, mask, transitions, start, end)),
+        expected_ll,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_probabilities_of_all_paths_sum_to_one(case):
+    emissions, mask, transitions, start, end, reference = case
+    for b, r in enumerate(reference):
+        length = int(mask[b].sum())
+        paths = np.array(r["paths"], dtype=np.int32).reshape(len(r["paths"]), length)
+        batch = np.repeat(emissions[b : b + 1], len(paths), axis=0)
+        tag_ids = np.zeros((len(paths), emissions.shape[1]), dtype=np.int32)
+        tag_ids[:, :length] = paths
+        batch_mask = np.repeat(mask[b : b + 1], len(paths), axis=0)
+        ll = numpy(crf.log_likelihood(batch, tag_ids, batch_mask, transitions, start, end))
+        assert np.all(ll <= 1e-6)
+        np.testing.assert_allclose(np.exp(ll.astype(np.float64)).sum(), 1.0, rtol=1e-5)
+
+
+def test_viterbi_matches_brute_force(case):
+    emissions, mask, transitions, start, end, reference = case
+    tag_ids, scores = crf.viterbi_decode(emissions, mask, transitions, start, end)
+    tag_ids, scores = numpy(tag_ids), numpy(scores)
+    assert tag_ids.dtype == np.int32 and tag_ids.shape == mask.shape
+    for b, r in enumerate(reference):
+        best_score, best_path = r["ranked"][0]
+        length = len(best_path)
+        assert tag_ids[b, :length].tolist() == list(best_path)
+        assert np.all(tag_ids[b, length:] == 0)
+        np.testing.assert_allclose(scores[b], best_score, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("top_k", [1, 4, 30])
+def test_nbest_matches_brute_force(case, top_k):
+    emissions, mask, transitions, start, end, reference = case
+    tag_ids, scores = crf.nbest_viterbi_decode(emissions, mask, transitions, start, end, top_k)
+    tag_ids, scores = numpy(tag_ids), numpy(scores)
+    assert tag_ids.shape == (mask.shape[0], top_k, mask.shape[1])
+    for b, r in enumerate(reference):
+        ranked = [(s, p) for s, p in r["ranked"] if np.isfinite(s)][:top_k]
+        expected_scores = [s for s, _ in ranked] + [-np.inf] * (top_k - len(ranked))
+        np.testing.assert_allclose(scores[b], expected_scores, rtol=1e-5, atol=1e-5)
+        # Paths of equal score may come in either order; compare each score's set of paths.
+        got = {}
+        for k in range(len(ranked)):
+            got.setdefault(round(float(scores[b, k]), 4), set()).add(
+                tuple(tag_ids[b, k, : len(ranked[k][1])])
+            )
+        want = {}
+        for s, p in ranked:
+            want.setdefault(round(float(s), 4), set()).add(tuple(p))
+        assert got == want
+        assert np.all(tag_ids[b, :, int(mask[b].sum()) :] == 0)
+
+
+def test_marginals_match_brute_force(case):
+    emissions, mask, transitions, start, end, reference = case
+    marginals = numpy(crf.marginals(emissions, mask, transitions, start, end))
+    for b, r in enumerate(reference):
+        length = int(mask[b].sum())
+        np.testing.assert_allclose(marginals[b, :length], r["marginals"], atol=1e-5)
+        assert np.all(marginals[b, length:] == 0)
+        np.testing.assert_allclose(marginals[b, :length].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_gradient_of_log_partition_is_the_marginals(case):
+    """d log Z / d emissions = marginals, d log Z / d transitions = expected transition counts."""
+    emissions, mask, transitions, start, end, reference = case
+    _, (d_emissions, d_transitions) = value_and_gradients(
+        lambda e, t: ops.sum(crf.log_partition(e, mask, t, start, end)), [emissions, transitions]
+    )
+    expected_pairs = np.zeros_like(transitions, dtype=np.float64)
+    for b, r in enumerate(reference):
+        length = int(mask[b].sum())
+        np.testing.assert_allclose(d_emissions[b, :length], r["marginals"], atol=1e-5)
+        for path, score in zip(r["paths"], r["scores"]):
+            if np.isfinite(score):
+                for a, c in zip(path[:-1], path[1:]):
+                    expected_pairs[a, c] += np.exp(score - r["log_z"])
+    assert np.all(np.isfinite(d_emissions)) and np.all(np.isfinite(d_transitions))
+    np.testing.assert_allclose(d_transitions, expected_pairs, atol=1e-5)
+
+
+def test_gradients_finite_with_constraints_padding_tag_and_empty_sequences():
+    emissions, mask, transitions, start, end = make_inputs(seed=3, num_tags=len(CONSTRAINED_TAGS))
+    transitions, start, end = constrained(transitions, start, end, CONSTRAINED_TAGS, "iob2")
+    tag_ids = np.full(mask.shape, 3, dtype=np.int32)  # all "O": an allowed path
+    value, grads = value_and_gradients(
+        lambda e: ops.sum(-crf.log_likelihood(e, tag_ids, mask, transitions, start, end)),
+        [emissions],
+    )
+    assert np.isfinite(value) and value >= 0
+    assert np.all(np.isfinite(grads[0]))
+
+
+def test_nll_never_negative_nor_nan_with_large_scores_and_constraints():
+    tags = ["[PAD]", "B-a", "I-a", "B-b", "I-b", "O"]
+    for scale in (1.0, 30.0, 300.0):
+        emissions, mask, transitions, start, end = make_inputs(
+            seed=int(scale), num_tags=len(tags), sequence_length=8, batch_lengths=[8, 5, 1, 0, 7, 3]
+        )
+        emissions *= scale
+        transitions, start, end = constrained(transitions * scale, start, end, tags, "iob2")
+        # The best allowed path is an allowed gold path; so is all-O.
+        best, _ = crf.viterbi_decode(emissions, mask, transitions, start, end)
+        for tag_ids in (numpy(best), np.full(mask.shape, 5, np.int32)):
+            nll = -numpy(crf.log_likelihood(emissions, tag_ids, mask, transitions, start, end))
+            assert np.all(np.isfinite(nll)), nll
+            assert np.all(nll >= -1e-4 * max(1.0, scale)), nll
+
+
+def test_forbidden_gold_path_gives_infinite_loss_not_nan():
+    emissions, mask, transitions, start, end = make_inputs(
+        num_tags=len(CONSTRAINED_TAGS), batch_lengths=[3]
+    )
+    transitions, start, end = constrained(transitions, start, end, CONSTRAINED_TAGS, "iob2")
+    tag_ids = np.array([[3, 2, 2, 0, 0]], dtype=np.int32)  # O I-a I-a: forbidden in IOB2
+    nll = -numpy(crf.log_likelihood(emissions, tag_ids, mask, transitions, start, end))
+    assert np.isposinf(nll[0])
+
+
+def test_decoded_paths_respect_constraints():
+    tags = ["[PAD]", "B-a", "I-a", "B-b", "I-b", "O"]
+    emissions, mask, transitions, start, end = make_inputs(
+        seed=11, num_tags=len(tags), sequence_length=12, batch_lengths=[12, 9, 4, 1, 0, 12, 12, 7]
+    )
+    emissions[:, :, 2] += (
+        3.0  # push I-a everywhere, so that an unconstrained decoder would break IOB2
+    )
+    transitions, start, end = constrained(transitions, start, end, tags, "iob2")
+    allowed, allowed_start, allowed_end = allowed_transitions(tags, "iob2")
+    decoded, _ = crf.viterbi_decode(emissions, mask, transitions, start, end)
+    nbest, scores = crf.nbest_viterbi_decode(emissions, mask, transitions, start, end, 5)
+    # N-best entries with score -inf are the missing paths of short sequences (all-0 tags).
+    paths = [p for p in numpy(decoded)] + [
+        p
+        for row, row_scores in zip(numpy(nbest), numpy(scores))
+        for p, s in zip(row, row_scores)
+        if np.isfinite(s)
+    ]
+    lengths = list(mask.sum(1)) + [
+        n for n, row_scores in zip(mask.sum(1), numpy(scores)) for s in row_scores if np.isfinite(s)
+    ]
+    assert len(paths) > 30
+    for path, length in zip(paths, lengths):
+        path = path[:length]
+        if length:
+            assert allowed_start[path[0]] and allowed_end[path[-1]]
+            assert all(allowed[a, b] for a, b in zip(path[:-1], path[1:])), path
+
+
+# ----------------------------------------------------------------------------------------------
+# Masking and batching
+# ----------------------------------------------------------------------------------------------
+
+
+def all_outputs(emissions, mask, transitions, start, end, top_k=3):
+    tags, scores = crf.viterbi_decode(emissions, mask, transitions, start, end)
+    nbest_tags, nbest_scores = crf.nbest_viterbi_decode(
+        emissions, mask, transitions, start, end, top_k
+    )
+    tag_ids = numpy(tags)
+    return dict(
+        log_z=numpy(crf.log_partition(emissions, mask, transitions, start, end)),
+        ll=numpy(crf.log_likelihood(emissions, tag_ids, mask, transitions, start, end)),
+        tags=tag_ids,
+        scores=numpy(scores),
+        nbest_tags=numpy(nbest_tags),
+        nbest_scores=numpy(nbest_scores),
+        marginals=numpy(crf.marginals(emissions, mask, transitions, start, end)),
+    )
+
+
+def test_batched_equals_one_at_a_time():
+    emissions, mask, transitions, start, end = make_inputs(seed=5)
+    batched = all_outputs(emissions, mask, transitions, start, end)
+    for b in range(len(mask)):
+        single = all_outputs(emissions[b : b + 1], mask[b : b + 1], transitions, start, end)
+        for key, value in single.items():
+            np.testing.assert_allclose(
+                batched[key][b : b + 1], value, rtol=1e-5, atol=1e-6, err_msg=key
+            )
+
+
+def test_extra_padding_changes_nothing():
+    emissions, mask, transitions, start, end = make_inputs(seed=6)
+    base = all_outputs(emissions, mask, transitions, start, end)
+    rng = np.random.default_rng(0)
+    garbage = rng.normal(size=(len(mask), 4, NUM_TAGS)).astype(np.float32) * 100
+    padded = all_outputs(
+        np.concatenate([emissions, garbage], axis=1),
+        np.concatenate([mask, np.zeros((len(mask), 4), bool)], axis=1),
+        transitions,
+        start,
+        end,
+    )
+    for key in ("log_z", "ll", "scores", "nbest_scores"):
+        np.testing.assert_allclose(padded[key], base[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_array_equal(padded["tags"][:, :SEQUENCE_LENGTH], base["tags"])
+    np.testing.assert_array_equal(padded["tags"][:, SEQUENCE_LENGTH:], 0)
+    np.testing.assert_allclose(
+        padded["marginals"][:, :SEQUENCE_LENGTH], base["marginals"], atol=1e-6
+    )
+    # Garbage under existing padding changes nothing either.
+    noisy = np.where(mask[..., None], emissions, garbage[:, :1] * 7)
+    np.testing.assert_allclose(
+        all_outputs(noisy, mask, transitions, start, end)["log_z"], base["log_z"], rtol=1e-6
+    )
+
+
+def test_left_padding_equals_right_padding():
+    emissions, mask, transitions, start, end = make_inputs(seed=8)
+    right = all_outputs(emissions, mask, transitions, start, end)
+    # Move each sequence's real tokens to the end of its row.
+    left_emissions = np.zeros_like(emissions)
+    left_mask = np.zeros_like(mask)
+    for b, length in enumerate(mask.sum(1)):
+        if length:
+            left_emissions[b, -length:] = emissions[b, :length]
+            left_mask[b, -length:] = True
+    left = all_outputs(left_emissions, left_mask, transitions, start, end)
+    for key in ("log_z", "scores", "nbest_scores"):
+        np.testing.assert_allclose(left[key], right[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    for b, length in enumerate(mask.sum(1)):
+        if length:
+            np.testing.assert_array_equal(left["tags"][b, -length:], right["tags"][b, :length])
+            np.testing.assert_allclose(
+                left["marginals"][b, -length:], right["marginals"][b, :length], atol=1e-6
+            )
+
+
+def test_integer_masks_are_accepted():
+    emissions, mask, transitions, start, end = make_inputs()
+    np.testing.assert_allclose(
+        numpy(crf.log_partition(emissions, mask.astype(np.int32), transitions, start, end)),
+        numpy(crf.log_partition(emissions, mask, transitions, start, end)),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors: every public message
+# ----------------------------------------------------------------------------------------------
+
+
+def test_error_wrong_rank():
+    emissions, mask, transitions, start, end = make_inputs()
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `emissions`. Expected a rank-3 tensor.*Received: emissions.shape=\(5, 5\)",
+    ):
+        crf.log_partition(emissions[:, :, 0], mask, transitions, start, end)
+    with pytest.raises(ValueError, match=r"Invalid value for `mask`. Expected a rank-2 tensor"):
+        crf.log_partition(emissions, mask[0], transitions, start, end)
+    with pytest.raises(ValueError, match=r"Invalid value for `tag_ids`. Expected a rank-2 tensor"):
+        crf.sequence_score(emissions, np.zeros((5,), np.int32), mask, transitions, start, end)
+    with pytest.raises(
+        ValueError, match=r"Invalid value for `transitions`. Expected a square matrix"
+    ):
+        crf.log_partition(emissions, mask, transitions[:2], start, end)
+
+
+def test_error_num_tags_mismatch():
+    emissions, mask, transitions, start, end = make_inputs()
+    with pytest.raises(
+        ValueError,
+        match=r"Expected the last dimension to equal num_tags=4.*Received: emissions.shape=\(5, 5, 3\)",
+    ):
+        crf.log_partition(
+            emissions,
+            mask,
+            np.zeros((4, 4), np.float32),
+            np.zeros(4, np.float32),
+            np.zeros(4, np.float32),
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `start_transitions`. Expected shape \(num_tags,\) = \(3,\)",
+    ):
+        crf.log_partition(emissions, mask, transitions, np.zeros(4, np.float32), end)
+    layer = CRF(4)
+    with pytest.raises(ValueError, match=r"num_tags=4"):
+        layer(emissions)
+
+
+def test_error_tag_ids_out_of_range():
+    emissions, mask, transitions, start, end = make_inputs()
+    tag_ids = np.zeros(mask.shape, np.int32)
+    tag_ids[0, 1] = NUM_TAGS
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `tag_ids`. Expected ids in \[0, 3\) \(num_tags=3\). Received: tag_ids containing 3",
+    ):
+        crf.log_likelihood(emissions, tag_ids, mask, transitions, start, end)
+    tag_ids[0, 1] = -1
+    with pytest.raises(ValueError, match=r"Received: tag_ids containing -1"):
+        crf.sequence_score(emissions, tag_ids, mask, transitions, start, end)
+    with pytest.raises(
+        ValueError, match=r"Expected an integer dtype. Received: tag_ids.dtype=float32"
+    ):
+        crf.sequence_score(emissions, tag_ids.astype(np.float32), mask, transitions, start, end)
+
+
+def test_error_bad_mask():
+    emissions, mask, transitions, start, end = make_inputs()
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `mask`. Expected dtype bool .* Received: mask.dtype=float32",
+    ):
+        crf.log_partition(emissions, mask.astype(np.float32), transitions, start, end)
+    holes = mask.copy()
+    holes[0, 2] = False
+    with pytest.raises(
+        ValueError,
+        match=r"Expected the real tokens of each sequence to be contiguous.*row 0: \[1, 1, 0, 1, 1\]",
+    ):
+        crf.viterbi_decode(emissions, holes, transitions, start, end)
+    with pytest.raises(
+        ValueError, match=r"Expected shape \(batch_size, sequence_length\) = \(5, 5\)"
+    ):
+        crf.log_partition(emissions, mask[:, :3], transitions, start, end)
+
+
+def test_error_unknown_tag_scheme_and_bad_layer_arguments():
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `tag_scheme`. Expected one of 'iob2' .* Received: tag_scheme='bilou'",
+    ):
+        CRF(3, tag_names=["O", "B-a", "I-a"], tag_scheme="bilou")
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `tag_names`. Expected the tag of each id when `tag_scheme` is set",
+    ):
+        CRF(3, tag_scheme="iob2")
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `tag_names`. Expected num_tags=3 names. Received: 2 names",
+    ):
+        CRF(3, tag_names=["O", "B-a"])
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `num_tags`. Expected a positive int. Received: num_tags=0",
+    ):
+        CRF(0)
+    with pytest.raises(ValueError, match=r"Invalid tag for the IOB2 scheme.*Received: tag='X-a'"):
+        CRF(3, tag_names=["O", "B-a", "X-a"], tag_scheme="iob2")
+    with pytest.raises(
+        ValueError, match=r"Invalid value for `top_k`. Expected a positive int. Received: top_k=0"
+    ):
+        crf.nbest_viterbi_decode(*make_inputs(), 0)
+
+
+def test_error_outputs_of_another_shape_and_unbound_loss():
+    layer = CRF(3)
+    with pytest.raises(
+        ValueError,
+        match=r"Expected the CRF layer's outputs of shape .* \(\.\.\., 5\). Received: outputs.shape=\(2, 4, 3\)",
+    ):
+        layer.decode(np.zeros((2, 4, 3), np.float32))
+    loss = crf.CRFLoss.from_config(layer.loss.get_config())
+    with pytest.raises(ValueError, match=r"This CRF loss is not bound to a CRF layer"):
+        loss(np.zeros((2, 4)), np.zeros((2, 4, 5), np.float32))

@@ -1,0 +1,57 @@
+"""Word vectors read as a stream from GloVe / word2vec / fastText text files, plain or gzipped."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.embeddings import load_embedding_matrix
+
+GLOVE = (
+    Path(os.environ.get("NER_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
+    / "embeddings"
+    / "glove.6B.50d"
+    / "glove.6B.50d.txt.gz"
+)
+
+
+def write(path: Path, text: str, gzipped: bool = False) -> str:
+    data = text.encode("utf-8")
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    return str(path)
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("header", ["", "3 2\n"])
+def test_rows_follow_the_vocabulary(tmp_path, gzipped, header):
+    path = write(tmp_path / "v.txt", header + "the 1 2\nparis 3 4\nzebra 5 6\n", gzipped)
+    result = load_embedding_matrix(path, ["paris", "Paris", "unknown", "the"], num_reserved=2)
+    matrix = result.matrix
+    assert matrix.shape == (6, 2) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix[0], [0, 0])  # padding
+    np.testing.assert_array_equal(matrix[2], [3, 4])
+    np.testing.assert_array_equal(matrix[3], [3, 4])  # "Paris" falls back to "paris"
+    np.testing.assert_array_equal(matrix[5], [1, 2])
+    assert result.num_found == 3 and result.coverage == pytest.approx(0.75)
+    assert np.all(np.isfinite(matrix[4])) and not np.allclose(matrix[4], 0)  # random OOV row
+
+
+def test_ragged_file_names_file_and_line(tmp_path):
+    path = write(tmp_path / "bad.vec", "a 1 2\nb 1 2 3\n")
+    with pytest.raises(ValueError, match=r"bad.vec:2: expected 2 values after the word .* found 3"):
+        load_embedding_matrix(path, ["a"])
+    with pytest.raises(ValueError, match=r"no vectors found"):
+        load_embedding_matrix(write(tmp_path / "empty.txt", ""), ["a"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GLOVE.exists(), reason="shared GloVe vectors not present")
+def test_real_glove_vectors():
+    result = load_embedding_matrix(str(GLOVE), ["the", "London", "qwertyuiopasdf"])
+    assert result.matrix.shape == (5, 50) and result.num_found == 2
+    # First values of the published GloVe 6B 50d vector of "the".
+    np.testing.assert_allclose(result.matrix[2, :3], [0.418, 0.24968, -0.41242], atol=1e-5)
