@@ -25,14 +25,24 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-TAG_SCHEMES = ("iob2", "bio", "bioes")
-"""Accepted `scheme` values; "bio" is another name for "iob2"."""
+from models.tag_scheme import TAG_SCHEMES, canonical_scheme, expected_tags
+from models.tag_scheme import split_tag as parse_tag
+
+__all__ = [
+    "ConllFormatError",
+    "ReadStats",
+    "Sentence",
+    "TAG_SCHEMES",
+    "parse_tag",
+    "read_conll",
+    "read_conll_lines",
+]
+
 
 ON_ERROR_MODES = ("raise", "skip")
 
 DOCSTART = "-DOCSTART-"
 
-_PREFIXES = {"iob2": ("B", "I"), "bioes": ("B", "I", "E", "S")}
 _SPACES = re.compile(" +")
 _BOM = "\ufeff"
 # Characters stripped around a whole line and around each TAB-separated field. Only ASCII
@@ -103,42 +113,7 @@ class ReadStats:
 
 
 def _canonical_scheme(scheme: str) -> str:
-    if scheme not in TAG_SCHEMES:
-        raise ValueError(
-            f"Invalid value for `scheme`. Expected one of {TAG_SCHEMES}. "
-            f"Received: scheme={scheme!r}"
-        )
-    return "iob2" if scheme == "bio" else scheme
-
-
-def _expected_tags(scheme: str) -> str:
-    prefixes = _PREFIXES[scheme]
-    return "O, " + ", ".join(f"{p}-<type>" for p in prefixes[:-1]) + f" or {prefixes[-1]}-<type>"
-
-
-def parse_tag(tag: str, scheme: str = "iob2") -> tuple[str, str | None]:
-    """Splits a tag into its prefix and entity type.
-
-    Args:
-        tag: a tag such as "O", "B-person" or "I-creative-work" (the type is everything after the
-            first hyphen, so it may hold hyphens itself).
-        scheme: "iob2" (alias "bio": prefixes B and I) or "bioes" (also E and S).
-    Returns:
-        (prefix, entity_type): ("O", None) for "O", e.g. ("I", "creative-work") otherwise.
-    Raises:
-        ValueError: for a tag that is not "O" nor `<prefix>-<type>` with a prefix of the scheme
-            and a non-empty type, or for an unknown scheme.
-    """
-    scheme = _canonical_scheme(scheme)
-    if tag == "O":
-        return "O", None
-    prefix, hyphen, entity_type = tag.partition("-")
-    if not hyphen or prefix not in _PREFIXES[scheme] or not entity_type or entity_type.isspace():
-        raise ValueError(
-            f"Invalid value for `tag`. Expected {_expected_tags(scheme)} (scheme {scheme!r}). "
-            f"Received: tag={tag!r}"
-        )
-    return prefix, entity_type
+    return canonical_scheme(scheme, "scheme")
 
 
 def _quote(text: str) -> str:
@@ -350,7 +325,7 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
                     path,
                     line_number,
                     f"invalid tag {_quote(tag)}; scheme {scheme!r} expects "
-                    f"{_expected_tags(scheme)}: {_quote(text)}",
+                    f"{expected_tags(scheme)}: {_quote(text)}",
                 ) from None
             tokens.append(token)
             tags.append(tag)

@@ -19,10 +19,16 @@ import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
-TAG_SCHEMES = ("iob2", "bio", "bioes")
-"""Accepted `scheme` values; "bio" is another name for "iob2"."""
+from models.tag_scheme import _PREFIXES, TAG_SCHEMES, canonical_scheme, split_tag
 
-_PREFIXES = {"iob2": ("B", "I"), "bio": ("B", "I"), "bioes": ("B", "I", "E", "S")}
+__all__ = [
+    "EntityScores",
+    "TAG_SCHEMES",
+    "TypeScores",
+    "extract_entities",
+    "score_entities",
+    "token_accuracy",
+]
 
 
 class TypeScores(NamedTuple):
@@ -63,24 +69,18 @@ class EntityScores:
 
 
 def _check_scheme(scheme: str) -> None:
-    if scheme not in TAG_SCHEMES:
-        raise ValueError(
-            f"Invalid value for `scheme`. Expected one of {TAG_SCHEMES}. "
-            f"Received: scheme={scheme!r}"
-        )
+    canonical_scheme(scheme, "scheme")
 
 
 def _split_tag(tag: str, index: int, scheme: str) -> tuple[str, str | None]:
-    if tag == "O":
-        return "O", None
-    prefix, hyphen, entity_type = tag.partition("-") if isinstance(tag, str) else ("", "", "")
-    if not hyphen or prefix not in _PREFIXES[scheme] or not entity_type:
-        expected = "O or " + ", ".join(f"{p}-<type>" for p in _PREFIXES[scheme])
+    try:
+        return split_tag(tag, scheme)
+    except ValueError:
+        expected = "O or " + ", ".join(f"{p}-<type>" for p in _PREFIXES[canonical_scheme(scheme)])
         raise ValueError(
             f"Invalid value for `tags[{index}]`. Expected {expected} (scheme {scheme!r}). "
             f"Received: tags[{index}]={tag!r}"
-        )
-    return prefix, entity_type
+        ) from None
 
 
 def extract_entities(tags: Sequence[str], scheme: str = "iob2") -> list[tuple[int, int, str]]:

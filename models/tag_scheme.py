@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 SCHEMES = ("iob2", "bioes")
+"""The schemes, by canonical name."""
+TAG_SCHEMES = ("iob2", "bio", "bioes", "iobes")
+"""Every accepted name: "bio" is IOB2, "iobes" is BIOES."""
 _SCHEME_ALIASES = {"iob2": "iob2", "bio": "iob2", "bioes": "bioes", "iobes": "bioes"}
 _PREFIXES = {"iob2": ("B", "I"), "bioes": ("B", "I", "E", "S")}
 
@@ -16,31 +19,44 @@ _PREFIXES = {"iob2": ("B", "I"), "bioes": ("B", "I", "E", "S")}
 PADDING_TAGS = ("[PAD]", "<pad>", "<PAD>")
 
 
-def canonical_scheme(scheme: str) -> str:
-    """Returns "iob2" or "bioes" for a scheme name or alias ("bio", "iobes"), case-insensitive."""
+def canonical_scheme(scheme: str, argument: str = "tag_scheme") -> str:
+    """Returns "iob2" or "bioes" for a scheme name or alias ("bio", "iobes"), case-insensitive.
+
+    Args:
+        scheme: the name to check.
+        argument: the caller's name for it, used in the error message.
+    """
     name = _SCHEME_ALIASES.get(str(scheme).lower())
     if name is None:
         raise ValueError(
-            "Invalid value for `tag_scheme`. Expected one of 'iob2' (alias 'bio') or 'bioes' "
-            f"(alias 'iobes'). Received: tag_scheme={scheme!r}"
+            f"Invalid value for `{argument}`. Expected one of 'iob2' (alias 'bio') or 'bioes' "
+            f"(alias 'iobes'). Received: {argument}={scheme!r}"
         )
     return name
+
+
+def expected_tags(scheme: str) -> str:
+    """The tags a scheme accepts, in words: "O, B-<type> or I-<type>"."""
+    prefixes = _PREFIXES[canonical_scheme(scheme)]
+    return "O, " + ", ".join(f"{p}-<type>" for p in prefixes[:-1]) + f" or {prefixes[-1]}-<type>"
 
 
 def split_tag(tag: str, scheme: str = "iob2") -> tuple[str, str | None]:
     """Splits a tag into its prefix and entity type: "B-person" -> ("B", "person"), "O" -> ("O", None).
 
+    The type is everything after the first hyphen ("I-creative-work" -> ("I", "creative-work")).
+
     Raises:
-        ValueError: the tag does not parse under the scheme.
+        ValueError: the tag is not "O" nor `<prefix>-<type>` with a prefix of the scheme and a
+            non-blank type; or the scheme is unknown.
     """
-    scheme = canonical_scheme(scheme)
+    scheme = canonical_scheme(scheme, "scheme")
     if tag == "O":
         return "O", None
-    prefix, sep, entity_type = tag.partition("-")
-    if not sep or prefix not in _PREFIXES[scheme] or not entity_type:
-        expected = ", ".join(f"{p}-TYPE" for p in _PREFIXES[scheme])
+    prefix, hyphen, entity_type = tag.partition("-") if isinstance(tag, str) else ("", "", "")
+    if not hyphen or prefix not in _PREFIXES[scheme] or not entity_type or entity_type.isspace():
         raise ValueError(
-            f"Invalid tag for the {scheme.upper()} scheme. Expected 'O' or one of {expected}. "
+            f"Invalid value for `tag`. Expected {expected_tags(scheme)} (scheme {scheme!r}). "
             f"Received: tag={tag!r}"
         )
     return prefix, entity_type

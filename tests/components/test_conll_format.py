@@ -393,8 +393,8 @@ def test_skip_on_first_line_with_too_few_columns_lets_the_next_line_set_the_coun
     [
         (
             {"scheme": "iob1"},
-            "Invalid value for `scheme`. Expected one of ('iob2', 'bio', "
-            "'bioes'). Received: scheme='iob1'",
+            "Invalid value for `scheme`. Expected one of 'iob2' (alias 'bio') or 'bioes' "
+            "(alias 'iobes'). Received: scheme='iob1'",
         ),
         (
             {"on_error": "ignore"},

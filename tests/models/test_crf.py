@@ -526,7 +526,7 @@ def test_error_unknown_tag_scheme_and_bad_layer_arguments():
         match=r"Invalid value for `num_tags`. Expected a positive int. Received: num_tags=0",
     ):
         CRF(0)
-    with pytest.raises(ValueError, match=r"Invalid tag for the IOB2 scheme.*Received: tag='X-a'"):
+    with pytest.raises(ValueError, match=r"Invalid value for `tag`. Expected O, B-<type> or I-<type>.*Received: tag='X-a'"):
         CRF(3, tag_names=["O", "B-a", "X-a"], tag_scheme="iob2")
     with pytest.raises(
         ValueError, match=r"Invalid value for `top_k`. Expected a positive int. Received: top_k=0"

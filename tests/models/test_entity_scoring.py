@@ -265,13 +265,13 @@ def test_malformed_tags(tag):
 
 def test_unknown_scheme():
     message = (
-        "Invalid value for `scheme`. Expected one of ('iob2', 'bio', 'bioes'). "
-        "Received: scheme='iobes'"
+        "Invalid value for `scheme`. Expected one of 'iob2' (alias 'bio') or 'bioes' "
+        "(alias 'iobes'). Received: scheme='iob1'"
     )
     with pytest.raises(ValueError, match=exactly(message)):
-        extract_entities(["O"], scheme="iobes")
+        extract_entities(["O"], scheme="iob1")
     with pytest.raises(ValueError, match=exactly(message)):
-        score_entities([["O"]], [["O"]], scheme="iobes")
+        score_entities([["O"]], [["O"]], scheme="iob1")
 
 
 def test_mismatched_numbers_and_lengths():

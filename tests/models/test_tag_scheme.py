@@ -68,7 +68,7 @@ def test_aliases_and_errors():
         allowed_transitions(IOB2_TAGS, "bilou")
     with pytest.raises(
         ValueError,
-        match=r"Invalid tag for the IOB2 scheme. Expected 'O' or one of B-TYPE, I-TYPE. Received: tag='S-a'",
+        match=r"Invalid value for `tag`. Expected O, B-<type> or I-<type> \(scheme 'iob2'\). Received: tag='S-a'",
     ):
         allowed_transitions(["S-a", "O"], "iob2")
     assert split_tag("I-creative-work") == ("I", "creative-work")
