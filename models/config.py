@@ -114,7 +114,7 @@ class ModelConfig:
     char_embedding_dim: int = 25
     char_filters: int = 30
     char_kernel_size: int = 3
-    lstm_units: int = 100
+    lstm_units: int = 64
     dropout: float = 0.5
     output: str = "crf"
     tag_scheme: str = "iob2"
@@ -146,28 +146,44 @@ class ModelConfig:
 class TrainingConfig:
     """How the Trainer fits the model.
 
+    The defaults suit small data sets (the bundled 560-sentence sample trains in under a minute on
+    2 CPU cores); for the full WNUT-17 lower the learning rate (1e-3) and raise the patience.
+
     Attributes:
         batch_size: sentences per training step.
         epochs: maximum number of passes over the training split.
         learning_rate: Adam learning rate.
         clipnorm: gradients are clipped to this global norm (Pascanu et al., 2013).
-        early_stopping_patience: epochs without improvement of the eval loss before training
-            stops; the best epoch's weights are kept.
+        early_stopping_patience: epochs without improvement of the entity F1 on the eval split
+            before training stops; the best epoch's weights are kept.
+        early_stopping_start_epoch: epochs trained before early stopping starts watching (the
+            F1 stays at 0 for the first epochs, while the model still predicts only "O").
         shuffle_buffer_size: sentences in the shuffle buffer of the training split.
         seed: seed of weight initialisation and shuffling.
     """
 
     batch_size: int = 32
-    epochs: int = 10
-    learning_rate: float = 1e-3
+    epochs: int = 15
+    learning_rate: float = 1e-2
     clipnorm: float = 5.0
-    early_stopping_patience: int = 2
+    early_stopping_patience: int = 4
+    early_stopping_start_epoch: int = 3
     shuffle_buffer_size: int = 4096
     seed: int = 42
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
             _check_positive_int(name, getattr(self, name))
+        if (
+            isinstance(self.early_stopping_start_epoch, bool)
+            or not isinstance(self.early_stopping_start_epoch, int)
+            or self.early_stopping_start_epoch < 0
+        ):
+            raise _invalid(
+                "early_stopping_start_epoch",
+                "a non-negative integer",
+                self.early_stopping_start_epoch,
+            )
         for name in ("learning_rate", "clipnorm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
@@ -33,6 +35,7 @@ from tfx_bsl.public import tfxio
 
 from models import preprocessing
 from models.config import ModelConfig, TaggerConfig
+from models.entity_scoring import score_entities
 from models.tagger import (
     build_tagger,
     compile_tagger,
@@ -66,6 +69,46 @@ class EpochLogger(keras.callbacks.Callback):
             time.monotonic() - self._start,
             values,
         )
+
+
+class EntityF1Callback(keras.callbacks.Callback):
+    """Adds `val_entity_f1` (percent, conlleval semantics) on the eval split to each epoch's logs.
+
+    Early stopping then watches what the Evaluator blesses on, not the CRF loss (on small data the
+    loss starts rising epochs before the entity F1 stops improving).
+
+    Args:
+        eval_dataset: the eval split as (inputs, tag_ids[, sample weights]) batches.
+        tag_vocabulary: tag name of every tag id, `[PAD]` at 0.
+        output: `ModelConfig.output`.
+        scheme: the tag scheme.
+    """
+
+    def __init__(
+        self,
+        eval_dataset: tf.data.Dataset,
+        tag_vocabulary: tuple[str, ...],
+        output: str,
+        scheme: str,
+    ):
+        super().__init__()
+        self._inputs = eval_dataset.map(lambda inputs, *_: inputs)
+        gold_ids = np.concatenate([batch[1].numpy() for batch in eval_dataset])
+        self._lengths = (gold_ids > 0).sum(axis=1)  # (num_sentences,)
+        self._vocabulary = np.asarray(tag_vocabulary, dtype=object)
+        self._gold = [list(self._vocabulary[ids[:n]]) for ids, n in zip(gold_ids, self._lengths)]
+        self._output = output
+        self._scheme = scheme
+
+    def on_epoch_end(self, epoch, logs=None):
+        outputs = self.model.predict(self._inputs, verbose=0)
+        predicted_ids = np.asarray(predicted_tag_ids(outputs, self._output, self._lengths))
+        predicted = [
+            list(self._vocabulary[ids[:n]]) for ids, n in zip(predicted_ids, self._lengths)
+        ]
+        scores = score_entities(self._gold, predicted, self._scheme)
+        if logs is not None:
+            logs["val_entity_f1"] = scores.f1
 
 
 def _dataset(
@@ -195,7 +238,7 @@ def run_fn(fn_args: Any) -> None:
 
     Reads `fn_args.custom_config` (see `TaggerConfig`), the transformed `train` and `eval` splits
     and the transform graph; trains for at most `TrainingConfig.epochs` epochs with early stopping
-    on the eval loss (best weights kept), writes TensorBoard logs to `fn_args.model_run_dir` and the
+    on the eval entity F1 (best weights kept), writes TensorBoard logs to `fn_args.model_run_dir` and the
     SavedModel to `fn_args.serving_model_dir`. `fn_args.train_steps`, when set (TrainArgs
     num_steps), caps the number of training steps per epoch.
     """
@@ -255,20 +298,33 @@ def run_fn(fn_args: Any) -> None:
         config.preprocessing.num_tags,
     )
     callbacks = [
+        # Before EarlyStopping: it adds the value that EarlyStopping watches to the logs.
+        EntityF1Callback(
+            eval_dataset,
+            config.preprocessing.tag_vocabulary,
+            config.model.output,
+            config.model.tag_scheme,
+        ),
         keras.callbacks.EarlyStopping(
-            monitor="val_loss",
+            monitor="val_entity_f1",
+            mode="max",
             patience=training.early_stopping_patience,
+            start_from_epoch=training.early_stopping_start_epoch,
             restore_best_weights=True,
         ),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochLogger(training.epochs),
     ]
-    model.fit(
-        train_dataset,
-        validation_data=eval_dataset,
-        epochs=training.epochs,
-        callbacks=callbacks,
-        verbose=2,
-    )
+    with warnings.catch_warnings():
+        # Keras warns at the end of every epoch of a dataset of unknown length; that end is
+        # how an epoch ends here.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(
+            train_dataset,
+            validation_data=eval_dataset,
+            epochs=training.epochs,
+            callbacks=callbacks,
+            verbose=0,  # EpochLogger logs each epoch through absl.
+        )
     export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)

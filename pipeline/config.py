@@ -1,0 +1,209 @@
+"""Typed, frozen configuration of the TFX pipeline, built once from the command line and environment.
+
+`PipelineConfig.from_args(argv, environ)` is the one place that reads flags and `NER_*` environment
+variables (a flag wins over its variable, a variable over the default). Relative paths given by the
+user are resolved against the current directory; the defaults are under the repository root, so
+`tfx run create` works from any directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
+
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SCHEMA_PATH = os.path.join(REPOSITORY_ROOT, "pipeline", "schema", "schema.pbtxt")
+DEFAULT_DATA_DIR = os.path.join(REPOSITORY_ROOT, "data", "sample")
+DEFAULT_OUTPUT_DIR = os.path.join(REPOSITORY_ROOT, "outputs")
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+"""DirectRunner in this process: on 2 cores it is faster than multi_processing, whose workers each
+import TensorFlow. Dataflow: `--runner=DataflowRunner --project=P --region=R
+--temp_location=gs://B/tmp`; Flink: `--runner=FlinkRunner --flink_master=HOST:8081
+--environment_type=LOOPBACK` (pipeline root and data then on a shared filesystem such as gs://)."""
+
+
+DEFAULT_MIN_ENTITY_F1 = 5.0
+"""Blessing floor in percent: a sanity check that the model found entities at all (the sample
+trains to about 13; the best WNUT-17 system of 2017 scored 41.86)."""
+
+
+def _invalid(name: str, expected: str, received) -> ValueError:
+    return ValueError(
+        f"Invalid value for `{name}`. Expected {expected}. Received: {name}={received!r}"
+    )
+
+
+def tags_from_schema(schema_path: str, feature: str = "tags") -> tuple[str, ...]:
+    """The tag set: the string domain of the `tags` feature in the curated schema file.
+
+    Raises:
+        ValueError: if the file has no such feature with a string domain.
+    """
+    # Imported here: pipeline/validation_gate.py pulls in TFX, not needed to build a config.
+    from google.protobuf import text_format
+
+    from pipeline.validation_gate import known_tags
+
+    with open(schema_path, encoding="utf-8") as file:
+        schema = text_format.Parse(file.read(), schema_pb2.Schema())
+    return known_tags(schema, feature)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `pipeline.pipeline.create_pipeline` needs.
+
+    Attributes:
+        pipeline_name: TFX pipeline name (also names the output folders).
+        data_dir: folder holding the CoNLL files (ExampleGen's input_base).
+        train_pattern: glob of the training files, relative to `data_dir`.
+        eval_pattern: glob of the evaluation files, relative to `data_dir`.
+        output_dir: everything the pipeline writes goes under it (see the properties).
+        schema_path: the curated schema (ImportSchemaGen); its `tags` domain is the tag set.
+        tagger: preprocessing, model and training configuration (Transform and Trainer).
+        min_entity_f1: blessing floor: the candidate's entity F1 on the eval split, in percent,
+            must be at least this (and not below the latest blessed model's).
+        beam_pipeline_args: Beam options for every Beam-based component.
+        enable_cache: reuse the results of components whose inputs did not change (MLMD).
+    """
+
+    pipeline_name: str
+    data_dir: str
+    train_pattern: str
+    eval_pattern: str
+    output_dir: str
+    schema_path: str
+    tagger: TaggerConfig
+    min_entity_f1: float = 0.0
+    beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    enable_cache: bool = True
+
+    def __post_init__(self):
+        if not self.pipeline_name or not self.pipeline_name.replace("_", "").isalnum():
+            raise _invalid("pipeline_name", "letters, digits and '_'", self.pipeline_name)
+        for name in ("data_dir", "output_dir", "schema_path"):
+            if not os.path.isabs(getattr(self, name)):
+                raise _invalid(name, "an absolute path", getattr(self, name))
+        if not 0.0 <= self.min_entity_f1 <= 100.0:
+            raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
+        object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
+
+    @property
+    def pipeline_root(self) -> str:
+        """Where TFX writes the artifacts."""
+        return os.path.join(self.output_dir, "pipelines", self.pipeline_name)
+
+    @property
+    def metadata_path(self) -> str:
+        """The SQLite ML Metadata store."""
+        return os.path.join(self.output_dir, "metadata", self.pipeline_name, "metadata.db")
+
+    @property
+    def serving_dir(self) -> str:
+        """Pusher's destination: `<serving_dir>/<numeric version>/saved_model.pb`."""
+        return os.path.join(self.output_dir, "serving_model", self.pipeline_name)
+
+    @classmethod
+    def from_args(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> PipelineConfig:
+        """Builds the configuration from flags (`argv`, without the program name) and `NER_*`
+        environment variables. `--help` lists them."""
+        environ = os.environ if environ is None else environ
+        args = _parser(environ).parse_args(list(argv or []))
+        schema_path = os.path.abspath(args.schema)
+        tagger = TaggerConfig(
+            preprocessing=PreprocessingConfig(
+                tag_names=tags_from_schema(schema_path),
+                max_length=args.max_length,
+                max_word_length=args.max_word_length,
+                token_frequency_threshold=args.token_frequency_threshold,
+            ),
+            model=ModelConfig(
+                word_embedding_dim=args.word_embedding_dim,
+                pretrained_embeddings_path=(
+                    os.path.abspath(args.embeddings) if args.embeddings else None
+                ),
+                lstm_units=args.lstm_units,
+                char_filters=args.char_filters,
+                output=args.output,
+            ),
+            training=TrainingConfig(
+                batch_size=args.batch_size,
+                epochs=args.epochs,
+                learning_rate=args.learning_rate,
+                early_stopping_patience=args.patience,
+            ),
+        )
+        return cls(
+            pipeline_name=args.pipeline_name,
+            data_dir=os.path.abspath(args.data_dir),
+            train_pattern=args.train_pattern,
+            eval_pattern=args.eval_pattern,
+            output_dir=os.path.abspath(args.output_dir),
+            schema_path=schema_path,
+            tagger=tagger,
+            min_entity_f1=args.min_entity_f1,
+            beam_pipeline_args=tuple(shlex.split(args.beam_args)),
+            enable_cache=not args.no_cache,
+        )
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.local_runner",
+        description="Runs the NER pipeline (CoNLL files in, blessed serving model out) locally.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+
+    def add(flag: str, default, value_type=str, help_text: str = ""):
+        variable = "NER_" + flag.lstrip("-").upper().replace("-", "_")
+        raw = environ.get(variable)
+        try:
+            value = default if raw is None else value_type(raw)
+        except ValueError:
+            raise _invalid(variable, f"a {value_type.__name__}", raw) from None
+        parser.add_argument(flag, type=value_type, default=value, help=f"{help_text} (${variable})")
+
+    add("--pipeline-name", "ner_bilstm_crf", str, "pipeline name")
+    add("--data-dir", DEFAULT_DATA_DIR, str, "folder of the CoNLL files")
+    add("--train-pattern", "train.conll", str, "training files, glob relative to --data-dir")
+    add("--eval-pattern", "eval.conll", str, "evaluation files, glob relative to --data-dir")
+    add("--output-dir", DEFAULT_OUTPUT_DIR, str, "where artifacts, metadata and models go")
+    add("--schema", DEFAULT_SCHEMA_PATH, str, "curated schema (its tags domain is the tag set)")
+    # Model and training defaults are the dataclasses' own.
+    preprocessing = {f.name: f.default for f in dataclasses.fields(PreprocessingConfig)}
+    model, training = ModelConfig(), TrainingConfig()
+    add("--max-length", preprocessing["max_length"], int, "tokens per sentence (longer: cut)")
+    add("--max-word-length", preprocessing["max_word_length"], int, "characters per token")
+    add(
+        "--token-frequency-threshold",
+        preprocessing["token_frequency_threshold"],
+        int,
+        "minimum count of a word in the vocabulary",
+    )
+    add("--word-embedding-dim", model.word_embedding_dim, int, "word embedding size")
+    add("--embeddings", "", str, "optional GloVe text file (.txt or .txt.gz) of that size")
+    add("--lstm-units", model.lstm_units, int, "BiLSTM units per direction")
+    add("--char-filters", model.char_filters, int, "character CNN filters")
+    add("--output", model.output, str, "output layer: crf, or softmax (ablation)")
+    add("--batch-size", training.batch_size, int, "sentences per step")
+    add("--epochs", training.epochs, int, "maximum epochs")
+    add("--learning-rate", training.learning_rate, float, "Adam learning rate")
+    add("--patience", training.early_stopping_patience, int, "early stopping patience (epochs)")
+    add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
+    add("--beam-args", " ".join(DEFAULT_BEAM_ARGS), str, "Beam pipeline options")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=environ.get("NER_NO_CACHE", "") not in ("", "0", "false"),
+        help="run every component even if its inputs did not change ($NER_NO_CACHE)",
+    )
+    return parser

@@ -1,0 +1,138 @@
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
+
+    python -m pipeline.local_runner            # `make run`: data/sample -> outputs/
+    python -m pipeline.local_runner --help     # every flag, and its NER_* environment variable
+
+It ends by printing where the blessed model was pushed and its entity F1. A second run with
+unchanged inputs reuses the cached results of the components (`--no-cache` to rerun everything).
+
+With the TFX CLI (flags then come from NER_* environment variables only; checked by hand):
+
+    tfx pipeline create --engine=local --pipeline_path=pipeline/local_runner.py
+    tfx run create --engine=local --pipeline_name=ner_bilstm_crf
+
+`pipeline create` executes this file with LocalDagRunner.run patched out, to record the pipeline;
+`run create` runs `python pipeline/local_runner.py` in a subprocess.
+
+Beam: DirectRunner in this process by default (`--beam-args`, see `pipeline.config`). Logging: the
+progress of the run (each component's start and end, the Trainer's epochs, the result) and every
+warning; `--verbose` shows every INFO line of TFX, Beam and TensorFlow as well.
+"""
+
+from __future__ import annotations
+
+import logging as python_logging
+import os
+import sys
+import time
+import warnings
+
+# Run as a script (`tfx run create` does `python pipeline/local_runner.py`): the repository root,
+# not pipeline/, must be importable, for this process and for any Beam worker it starts.
+_REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPOSITORY_ROOT not in sys.path:
+    sys.path.insert(0, _REPOSITORY_ROOT)
+
+_PROGRESS_SOURCES = (
+    "tfx/orchestration/local/local_dag_runner.py",
+    *(
+        os.path.join(_REPOSITORY_ROOT, package, "")
+        for package in ("models", "pipeline", "components")
+    ),
+)
+
+
+# Benign lines repeated by every run of TFX 1.16 / TFT 1.16, dropped from the progress log.
+_NOISE_PREFIXES = (
+    "Using deployment config",
+    "Using connection config",
+    "ArtifactQuery.property_predicate is not supported",
+    "Tables initialized inside a tf.function",
+    "Examples artifact does not have payload_format",
+    "From /",  # TensorFlow deprecation notices about library code
+)
+
+
+class ProgressFilter(python_logging.Filter):
+    """Keeps warnings and errors, and INFO lines from the DAG runner and this project's code."""
+
+    def filter(self, record: python_logging.LogRecord) -> bool:
+        if str(record.msg).startswith(_NOISE_PREFIXES):
+            return False
+        if record.levelno >= python_logging.WARNING:
+            return True
+        return any(source in record.pathname for source in _PROGRESS_SOURCES)
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Timestamped log lines on stderr; only the run's progress unless `verbose`."""
+    from absl import logging
+
+    logging.set_verbosity(logging.INFO)
+    python_logging.basicConfig(
+        level=python_logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
+    if not verbose:
+        # TensorFlow's C++ INFO and WARNING lines (oneDNN, CPU features, end of each dataset
+        # pass) are noise here; its errors still show.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        for handler in python_logging.getLogger().handlers:
+            handler.addFilter(ProgressFilter())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Builds the config from argv and NER_* variables, runs the pipeline, prints the result."""
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in argv
+    argv = [arg for arg in argv if arg != "--verbose"]
+    # Beam workers in other processes (multi_processing, portable runners) import `models`.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (_REPOSITORY_ROOT, os.environ.get("PYTHONPATH", "")) if p
+    )
+    _configure_logging(verbose)
+    if not verbose:
+        # google-cloud packages imported by TFX warn about this Python version at import.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+    from absl import logging
+    from tfx import v1 as tfx
+
+    from pipeline.config import PipelineConfig
+    from pipeline.pipeline import create_pipeline
+    from pipeline.run_summary import summarize
+
+    config = PipelineConfig.from_args(argv)
+    logging.info(
+        "Pipeline %s: data %s, outputs %s", config.pipeline_name, config.data_dir, config.output_dir
+    )
+    start = time.monotonic()
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    elapsed = time.monotonic() - start
+    try:
+        summary = summarize(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+        )
+    except LookupError:
+        # `tfx pipeline create` executes this file with LocalDagRunner.run patched out.
+        print(f"Pipeline {config.pipeline_name} built; no run results in {config.metadata_path}.")
+        return 0
+    if summary.pushed:
+        print(
+            f"Model pushed to {summary.pushed_destination}\n"
+            f"Entity F1 on the eval split: {summary.entity_f1:.2f} "
+            f"(token accuracy {summary.token_accuracy:.2f}); pipeline run: {elapsed:.0f} s"
+        )
+    else:
+        print(
+            f"Model NOT pushed (not blessed: entity F1 {summary.entity_f1:.2f} is below the floor "
+            f"{config.min_entity_f1:.2f} or below the latest blessed model's); "
+            f"pipeline run: {elapsed:.0f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

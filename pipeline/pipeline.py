@@ -1,0 +1,165 @@
+"""The TFX pipeline: CoNLL files in, a blessed, versioned serving model out.
+
+    ConllExampleGen -> StatisticsGen -> ExampleValidator (against ImportSchemaGen's curated schema)
+      -> ValidationGate (stops the run on any anomaly, naming unknown tags and where)
+      -> Transform (models.preprocessing) -> Trainer (models.run_fn)
+      -> Evaluator (entity F1, conlleval semantics; baseline: latest blessed model)
+      -> AtomicPusher (only a blessed model, to <serving_dir>/<version>/)
+
+`create_pipeline(config)` only builds the DAG; runners (pipeline/local_runner.py, Kubeflow) run it.
+The module paths given to Transform and Trainer (`models.preprocessing.preprocessing_fn`,
+`models.run_fn.run_fn`) are imported by the executors, so the `models` package must be importable
+where they run (installed, or the repository root on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import json
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.conll_example_gen import ConllExampleGen
+from models.entity_metric import ENTITY_F1_NAME
+from pipeline.atomic_pusher import AtomicPusher
+from pipeline.config import PipelineConfig
+from pipeline.validation_gate import ValidationGate
+
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.run_fn.run_fn"
+LABEL_KEY = "tags"
+PREDICTION_KEY = "tags"
+# No regression: a candidate whose F1 is below the baseline's by more than rounding is not blessed.
+NO_REGRESSION_TOLERANCE = 1e-6
+
+
+def entity_types(tag_names) -> list[str]:
+    """Entity types of IOB2/BIOES tag names, sorted (e.g. ["location", "person"])."""
+    return sorted({tag.split("-", 1)[1] for tag in tag_names if "-" in tag})
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA configuration: entity-level F1 on the eval split with the blessing thresholds."""
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_entity_f1}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -NO_REGRESSION_TOLERANCE},
+        ),
+    )
+    # The threshold goes on the MetricConfig (not MetricsSpec.thresholds): only there does TFMA
+    # build its key with the same example_weighted value as the metric's own key.
+    metric = tfma.MetricConfig(
+        class_name="EntityF1",
+        module="models.entity_metric",
+        config=json.dumps(
+            {
+                "name": ENTITY_F1_NAME,
+                "scheme": config.tagger.model.tag_scheme,
+                "entity_types": entity_types(config.tagger.preprocessing.tag_names),
+            }
+        ),
+        threshold=threshold,
+    )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=LABEL_KEY,
+                prediction_key=PREDICTION_KEY,
+                # A plain SavedModel: spares TFMA its attempt to load it as a tf-keras model.
+                model_type=tfma.TF_GENERIC,
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[metric, tfma.MetricConfig(class_name="ExampleCount")],
+            )
+        ],
+    )
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline described in the module docstring from `config` (pure)."""
+    example_gen = ConllExampleGen(
+        input_base=config.data_dir,
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
+                tfx.proto.Input.Split(name="eval", pattern=config.eval_pattern),
+            ]
+        ),
+        scheme=config.tagger.model.tag_scheme,
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+    )
+    validation_gate = ValidationGate(
+        anomalies=example_validator.outputs["anomalies"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+    )
+    custom_config = config.tagger.to_custom_config()
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=custom_config,
+        # The statistics of the transformed data are not used: skip computing them.
+        disable_statistics=True,
+    )
+    # Bad data must not reach Transform (nor, through it, the Trainer).
+    transform.add_upstream_node(validation_gate)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=custom_config,
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config),
+        example_splits=["eval"],
+    )
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            validation_gate,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=config.enable_cache,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )
