@@ -1,0 +1,247 @@
+"""Typed, frozen configuration of the Kubeflow build of the pipeline, from flags and environment.
+
+`KubeflowConfig.from_args(argv, environ)` is the one place that reads the Kubeflow flags and their
+`NER_KFP_*` environment variables (a flag wins over its variable, a variable over the default).
+Every other flag (model, training, `--schema`, `--train-pattern`, `--min-entity-f1`, ...) is the
+local runner's, parsed by `pipeline.config.PipelineConfig.from_args` with its `NER_*` variables, so
+a model trained on Kubeflow has the same hyperparameters as one trained locally with the same
+flags. `KubeflowConfig.pipeline_config()` turns the whole into the `PipelineConfig` that
+`pipeline.pipeline.create_pipeline` reads, with URIs (gs://, s3://, ...) where the local runner
+has folders.
+
+Two targets, because open-source Kubeflow Pipelines and Vertex AI Pipelines run different subsets
+of the pipeline spec that `KubeflowV2DagRunner` writes (see kubeflow/README.md):
+
+- `oss`: open-source KFP 2.x. Its backend runs only container and importer executors, so the
+  latest-blessed-model resolver is dropped and the Evaluator blesses on the absolute F1 floor
+  (`--min-entity-f1`) alone.
+- `vertex`: Vertex AI Pipelines, which runs TFX's resolver executors: the Evaluator also requires
+  no regression against the latest blessed model, as in the local runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+
+from models.config import TaggerConfig
+
+TARGETS = ("oss", "vertex")
+IMAGE_ROOT = "/pipeline"
+"""Where kubeflow/Dockerfile puts the repository inside the image."""
+IMAGE_SCHEMA_PATH = f"{IMAGE_ROOT}/pipeline/schema/schema.pbtxt"
+"""The curated schema inside the image: ImportSchemaGen reads it there at run time."""
+DEFAULT_PIPELINE_NAME = "ner-bilstm-crf"
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
+"""DirectRunner inside each component's pod, one worker per core. Dataflow: `--runner=DataflowRunner
+--project=P --region=R --temp_location=gs://B/tmp` (see kubeflow/README.md for the workers' code);
+Flink: `--runner=FlinkRunner --flink_master=HOST:8081 --environment_type=EXTERNAL
+--environment_config=localhost:50000`."""
+# Kubeflow Pipelines' rule for pipeline names (TFX's KubeflowV2DagRunner enforces it too).
+_PIPELINE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
+_URI_PATTERN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+# The local runner's flags that name local places: here the Kubeflow flags replace them.
+_LOCAL_ONLY_FLAGS = {"--data-dir": "--data-uri", "--output-dir": "--pipeline-root/--serving-uri"}
+_SPAN_TOKENS = ("{SPAN}", "{VERSION}")
+
+
+def _invalid(name: str, expected: str, received) -> ValueError:
+    return ValueError(
+        f"Invalid value for `{name}`. Expected {expected}. Received: {name}={received!r}"
+    )
+
+
+def is_absolute_location(location: str) -> bool:
+    """True for a URI with a scheme (`gs://bucket/dir`) or an absolute path (`/pipeline/data`)."""
+    return bool(_URI_PATTERN.fullmatch(location)) or (
+        location.startswith("/") and not location.startswith("//")
+    )
+
+
+def check_location(name: str, location: str) -> None:
+    """Raises ValueError unless `location` is a URI with a scheme or an absolute path."""
+    if not is_absolute_location(location):
+        raise _invalid(name, "a URI such as gs://bucket/dir, or an absolute path", location)
+
+
+def check_pipeline_name(pipeline_name: str) -> None:
+    """Raises ValueError unless `pipeline_name` follows Kubeflow's rule for pipeline names."""
+    if not _PIPELINE_NAME_PATTERN.fullmatch(pipeline_name or ""):
+        raise _invalid(
+            "pipeline_name",
+            "lowercase letters, digits and '-', starting with a letter or digit, at most "
+            "128 characters (Kubeflow's rule)",
+            pipeline_name,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """Everything the Kubeflow build of the pipeline needs.
+
+    Attributes:
+        image: container image of every component (kubeflow/Dockerfile), e.g.
+            `us-docker.pkg.dev/P/ner/ner-pipeline:0.1.0`.
+        pipeline_root: where the components write their artifacts (a URI every pod and Beam worker
+            can reach, e.g. `gs://bucket/ner/root`); also the spec's default pipeline root.
+        data_uri: folder of the CoNLL files (ExampleGen's input_base), e.g. `gs://bucket/ner/data`.
+        serving_uri: Pusher's destination: `<serving_uri>/<numeric version>/saved_model.pb`.
+        tagger: preprocessing, model and training configuration (Transform and Trainer).
+        pipeline_name: Kubeflow pipeline name: lowercase letters, digits and '-'.
+        target: "oss" (open-source KFP 2.x: no resolver, absolute F1 floor only) or "vertex"
+            (Vertex AI Pipelines: also no regression against the latest blessed model).
+        schema_uri: the curated schema as the components read it: by default the copy inside the
+            image; any URI works if it holds the same file as the one the tag set came from.
+        train_pattern: glob of the training files, relative to `data_uri`.
+        eval_pattern: glob of the evaluation files, relative to `data_uri`.
+        min_entity_f1: blessing floor: the candidate's entity F1 on the eval split, in percent.
+        beam_pipeline_args: Beam options of every Beam-based component.
+        enable_cache: let Kubeflow reuse a component's earlier outputs when its inputs are equal.
+    """
+
+    image: str
+    pipeline_root: str
+    data_uri: str
+    serving_uri: str
+    tagger: TaggerConfig
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    target: str = "oss"
+    schema_uri: str = IMAGE_SCHEMA_PATH
+    train_pattern: str = "train.conll"
+    eval_pattern: str = "eval.conll"
+    min_entity_f1: float = 1.0
+    beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    enable_cache: bool = True
+
+    def __post_init__(self):
+        if not self.image or any(character.isspace() for character in self.image):
+            raise _invalid("image", "a container image reference without spaces", self.image)
+        check_pipeline_name(self.pipeline_name)
+        if self.target not in TARGETS:
+            raise _invalid("target", f"one of {TARGETS}", self.target)
+        for name in ("pipeline_root", "data_uri", "serving_uri", "schema_uri"):
+            check_location(name, getattr(self, name))
+        for name in ("train_pattern", "eval_pattern"):
+            pattern = getattr(self, name)
+            # On open-source KFP the ExampleGen driver that resolves these tokens does not run
+            # (see kubeflow/README.md): the executor would look for files named "{SPAN}".
+            if self.target == "oss" and any(token in pattern for token in _SPAN_TOKENS):
+                raise _invalid(
+                    name, "a pattern without {SPAN} or {VERSION} for target 'oss'", pattern
+                )
+        if not 0.0 <= self.min_entity_f1 <= 100.0:
+            raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
+        object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
+
+    @property
+    def keeps_baseline_resolver(self) -> bool:
+        """Whether the Evaluator compares with the latest blessed model (Vertex AI only)."""
+        return self.target == "vertex"
+
+    def pipeline_config(self):
+        """The `PipelineConfig` that `create_pipeline` reads, with this configuration's URIs.
+
+        Returns:
+            kubeflow.remote_pipeline_config.RemotePipelineConfig, a `PipelineConfig`.
+        """
+        # Imported here: building a KubeflowConfig must not need TFX.
+        from kubeflow.remote_pipeline_config import RemotePipelineConfig
+
+        return RemotePipelineConfig(
+            pipeline_name=self.pipeline_name,
+            data_dir=self.data_uri,
+            train_pattern=self.train_pattern,
+            eval_pattern=self.eval_pattern,
+            output_dir=self.pipeline_root,
+            schema_path=self.schema_uri,
+            tagger=self.tagger,
+            min_entity_f1=self.min_entity_f1,
+            beam_pipeline_args=self.beam_pipeline_args,
+            enable_cache=self.enable_cache,
+            remote_pipeline_root=self.pipeline_root,
+            remote_serving_dir=self.serving_uri,
+        )
+
+    @classmethod
+    def from_args(
+        cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> KubeflowConfig:
+        """Builds the configuration from flags (`argv`, without the program name), `NER_KFP_*`
+        variables, and the local runner's model flags and `NER_*` variables.
+
+        Raises:
+            ValueError: on a missing required value, a local-only flag, or an invalid value.
+        """
+        environ = os.environ if environ is None else environ
+        args, rest = parser(environ).parse_known_args(list(argv or []))
+        for flag, replacement in _LOCAL_ONLY_FLAGS.items():
+            if any(arg == flag or arg.startswith(flag + "=") for arg in rest):
+                raise _invalid(
+                    "argv", f"{replacement} instead of the local runner's {flag}", list(argv or [])
+                )
+        for name in ("image", "pipeline_root", "data_uri", "serving_uri"):
+            if not getattr(args, name):
+                flag = "--" + name.replace("_", "-")
+                variable = "NER_KFP_" + name.upper()
+                raise _invalid(name, f"a value from {flag} or ${variable}", getattr(args, name))
+        # Imported here: pipeline.config imports TensorFlow Metadata.
+        from pipeline.config import PipelineConfig
+
+        local = PipelineConfig.from_args(rest, environ)
+        return cls(
+            image=args.image,
+            pipeline_root=args.pipeline_root,
+            data_uri=args.data_uri,
+            serving_uri=args.serving_uri,
+            tagger=local.tagger,
+            pipeline_name=args.pipeline_name,
+            target=args.target,
+            schema_uri=args.schema_uri,
+            train_pattern=local.train_pattern,
+            eval_pattern=local.eval_pattern,
+            min_entity_f1=local.min_entity_f1,
+            beam_pipeline_args=tuple(shlex.split(args.beam_args)),
+            enable_cache=not args.no_cache,
+        )
+
+
+def parser(
+    environ: Mapping[str, str], prog: str = "python -m kubeflow.compile"
+) -> argparse.ArgumentParser:
+    """The Kubeflow flags, their defaults taken from `NER_KFP_*` variables in `environ`."""
+    result = argparse.ArgumentParser(
+        prog=prog,
+        description="Kubeflow flags below; every other flag is the local runner's "
+        "(python -m pipeline.local_runner --help), e.g. --epochs, --schema, --min-entity-f1.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        add_help=False,
+    )
+
+    def add(flag: str, default, help_text: str, choices=None):
+        variable = "NER_KFP_" + flag.lstrip("-").upper().replace("-", "_")
+        result.add_argument(
+            flag,
+            default=environ.get(variable, default),
+            choices=choices,
+            help=f"{help_text} (${variable})",
+        )
+
+    add("--image", "", "container image of the components (required)")
+    add("--pipeline-root", "", "URI of the artifacts, e.g. gs://bucket/ner/root (required)")
+    add("--data-uri", "", "URI of the folder of CoNLL files, e.g. gs://bucket/ner/data (required)")
+    add("--serving-uri", "", "URI the blessed models are pushed under (required)")
+    add("--pipeline-name", DEFAULT_PIPELINE_NAME, "Kubeflow pipeline name")
+    add("--target", "oss", "oss: open-source KFP 2.x; vertex: Vertex AI Pipelines", TARGETS)
+    add("--schema-uri", IMAGE_SCHEMA_PATH, "the curated schema as the components read it")
+    add("--beam-args", " ".join(DEFAULT_BEAM_ARGS), "Beam pipeline options, one string")
+    result.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=environ.get("NER_KFP_NO_CACHE", "") not in ("", "0", "false"),
+        help="never reuse a component's earlier outputs ($NER_KFP_NO_CACHE)",
+    )
+    return result
