@@ -534,6 +534,48 @@ def consistency(reports: dict[str, dict[str, Any]], inputs: dict) -> list[str]:
     return problems
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def merge_rounds(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """One report per implementation from several rounds: the repeats of every round pooled.
+
+    Rounds run the implementations one after the other again, so that a load from other processes
+    that comes and goes over minutes hits every implementation alike. A measurement that failed in
+    any round keeps its first error; an implementation unavailable in any round is unavailable.
+    """
+    merged = {}
+    for name, first in rounds[0].items():
+        if any("unavailable" in reports[name] for reports in rounds):
+            merged[name] = next(
+                reports[name] for reports in rounds if "unavailable" in reports[name]
+            )
+            continue
+        merged[name] = dict(first, results=[])
+        for index, record in enumerate(first["results"]):
+            records = [reports[name]["results"][index] for reports in rounds]
+            errors = [other["error"] for other in records if other["error"] is not None]
+            combined = dict(record, error=errors[0] if errors else None, rounds=len(records))
+            if not errors:
+                combined["times_s"] = [value for other in records for value in other["times_s"]]
+                combined["round_medians_s"] = [other["median_s"] for other in records]
+                combined["median_s"] = float(np.median(combined["times_s"]))
+                combined["tokens_per_s"] = record["num_tokens"] / combined["median_s"]
+            else:
+                combined["tokens_per_s"] = None
+            merged[name]["results"].append(combined)
+    return merged
+
+
 def format_rate(tokens_per_s: float | None) -> str:
     """Tokens per second for a table cell: `1.23M`, `456k`."""
     if tokens_per_s is None:
@@ -595,6 +637,7 @@ def build_report(
     reports: dict[str, dict[str, Any]],
     inputs: dict,
     timing: TimingConfig,
+    rounds: int,
     threads: int,
     loads: dict[str, float | None],
     problems: list[str],
@@ -698,8 +741,8 @@ def build_report(
     lines.append("")
 
     notes = [
-        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; intra-op = inter-op = {threads} "
-        f"threads for TensorFlow and torch alike; median of {timing.repeats} repeats after {timing.warmup} warm-up calls.",
+        f"CPU: {cpu_name()}, {os.cpu_count()} cores; intra-op = inter-op = {threads} "
+        f"threads for TensorFlow and torch alike; median of {rounds} round(s) x {timing.repeats} repeats, each after {timing.warmup} warm-up calls.",
         "Tokens are real tokens (lengths uniform in [length/2, length], right padded); masks (TF Addons: lengths) "
         "passed to every implementation; start/end transitions zero for all.",
     ]
@@ -730,8 +773,12 @@ def build_report(
                 else f" of {os.cpu_count()} (machine quiet)."
             )
         )
+    checked = [name for name, report in reports.items() if "check" in report]
     notes.append(
-        "Results agree across implementations (log-likelihoods to 1e-4 relative, identical Viterbi paths)."
+        "Results not cross-checked (fewer than two implementations ran)."
+        if len(checked) < 2
+        else f"Results agree across {', '.join(checked)} (log-likelihoods to 1e-4 relative, identical "
+        "Viterbi paths)."
         if not problems
         else "DISAGREEMENT between implementations: " + " ".join(problems)
     )
@@ -752,7 +799,19 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_THREADS,
         help="intra-op and inter-op threads for every implementation.",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="times every implementation runs, one after the other, repeats pooled "
+        "(default: 2, or 1 with --quick); evens out load from other processes.",
+    )
     arguments = parser.parse_args(argv)
+    if arguments.rounds is None:
+        arguments.rounds = 1 if arguments.quick else 2
+    if arguments.rounds < 1:
+        parser.error(
+            f"Invalid value for `rounds`. Expected an int >= 1. Received: rounds={arguments.rounds}"
+        )
     if arguments.threads < 1:
         parser.error(
             f"Invalid value for `threads`. Expected an int >= 1. Received: threads={arguments.threads}"
@@ -769,33 +828,44 @@ def main(argv: list[str] | None = None) -> None:
         if name.endswith("_THREADS"):
             os.environ[name] = value
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    reports: dict[str, dict[str, Any]] = {}
-    loads: dict[str, float | None] = {}
+    rounds: list[dict[str, dict[str, Any]]] = []
+    busy_cores: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="crf_speed_") as directory:
         inputs_path = Path(directory) / "inputs.npz"
         save_inputs(inputs_path)
         inputs = load_inputs(inputs_path)
-        before = cpu_snapshot()
-        reports["ours"] = run_ours(inputs_path, timing, arguments.threads)
-        after = cpu_snapshot()
-        loads["ours"], before = cores_used_by_others(before, after), after
-        for implementation, venv, module, make_target in REFERENCES:
-            reports[implementation] = run_reference(
-                implementation,
-                venv,
-                module,
-                make_target,
-                inputs_path,
-                arguments.threads,
-                arguments.quick,
-            )
-            after = cpu_snapshot()
-            loads[implementation], before = cores_used_by_others(before, after), after
+        for round_index in range(arguments.rounds):
+            print(f"== round {round_index + 1} of {arguments.rounds}", file=sys.stderr, flush=True)
+            reports: dict[str, dict[str, Any]] = {}
+            runs = [("ours", lambda: run_ours(inputs_path, timing, arguments.threads))]
+            for implementation, venv, module, make_target in REFERENCES:
+                command = (implementation, venv, module, make_target, inputs_path)
+                runs.append(
+                    (
+                        implementation,
+                        lambda command=command: run_reference(
+                            *command, arguments.threads, arguments.quick
+                        ),
+                    )
+                )
+            for implementation, run in runs:
+                before = cpu_snapshot()
+                reports[implementation] = run()
+                busy = cores_used_by_others(before, cpu_snapshot())
+                if busy is not None:
+                    busy_cores.setdefault(implementation, []).append(busy)
+            rounds.append(reports)
+    reports = merge_rounds(rounds)
+    loads = {
+        name: float(np.mean(values)) if values else None for name, values in busy_cores.items()
+    }
     for report in reports.values():
         if "unavailable" in report:
             print(f"[{report['implementation']}] n/a: {report['unavailable']}", file=sys.stderr)
     problems = consistency(reports, inputs)
-    markdown, summary = build_report(reports, inputs, timing, arguments.threads, loads, problems)
+    markdown, summary = build_report(
+        reports, inputs, timing, arguments.rounds, arguments.threads, loads, problems
+    )
     print(markdown)
     if arguments.output:
         output = Path(arguments.output)
@@ -807,6 +877,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed": SEED,
             "threads": arguments.threads,
             "timing": dataclasses.asdict(timing),
+            "rounds": arguments.rounds,
             "cores_used_by_others": loads,
             "summary": summary,
             "consistency_problems": problems,
