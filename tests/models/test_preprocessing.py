@@ -1,0 +1,284 @@
+"""Tests of models/preprocessing.py with TensorFlow Transform's own test utilities.
+
+- `tft_unit.TransformTestCase` on a tiny data set whose expected ids were worked out by hand;
+- `tft_beam.AnalyzeAndTransformDataset` on real sentences (the bundled WNUT-17 sample) against a
+  plain-Python re-implementation (collections.Counter vocabularies, unicodedata casing classes);
+- the casing classes against that reference on tricky tokens.
+"""
+
+import collections
+import functools
+import os
+import tempfile
+import unicodedata
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.beam import tft_unit
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from models import preprocessing
+from models.config import TaggerConfig
+
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE_TRAIN = os.path.join(REPOSITORY_ROOT, "data", "sample", "train.conll")
+
+TAGS = ("O", "B-person", "I-person", "B-location", "I-location")
+WNUT_TAGS = ("O",) + tuple(
+    f"{prefix}-{entity_type}"
+    for entity_type in ("corporation", "creative-work", "group", "location", "person", "product")
+    for prefix in "BI"
+)
+RAW_METADATA = dataset_metadata.DatasetMetadata(
+    schema_utils.schema_from_feature_spec(
+        {
+            "tokens": tf.io.VarLenFeature(tf.string),
+            "tags": tf.io.VarLenFeature(tf.string),
+        }
+    )
+)
+
+
+def custom_config(tags=TAGS, **preprocessing_values):
+    return {"tagger": {"preprocessing": {"tag_names": list(tags), **preprocessing_values}}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference implementation (plain Python), independent of TensorFlow.
+
+
+def reference_casing(token: str) -> str:
+    """Casing class of a token, from unicodedata categories (see preprocessing.CASINGS)."""
+    if not token:
+        return "[PAD]"
+    categories = [unicodedata.category(character) for character in token]
+    if all(category.startswith("N") for category in categories):
+        return "digit"
+    if all(category[0] in "PS" for category in categories):
+        return "punct"
+    letters = [category for category in categories if category.startswith("L")]
+    num_upper = letters.count("Lu")
+    has_lower = "Ll" in letters
+    if has_lower and num_upper == 0:
+        return "lower"
+    if letters and letters[0] == "Lu" and num_upper == 1:
+        return "title"
+    if not has_lower and num_upper >= 2:
+        return "upper"
+    if has_lower and num_upper:
+        return "mixed"
+    return "other"
+
+
+def read_sentences(path: str, limit: int):
+    sentences, tokens, tags = [], [], []
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 2 or not fields[0].strip():
+                if tokens:
+                    sentences.append((tokens, tags))
+                    tokens, tags = [], []
+                continue
+            tokens.append(fields[0])
+            tags.append(fields[-1])
+    if tokens:
+        sentences.append((tokens, tags))
+    return sentences[:limit]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class PreprocessingFnTest(tft_unit.TransformTestCase):
+    def test_hand_worked_example(self):
+        # max_length=2, max_word_length=2: everything is truncated before anything is counted.
+        # Lowercased tokens seen: aa x3, ab, c1 -> with threshold 2 the vocabulary is [aa].
+        # Characters seen (case kept): a x4, A x3, b, c, 1 -> with threshold 2: [a, A].
+        # Tag ids: [PAD]=0, then sorted: B-location=1, B-person=2, I-location=3, I-person=4, O=5.
+        input_data = [
+            {"tokens": [b"aa", b"Ab", b"b"], "tags": [b"O", b"B-person", b"O"]},
+            {"tokens": [b"aa", b"c1", b"!"], "tags": [b"B-location", b"I-location", b"O"]},
+            {"tokens": [b"AA"], "tags": [b"O"]},
+        ]
+        expected_data = [
+            {
+                "token_ids": [2, 1],
+                "casing_ids": [1, 3],  # lower, title
+                "char_ids": [[2, 2], [3, 1]],
+                "lengths": 2,
+                "tag_ids": [5, 2],
+            },
+            {
+                "token_ids": [2, 1],
+                "casing_ids": [1, 1],  # lower, lower ("c1": a lowercase letter, no uppercase)
+                "char_ids": [[2, 2], [1, 1]],
+                "lengths": 2,
+                "tag_ids": [1, 3],
+            },
+            {
+                "token_ids": [2, 0],
+                "casing_ids": [2, 0],  # upper, padding
+                "char_ids": [[3, 3], [0, 0]],
+                "lengths": 1,
+                "tag_ids": [5, 0],
+            },
+        ]
+        self.assertAnalyzeAndTransformResults(
+            input_data,
+            RAW_METADATA,
+            functools.partial(
+                preprocessing.preprocessing_fn,
+                custom_config=custom_config(
+                    max_length=2,
+                    max_word_length=2,
+                    token_frequency_threshold=2,
+                    char_frequency_threshold=2,
+                ),
+            ),
+            expected_data=expected_data,
+            expected_vocab_file_contents={
+                preprocessing.TOKEN_VOCABULARY_NAME: [b"aa"],
+                preprocessing.CHAR_VOCABULARY_NAME: [b"a", b"A"],
+            },
+        )
+
+    def test_tag_ids_ignore_frequency_and_order(self):
+        # The same tag set in another order and with other frequencies gives the same ids.
+        config = custom_config(max_length=3, max_word_length=1)
+        fn = functools.partial(preprocessing.preprocessing_fn, custom_config=config)
+        first = [
+            {"tokens": [b"x", b"y"], "tags": [b"I-person", b"O"]},
+            {"tokens": [b"x"], "tags": [b"O"]},
+        ]
+        second = list(reversed(first)) + [{"tokens": [b"z"], "tags": [b"B-person"]}]
+        results = []
+        for data in (first, second):
+            with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+                (transformed, _), _ = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(fn)
+            results.append({tuple(row["tag_ids"]) for row in transformed})
+        # [PAD]=0, B-location=1, B-person=2, I-location=3, I-person=4, O=5.
+        assert results[0] == {(4, 5, 0), (5, 0, 0)}
+        assert results[1] == {(4, 5, 0), (5, 0, 0), (2, 0, 0)}
+
+
+def test_matches_python_reference_on_real_sentences():
+    sentences = read_sentences(SAMPLE_TRAIN, limit=120)
+    max_length, max_word_length, threshold = 12, 6, 2
+    config = custom_config(
+        WNUT_TAGS,
+        max_length=max_length,
+        max_word_length=max_word_length,
+        token_frequency_threshold=threshold,
+        char_frequency_threshold=threshold,
+    )
+    data = [
+        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
+        for tokens, tags in sentences
+    ]
+    temp_dir = tempfile.mkdtemp()
+    with tft_beam.Context(temp_dir=temp_dir):
+        (transformed, _), transform_fn = (
+            data,
+            RAW_METADATA,
+        ) | tft_beam.AnalyzeAndTransformDataset(
+            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(temp_dir, "output"))
+    output = tft.TFTransformOutput(os.path.join(temp_dir, "output"))
+    token_vocabulary = [
+        w.decode() for w in output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
+    ]
+    char_vocabulary = [
+        c.decode() for c in output.vocabulary_by_name(preprocessing.CHAR_VOCABULARY_NAME)
+    ]
+
+    # The vocabularies: exactly the items seen `threshold` times (in what the model sees), in
+    # decreasing order of frequency.
+    token_counts = collections.Counter(
+        token.lower() for tokens, _ in sentences for token in tokens[:max_length]
+    )
+    char_counts = collections.Counter(
+        character
+        for tokens, _ in sentences
+        for token in tokens[:max_length]
+        for character in token[:max_word_length]
+    )
+    for vocabulary, counts in ((token_vocabulary, token_counts), (char_vocabulary, char_counts)):
+        assert set(vocabulary) == {item for item, n in counts.items() if n >= threshold}
+        frequencies = [counts[item] for item in vocabulary]
+        assert frequencies == sorted(frequencies, reverse=True)
+
+    tag_vocabulary = TaggerConfig.from_custom_config(config).preprocessing.tag_vocabulary
+    assert tag_vocabulary == ("[PAD]",) + tuple(sorted(WNUT_TAGS))
+
+    def word_id(token):
+        lowered = token.lower()
+        return token_vocabulary.index(lowered) + 2 if lowered in token_vocabulary else 1
+
+    def char_id(character):
+        return char_vocabulary.index(character) + 2 if character in char_vocabulary else 1
+
+    assert len(transformed) == len(sentences)
+    for row, (tokens, tags) in zip(transformed, sentences):
+        kept = tokens[:max_length]
+        padding = [0] * (max_length - len(kept))
+        assert row["lengths"] == len(kept)
+        np.testing.assert_array_equal(row["token_ids"], [word_id(t) for t in kept] + padding)
+        np.testing.assert_array_equal(
+            row["casing_ids"],
+            [preprocessing.CASINGS.index(reference_casing(t)) for t in kept] + padding,
+        )
+        np.testing.assert_array_equal(
+            row["tag_ids"], [tag_vocabulary.index(t) for t in tags[:max_length]] + padding
+        )
+        expected_chars = np.zeros((max_length, max_word_length), np.int64)
+        for i, token in enumerate(kept):
+            for j, character in enumerate(token[:max_word_length]):
+                expected_chars[i, j] = char_id(character)
+        np.testing.assert_array_equal(row["char_ids"], expected_chars)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "2017",
+        "...",
+        "@",
+        ":)",
+        "😀",
+        "the",
+        "@paulwalk",
+        "don't",
+        "straße",
+        "c1",
+        "Paris",
+        "I",
+        "#Trump",
+        "Ünïcödé",
+        "3D",
+        "NASA",
+        "U.S.",
+        "ÉCOLE",
+        "A1B",
+        "iPhone",
+        "McDonald",
+        "東京",
+        "ǅ",
+        "",
+    ],
+)
+def test_casing_matches_reference(token):
+    casing_id = int(preprocessing.casing_ids(tf.constant([token]))[0])
+    assert preprocessing.CASINGS[casing_id] == reference_casing(token)
+
+
+def test_unknown_tag_fails_naming_the_tag():
+    data = [{"tokens": [b"Paris"], "tags": [b"B-city"]}]
+    fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config())
+    with pytest.raises(Exception, match="B-city"):
+        with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+            _ = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(fn)
