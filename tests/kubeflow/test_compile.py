@@ -1,0 +1,216 @@
+"""`python -m kubeflow.compile`: the pipeline spec, loaded back with kfp's own loader.
+
+Both targets are compiled once (module fixture) into a temporary folder through `main`, as a user
+would, then read back with `kfp.components.load_component_from_file` and parsed strictly into
+kfp's `PipelineSpec` proto. The expectations come from elsewhere: the component ids and their
+Beam-ness from the TFX pipeline object `create_pipeline` returns, the image, Beam options, URIs and
+floor from the flags given here, and what open-source KFP refuses from the executor kinds its
+backend implements (container and importer, kubeflow/pipelines backend/src/v2/compiler).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import kfp.components
+import pytest
+import yaml
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubeflow.compile import compile_pipeline_spec, main, write_pipeline_spec
+from kubeflow.config import KubeflowConfig
+from kubeflow.open_source_kfp import drop_resolvers, open_source_kfp_problems
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "europe-west4-docker.pkg.dev/test-project/ner/ner-pipeline:0.1.0-test"
+BEAM_ARGS = (
+    "--runner=DataflowRunner --project=test-project --region=europe-west4 "
+    "--temp_location=gs://test-bucket/tmp --machine_type=n1-standard-2"
+)
+URIS = {
+    "--pipeline-root": "gs://test-bucket/ner/root",
+    "--data-uri": "gs://test-bucket/ner/data",
+    "--serving-uri": "gs://test-bucket/ner/serving",
+}
+MIN_ENTITY_F1 = "12.5"
+RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def _flags(target: str) -> list[str]:
+    flags = ["--image", IMAGE, "--beam-args", BEAM_ARGS, "--target", target]
+    for flag, value in URIS.items():
+        flags += [flag, value]
+    return flags + ["--min-entity-f1", MIN_ENTITY_F1]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """{target: (spec dict read from the YAML file, path)} for both targets."""
+    folder = tmp_path_factory.mktemp("kubeflow")
+    result = {}
+    for target in ("oss", "vertex"):
+        path = folder / f"{target}.yaml"
+        assert main(_flags(target) + ["--output", str(path)]) == 0
+        with open(path, encoding="utf-8") as file:
+            result[target] = (yaml.safe_load(file), path)
+    return result
+
+
+@pytest.fixture(scope="module")
+def reference_nodes():
+    """The nodes of the TFX pipeline itself: {id: node}."""
+    from pipeline.pipeline import create_pipeline
+
+    config = KubeflowConfig.from_args(_flags("vertex"), environ={})
+    return {node.id: node for node in create_pipeline(config.pipeline_config()).components}
+
+
+def _executor(spec: dict, task: str) -> dict:
+    label = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+    return spec["deploymentSpec"]["executors"][label["executorLabel"]]
+
+
+def _constant(spec: dict, task: str, parameter: str):
+    value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][parameter]
+    return value["runtimeValue"]["constantValue"]["stringValue"]
+
+
+@pytest.mark.parametrize("target", ["oss", "vertex"])
+def test_kfp_loads_the_package(compiled, target):
+    spec, path = compiled[target]
+    component = kfp.components.load_component_from_file(str(path))
+    assert component.name == "ner-bilstm-crf"
+    assert component.pipeline_spec.default_pipeline_root == URIS["--pipeline-root"]
+    # Strict: no field kfp's PipelineSpec does not know.
+    strict = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    assert strict.pipeline_info.name == "ner-bilstm-crf"
+    assert strict.schema_version == "2.0.0"
+
+
+def test_every_component_is_a_task(compiled, reference_nodes):
+    components = {node_id for node_id in reference_nodes if node_id != RESOLVER_ID}
+    assert RESOLVER_ID in reference_nodes
+    oss_tasks = set(compiled["oss"][0]["root"]["dag"]["tasks"])
+    vertex_tasks = set(compiled["vertex"][0]["root"]["dag"]["tasks"])
+    assert oss_tasks == components
+    # TFX splits the latest-blessed-model resolver into two MLMD queries.
+    assert vertex_tasks == components | {
+        f"{RESOLVER_ID}-model-blessing-resolver",
+        f"{RESOLVER_ID}-model-resolver",
+    }
+
+
+@pytest.mark.parametrize("target", ["oss", "vertex"])
+def test_image_and_beam_arguments(compiled, reference_nodes, target):
+    spec = compiled[target][0]
+    beam_args = shlex.split(BEAM_ARGS)
+    checked = set()
+    for task in spec["root"]["dag"]["tasks"]:
+        if task not in reference_nodes:  # the resolver's MLMD queries: no container
+            assert set(_executor(spec, task)) == {"resolver"}, task
+            continue
+        container = _executor(spec, task)["container"]
+        assert container["image"] == IMAGE, task
+        # KubeflowV2DagRunner passes the pipeline's Beam options to every component (the
+        # non-Beam executors ignore them): once, in order, after the executor's own arguments.
+        assert container["args"][-len(beam_args) :] == beam_args, task
+        assert container["args"].count(beam_args[0]) == 1, task
+        checked.add(task)
+    assert checked == {node_id for node_id in reference_nodes if node_id != RESOLVER_ID}
+    # ExampleGen's driver (a pre-cache-check hook, run by Vertex AI only) gets them too.
+    hook = _executor(spec, "ConllExampleGen")["container"]["lifecycle"]["preCacheCheck"]
+    assert hook["args"][-len(beam_args) :] == beam_args
+
+
+@pytest.mark.parametrize("target", ["oss", "vertex"])
+def test_locations_and_floor(compiled, target):
+    spec = compiled[target][0]
+    assert spec["defaultPipelineRoot"] == URIS["--pipeline-root"]
+    assert _constant(spec, "ConllExampleGen", "input_base") == URIS["--data-uri"]
+    assert URIS["--serving-uri"] in _constant(spec, "AtomicPusher", "push_destination")
+    assert (
+        _constant(spec, "ImportSchemaGen", "schema_file")
+        == "/pipeline/pipeline/schema/schema.pbtxt"
+    )
+    eval_config = _constant(spec, "Evaluator", "eval_config")
+    assert f'"lower_bound": {float(MIN_ENTITY_F1)}' in eval_config
+
+
+def test_oss_spec_has_nothing_open_source_kfp_refuses(compiled):
+    spec = compiled["oss"][0]
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        assert set(executor) <= {"container", "importer"}, label
+    assert open_source_kfp_problems(spec) == []
+    # The Evaluator blesses on the absolute floor alone: no baseline input, no resolver upstream.
+    evaluator = spec["root"]["dag"]["tasks"]["Evaluator"]
+    assert set(evaluator["inputs"]["artifacts"]) == {"examples", "model"}
+    assert not any("resolver" in task for task in evaluator.get("dependentTasks", []))
+
+
+def test_vertex_spec_keeps_the_baseline(compiled):
+    spec = compiled["vertex"][0]
+    evaluator = spec["root"]["dag"]["tasks"]["Evaluator"]
+    baseline = evaluator["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline["producerTask"] == f"{RESOLVER_ID}-model-resolver"
+    # The check finds exactly the two resolver executors open-source KFP would refuse.
+    problems = open_source_kfp_problems(spec)
+    assert len(problems) == 2 and all("['resolver']" in problem for problem in problems)
+
+
+def test_oss_compile_refuses_a_spec_with_a_resolver(monkeypatch):
+    # As if dropping the resolver had been forgotten.
+    monkeypatch.setattr("kubeflow.compile.drop_resolvers", lambda pipeline: [])
+    config = KubeflowConfig.from_args(_flags("oss"), environ={})
+    with pytest.raises(ValueError, match=r"Expected a pipeline open-source KFP can run"):
+        compile_pipeline_spec(config)
+
+
+def test_output_must_be_yaml(tmp_path):
+    with pytest.raises(ValueError, match=r"Invalid value for `output_path`. Expected .*\.yaml"):
+        write_pipeline_spec({"pipelineInfo": {"name": "x"}}, str(tmp_path / "pipeline.json"))
+
+
+def test_drop_resolvers_refuses_a_required_input():
+    from tfx import v1 as tfx
+
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        examples=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples),
+    ).with_id("latest_examples")
+    statistics_gen = tfx.components.StatisticsGen(examples=resolver.outputs["examples"])
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name="resolver-test",
+        pipeline_root="gs://b/root",
+        components=[resolver, statistics_gen],
+    )
+    with pytest.raises(ValueError, match=r"node 'StatisticsGen' requires input 'examples'"):
+        drop_resolvers(pipeline)
+
+
+def test_drop_resolvers_keeps_beam_arguments_once(reference_nodes):
+    from tfx.dsl.components.base import executor_spec
+
+    from pipeline.pipeline import create_pipeline
+
+    config = KubeflowConfig.from_args(_flags("oss"), environ={})
+    pipeline = create_pipeline(config.pipeline_config())
+    before = {
+        node.id: list(node.executor_spec.beam_pipeline_args)
+        for node in pipeline.components
+        if isinstance(node.executor_spec, executor_spec.BeamExecutorSpec)
+    }
+    assert drop_resolvers(pipeline) == [RESOLVER_ID]
+    after = {
+        node.id: list(node.executor_spec.beam_pipeline_args)
+        for node in pipeline.components
+        if isinstance(node.executor_spec, executor_spec.BeamExecutorSpec)
+    }
+    assert after == before
+    assert [node.id for node in pipeline.components] == [
+        node_id for node_id in reference_nodes if node_id != RESOLVER_ID
+    ]
+    evaluator = next(node for node in pipeline.components if node.id == "Evaluator")
+    assert "baseline_model" not in evaluator.inputs
+    assert drop_resolvers(pipeline) == []

@@ -1,0 +1,135 @@
+"""KubeflowConfig: flags and NER_KFP_* variables, the local runner's model flags, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeflow.config import IMAGE_SCHEMA_PATH, KubeflowConfig, is_absolute_location
+from kubeflow.open_source_kfp import open_source_kfp_problems
+
+REQUIRED = [
+    "--image",
+    "europe-docker.pkg.dev/p/ner/pipeline:1",
+    "--pipeline-root",
+    "gs://bucket/ner/root",
+    "--data-uri",
+    "gs://bucket/ner/data",
+    "--serving-uri",
+    "gs://bucket/ner/serving",
+]
+
+
+def test_flags_and_model_flags():
+    config = KubeflowConfig.from_args(
+        REQUIRED
+        + ["--beam-args", "--runner=DataflowRunner --project=p --region=r", "--epochs", "3"],
+        environ={},
+    )
+    assert config.image == "europe-docker.pkg.dev/p/ner/pipeline:1"
+    assert config.beam_pipeline_args == ("--runner=DataflowRunner", "--project=p", "--region=r")
+    assert config.target == "oss" and not config.keeps_baseline_resolver
+    assert config.schema_uri == IMAGE_SCHEMA_PATH
+    # The local runner's flag reached the tagger configuration.
+    assert config.tagger.training.epochs == 3
+    # The tag set comes from the repository's curated schema.
+    assert "O" in config.tagger.preprocessing.tag_names
+
+
+def test_environment_and_flag_precedence():
+    environ = {
+        "NER_KFP_IMAGE": "registry.local/ner:env",
+        "NER_KFP_PIPELINE_ROOT": "s3://bucket/root",
+        "NER_KFP_DATA_URI": "s3://bucket/data",
+        "NER_KFP_SERVING_URI": "s3://bucket/serving",
+        "NER_KFP_TARGET": "vertex",
+        "NER_KFP_NO_CACHE": "1",
+        "NER_EPOCHS": "2",
+    }
+    config = KubeflowConfig.from_args(["--image", "registry.local/ner:flag"], environ=environ)
+    assert config.image == "registry.local/ner:flag"
+    assert config.pipeline_root == "s3://bucket/root"
+    assert config.target == "vertex" and config.keeps_baseline_resolver
+    assert not config.enable_cache
+    assert config.tagger.training.epochs == 2
+
+
+def test_pipeline_config_carries_the_uris():
+    config = KubeflowConfig.from_args(REQUIRED, environ={})
+    pipeline_config = config.pipeline_config()
+    assert pipeline_config.pipeline_name == "ner-bilstm-crf"
+    assert pipeline_config.data_dir == "gs://bucket/ner/data"
+    assert pipeline_config.pipeline_root == "gs://bucket/ner/root"
+    assert pipeline_config.serving_dir == "gs://bucket/ner/serving"
+    assert pipeline_config.schema_path == IMAGE_SCHEMA_PATH
+    assert pipeline_config.tagger == config.tagger
+
+
+def test_missing_required_value_names_flag_and_variable():
+    with pytest.raises(ValueError, match=r"--serving-uri or \$NER_KFP_SERVING_URI"):
+        KubeflowConfig.from_args(REQUIRED[:-2], environ={})
+
+
+def test_local_only_flag_is_refused():
+    with pytest.raises(ValueError, match=r"--data-uri instead of the local runner's --data-dir"):
+        KubeflowConfig.from_args(REQUIRED + ["--data-dir", "/tmp/data"], environ={})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"pipeline_name": "ner_bilstm_crf"}, r"Invalid value for `pipeline_name`. Expected lower"),
+        ({"pipeline_name": "-ner"}, r"Invalid value for `pipeline_name`"),
+        ({"target": "argo"}, r"Invalid value for `target`. Expected one of \('oss', 'vertex'\)"),
+        ({"data_uri": "bucket/data"}, r"Invalid value for `data_uri`. Expected a URI"),
+        ({"pipeline_root": "gs:/bucket"}, r"Invalid value for `pipeline_root`"),
+        ({"image": "my image"}, r"Invalid value for `image`"),
+        ({"train_pattern": "train-{SPAN}.conll"}, r"Invalid value for `train_pattern`"),
+        ({"min_entity_f1": 101.0}, r"Invalid value for `min_entity_f1`"),
+    ],
+)
+def test_invalid_values(overrides, message):
+    base = KubeflowConfig.from_args(REQUIRED, environ={})
+    values = {field: getattr(base, field) for field in base.__dataclass_fields__}
+    with pytest.raises(ValueError, match=message):
+        KubeflowConfig(**{**values, **overrides})
+
+
+def test_span_patterns_are_fine_on_vertex():
+    base = KubeflowConfig.from_args(REQUIRED + ["--target", "vertex"], environ={})
+    values = {field: getattr(base, field) for field in base.__dataclass_fields__}
+    config = KubeflowConfig(**{**values, "train_pattern": "span-{SPAN}/train.conll"})
+    assert config.train_pattern == "span-{SPAN}/train.conll"
+
+
+@pytest.mark.parametrize(
+    "location, expected",
+    [
+        ("gs://bucket/dir", True),
+        ("s3://bucket", True),
+        ("/pipeline/data", True),
+        ("relative/dir", False),
+        ("//host/dir", False),
+        ("gs://", False),
+        ("", False),
+    ],
+)
+def test_is_absolute_location(location, expected):
+    assert is_absolute_location(location) is expected
+
+
+def test_open_source_kfp_problems_on_hand_written_specs():
+    spec = {
+        "deploymentSpec": {
+            "executors": {
+                "a_executor": {"container": {"image": "i"}},
+                "b_executor": {"importer": {"artifactUri": {}}},
+                "c_executor": {"resolver": {"outputArtifactQueries": {}}},
+                "d_executor": {"customJob": {}},
+            }
+        }
+    }
+    problems = open_source_kfp_problems(spec)
+    assert len(problems) == 2
+    assert "'c_executor' is of kind ['resolver']" in problems[0]
+    assert "'d_executor' is of kind ['customJob']" in problems[1]
+    assert open_source_kfp_problems({"deploymentSpec": {"executors": {}}}) == []
