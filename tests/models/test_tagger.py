@@ -1,0 +1,219 @@
+"""Tests of models/tagger.py and models/config.py: the Keras 3 BiLSTM-CRF and its configuration."""
+
+import gzip
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import tagger
+from models.config import (
+    ModelConfig,
+    PreprocessingConfig,
+    TaggerConfig,
+    TrainingConfig,
+    tag_vocabulary,
+)
+
+TAG_NAMES = ("[PAD]", "B-person", "I-person", "O")
+MAX_LENGTH, MAX_WORD_LENGTH, NUM_WORDS, NUM_CHARS = 6, 4, 20, 15
+SMALL = dict(
+    word_embedding_dim=8, casing_embedding_dim=3, char_embedding_dim=4, char_filters=5, lstm_units=6
+)
+
+
+def random_batch(seed: int, lengths=(6, 3, 1)):
+    """Transformed-feature batch with real tokens up to each length and zeros after."""
+    rng = np.random.default_rng(seed)
+    batch_size = len(lengths)
+    mask = np.arange(MAX_LENGTH)[None, :] < np.asarray(lengths)[:, None]
+    token_ids = np.where(mask, rng.integers(1, NUM_WORDS, (batch_size, MAX_LENGTH)), 0)
+    casing_ids = np.where(mask, rng.integers(1, 8, (batch_size, MAX_LENGTH)), 0)
+    char_ids = rng.integers(1, NUM_CHARS, (batch_size, MAX_LENGTH, MAX_WORD_LENGTH))
+    char_ids = np.where(mask[:, :, None], char_ids, 0)
+    tag_ids = np.where(mask, rng.integers(1, len(TAG_NAMES), (batch_size, MAX_LENGTH)), 0)
+    # A valid IOB2 path for the CRF's constraints: I-person only after B-/I-person.
+    tag_ids = np.where(tag_ids == 2, 3, tag_ids)
+    inputs = {
+        "token_ids": token_ids.astype(np.int64),
+        "casing_ids": casing_ids.astype(np.int64),
+        "char_ids": char_ids.astype(np.int64),
+    }
+    return inputs, tag_ids.astype(np.int64), np.asarray(lengths)
+
+
+def build(output: str, **model_values):
+    return tagger.build_tagger(
+        ModelConfig(output=output, **{**SMALL, **model_values}),
+        tag_names=TAG_NAMES,
+        num_words=NUM_WORDS,
+        num_chars=NUM_CHARS,
+        max_length=MAX_LENGTH,
+        max_word_length=MAX_WORD_LENGTH,
+        seed=1,
+    )
+
+
+@pytest.mark.parametrize("output", ["crf", "softmax"])
+def test_one_training_step_changes_every_parameter(output):
+    keras.utils.set_random_seed(0)
+    model = build(output, dropout=0.0)
+    model_config = ModelConfig(output=output, dropout=0.0, **SMALL)
+    tagger.compile_tagger(model, model_config, TrainingConfig(learning_rate=0.01))
+    inputs, tag_ids, _ = random_batch(0)
+    before = [np.array(v) for v in model.trainable_variables]
+    sample_weight = tagger.loss_sample_weights(tag_ids, output)
+    model.train_on_batch(inputs, tag_ids, sample_weight=sample_weight)
+    for variable, old in zip(model.trainable_variables, before):
+        assert not np.allclose(np.array(variable), old), variable.path
+
+
+@pytest.mark.parametrize("output", ["crf", "softmax"])
+def test_output_shapes_and_padding(output):
+    model = build(output)
+    inputs, _, lengths = random_batch(1)
+    outputs = model(inputs, training=False)
+    extra = 2 if output == "crf" else 0
+    assert tuple(outputs.shape) == (3, MAX_LENGTH, len(TAG_NAMES) + extra)
+    tag_ids = np.asarray(tagger.predicted_tag_ids(outputs, output, lengths))
+    assert tag_ids.shape == (3, MAX_LENGTH)
+    mask = np.arange(MAX_LENGTH)[None, :] < lengths[:, None]
+    assert (tag_ids[~mask] == 0).all()
+    assert (tag_ids[mask] > 0).all()  # [PAD] is never predicted at a real token
+
+
+@pytest.mark.parametrize("output", ["crf", "softmax"])
+def test_values_at_padding_change_nothing(output):
+    # The mask comes from token_ids; whatever casing/char ids sit at padded positions must not
+    # change the tags of the real tokens.
+    model = build(output)
+    inputs, _, lengths = random_batch(2)
+    garbage = {key: value.copy() for key, value in inputs.items()}
+    mask = np.arange(MAX_LENGTH)[None, :] < lengths[:, None]
+    garbage["casing_ids"] = np.where(mask, garbage["casing_ids"], 7)
+    garbage["char_ids"] = np.where(mask[:, :, None], garbage["char_ids"], 5)
+    clean_tags = tagger.predicted_tag_ids(model(inputs, training=False), output, lengths)
+    garbage_tags = tagger.predicted_tag_ids(model(garbage, training=False), output, lengths)
+    np.testing.assert_array_equal(np.asarray(clean_tags), np.asarray(garbage_tags))
+
+
+def test_batched_equals_one_at_a_time():
+    model = build("crf")
+    inputs, _, lengths = random_batch(3)
+    batched = np.asarray(tagger.predicted_tag_ids(model(inputs, training=False), "crf", lengths))
+    for i in range(len(lengths)):
+        single = {key: value[i : i + 1] for key, value in inputs.items()}
+        tags = tagger.predicted_tag_ids(model(single, training=False), "crf", lengths[i : i + 1])
+        np.testing.assert_array_equal(np.asarray(tags)[0], batched[i])
+
+
+def test_model_is_keras_3_even_after_tensorflow_transform_import():
+    # TFT sets TF_USE_LEGACY_KERAS=1 on import: tf.keras becomes tf-keras, `keras` stays Keras 3.
+    import tensorflow_transform  # noqa: F401
+
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    model = build("crf")
+    assert keras.__version__.startswith("3.")
+    assert isinstance(model, keras.Model)
+    assert not isinstance(model, tf.keras.Model)
+
+
+def test_pretrained_embedding_matrix(tmp_path):
+    path = tmp_path / "vectors.txt.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as file:
+        file.write("paris 1 2 3\nunused 9 9 9\nthe 4 5 6\n")
+    matrix, found = tagger.pretrained_embedding_matrix(str(path), ["the", "nope", "paris"], 3)
+    assert found == 2
+    assert matrix.shape == (5, 3)
+    np.testing.assert_array_equal(matrix[0], [0, 0, 0])  # padding
+    np.testing.assert_array_equal(matrix[2], [4, 5, 6])  # "the": vocabulary index 0 -> id 2
+    np.testing.assert_array_equal(matrix[4], [1, 2, 3])  # "paris": index 2 -> id 4
+    assert np.abs(matrix[3]).max() <= 0.1  # not in the file: small random
+
+
+def test_pretrained_embedding_matrix_names_file_and_line(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("a 1 2 3\nthe 4 5\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"vectors\.txt:2: .*Expected 3 values\. Received: 2"):
+        tagger.pretrained_embedding_matrix(str(path), ["the"], 3)
+
+
+def test_pretrained_matrix_initialises_the_word_embedding():
+    matrix = np.random.default_rng(0).normal(size=(NUM_WORDS, 8)).astype(np.float32)
+    model = tagger.build_tagger(
+        ModelConfig(trainable_word_embeddings=False, **SMALL),
+        tag_names=TAG_NAMES,
+        num_words=NUM_WORDS,
+        num_chars=NUM_CHARS,
+        max_length=MAX_LENGTH,
+        max_word_length=MAX_WORD_LENGTH,
+        pretrained_word_embeddings=matrix,
+    )
+    layer = model.get_layer("word_embedding")
+    np.testing.assert_allclose(np.asarray(layer.embeddings), matrix)
+    assert not layer.trainable
+
+
+def test_pretrained_matrix_of_wrong_shape():
+    with pytest.raises(ValueError, match=r"Invalid value for `pretrained_word_embeddings`"):
+        tagger.build_tagger(
+            ModelConfig(**SMALL),
+            tag_names=TAG_NAMES,
+            num_words=NUM_WORDS,
+            num_chars=NUM_CHARS,
+            max_length=MAX_LENGTH,
+            max_word_length=MAX_WORD_LENGTH,
+            pretrained_word_embeddings=np.zeros((3, 8), np.float32),
+        )
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def test_custom_config_round_trip_through_json():
+    import json
+
+    config = TaggerConfig(
+        preprocessing=PreprocessingConfig(tag_names=("O", "B-x", "I-x"), max_length=9),
+        model=ModelConfig(output="softmax", lstm_units=7),
+        training=TrainingConfig(epochs=2),
+    )
+    again = TaggerConfig.from_custom_config(json.dumps(config.to_custom_config()))
+    assert again == config
+
+
+def test_tag_vocabulary_is_pad_then_sorted():
+    assert tag_vocabulary(["O", "I-b", "B-b", "B-a"]) == ("[PAD]", "B-a", "B-b", "I-b", "O")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: ModelConfig(output="crf2"), r"Invalid value for `output`. Expected one of"),
+        (lambda: ModelConfig(dropout=1.0), r"Invalid value for `dropout`. Expected a number"),
+        (lambda: ModelConfig(lstm_units=0), r"Invalid value for `lstm_units`"),
+        (lambda: ModelConfig(tag_scheme="iob1"), r"Invalid value for `tag_scheme`"),
+        (lambda: TrainingConfig(learning_rate=0), r"Invalid value for `learning_rate`"),
+        (lambda: TrainingConfig(batch_size=1.5), r"Invalid value for `batch_size`"),
+        (
+            lambda: TrainingConfig(early_stopping_start_epoch=-1),
+            r"Invalid value for `early_stopping_start_epoch`",
+        ),
+        (lambda: PreprocessingConfig(tag_names=()), r"Invalid value for `tag_names`"),
+        (lambda: PreprocessingConfig(tag_names=("O", "O")), r"without duplicates"),
+        (lambda: PreprocessingConfig(tag_names=("O", "[PAD]")), r"reserved '\[PAD\]'"),
+        (lambda: PreprocessingConfig(tag_names=("O",), max_length=0), r"`max_length`"),
+        (lambda: TaggerConfig.from_custom_config({}), r"Invalid value for `custom_config`"),
+        (
+            lambda: TaggerConfig.from_custom_config(
+                {"tagger": {"preprocessing": {"tag_names": ["O"]}, "model": {"units": 3}}}
+            ),
+            r"Invalid value for `custom_config\['model'\]`. Expected keys among",
+        ),
+    ],
+)
+def test_config_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
