@@ -135,6 +135,16 @@ class KubeflowConfig:
                 )
         if not 0.0 <= self.min_entity_f1 <= 100.0:
             raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
+        embeddings = self.tagger.model.pretrained_embeddings_path
+        # The Trainer opens the vectors file with Python's open() inside its pod: only a file
+        # baked into the image can be read there (no gs:// until models/embeddings.py reads
+        # through tf.io.gfile).
+        if embeddings is not None and not embeddings.startswith(IMAGE_ROOT + "/"):
+            raise _invalid(
+                "pretrained_embeddings_path",
+                f"a file inside the image, under {IMAGE_ROOT}/ (--embeddings)",
+                embeddings,
+            )
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
 
     @property

@@ -94,6 +94,14 @@ def test_invalid_values(overrides, message):
         KubeflowConfig(**{**values, **overrides})
 
 
+def test_embeddings_must_be_inside_the_image(tmp_path):
+    vectors = tmp_path / "glove.txt"
+    vectors.write_text("the 0.1 0.2\n", encoding="utf-8")
+    flags = REQUIRED + ["--embeddings", str(vectors), "--word-embedding-dim", "2"]
+    with pytest.raises(ValueError, match=r"Invalid value for `pretrained_embeddings_path`"):
+        KubeflowConfig.from_args(flags, environ={})
+
+
 def test_span_patterns_are_fine_on_vertex():
     base = KubeflowConfig.from_args(REQUIRED + ["--target", "vertex"], environ={})
     values = {field: getattr(base, field) for field in base.__dataclass_fields__}
