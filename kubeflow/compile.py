@@ -42,7 +42,12 @@ def compile_pipeline_spec(config: KubeflowConfig) -> dict[str, Any]:
         drop_resolvers(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            display_name=config.pipeline_name, default_image=config.image
+            display_name=config.pipeline_name,
+            default_image=config.image,
+            # Schema 2.1.0, as kfp 2.x's own compiler writes: the KFP 2.x API server refuses
+            # other versions at upload (backend/src/apiserver/template/v2_template.go); Vertex AI
+            # runs it too.
+            use_pipeline_spec_2_1=True,
         )
     )
     pipeline_spec = runner.run(pipeline, write_out=False)["pipelineSpec"]

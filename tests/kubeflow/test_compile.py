@@ -74,7 +74,7 @@ def _executor(spec: dict, task: str) -> dict:
 
 def _constant(spec: dict, task: str, parameter: str):
     value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][parameter]
-    return value["runtimeValue"]["constantValue"]["stringValue"]
+    return value["runtimeValue"]["constant"]  # schema 2.1: a plain JSON value
 
 
 @pytest.mark.parametrize("target", ["oss", "vertex"])
@@ -86,7 +86,8 @@ def test_kfp_loads_the_package(compiled, target):
     # Strict: no field kfp's PipelineSpec does not know.
     strict = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     assert strict.pipeline_info.name == "ner-bilstm-crf"
-    assert strict.schema_version == "2.0.0"
+    # The KFP 2.x API server accepts only this version (v2_template.go, NewV2SpecTemplate).
+    assert strict.schema_version == "2.1.0"
 
 
 def test_every_component_is_a_task(compiled, reference_nodes):
