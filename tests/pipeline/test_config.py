@@ -1,0 +1,69 @@
+"""Tests of pipeline/config.py: PipelineConfig from flags and NER_* environment variables."""
+
+import os
+
+import pytest
+
+from pipeline.config import (
+    DEFAULT_BEAM_ARGS,
+    DEFAULT_DATA_DIR,
+    DEFAULT_SCHEMA_PATH,
+    REPOSITORY_ROOT,
+    PipelineConfig,
+    tags_from_schema,
+)
+
+WNUT_TAGS = {"O"} | {
+    f"{prefix}-{entity_type}"
+    for entity_type in ("corporation", "creative-work", "group", "location", "person", "product")
+    for prefix in "BI"
+}
+
+
+def test_defaults_need_no_arguments():
+    config = PipelineConfig.from_args([], environ={})
+    assert config.data_dir == DEFAULT_DATA_DIR == os.path.join(REPOSITORY_ROOT, "data", "sample")
+    assert config.pipeline_root.startswith(os.path.join(REPOSITORY_ROOT, "outputs"))
+    assert config.metadata_path.endswith("metadata.db")
+    assert config.serving_dir.startswith(os.path.join(REPOSITORY_ROOT, "outputs"))
+    assert config.beam_pipeline_args == DEFAULT_BEAM_ARGS
+    assert config.enable_cache
+    assert set(config.tagger.preprocessing.tag_names) == WNUT_TAGS
+
+
+def test_tags_come_from_the_curated_schema():
+    assert set(tags_from_schema(DEFAULT_SCHEMA_PATH)) == WNUT_TAGS
+
+
+def test_flag_beats_environment_beats_default(tmp_path):
+    environ = {"NER_EPOCHS": "3", "NER_MAX_LENGTH": "20", "NER_BEAM_ARGS": "--a=1 --b=2"}
+    config = PipelineConfig.from_args(
+        ["--epochs", "5", "--output-dir", str(tmp_path), "--no-cache"], environ=environ
+    )
+    assert config.tagger.training.epochs == 5  # flag
+    assert config.tagger.preprocessing.max_length == 20  # environment
+    assert config.tagger.model.output == "crf"  # default
+    assert config.beam_pipeline_args == ("--a=1", "--b=2")
+    assert config.output_dir == str(tmp_path)
+    assert not config.enable_cache
+
+
+def test_relative_paths_are_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = PipelineConfig.from_args(["--output-dir", "out"], environ={})
+    assert config.output_dir == os.path.join(str(tmp_path), "out")
+
+
+def test_bad_environment_value_names_the_variable():
+    with pytest.raises(ValueError, match=r"Invalid value for `NER_EPOCHS`. Expected a int"):
+        PipelineConfig.from_args([], environ={"NER_EPOCHS": "many"})
+
+
+def test_bad_values_are_rejected():
+    with pytest.raises(ValueError, match=r"Invalid value for `min_entity_f1`"):
+        PipelineConfig.from_args(["--min-entity-f1", "150"], environ={})
+    with pytest.raises(ValueError, match=r"Invalid value for `output`"):
+        PipelineConfig.from_args(["--output", "hmm"], environ={})
+    config = PipelineConfig.from_args([], environ={})
+    with pytest.raises(ValueError, match=r"Invalid value for `data_dir`. Expected an absolute"):
+        PipelineConfig(**{**config.__dict__, "data_dir": "relative"})
