@@ -1,13 +1,14 @@
 """What open-source Kubeflow Pipelines 2.x cannot run, found in a spec and removed from a pipeline.
 
-The KFP 2.x backend compiles a pipeline spec into an Argo workflow, visiting each component's
-executor: it handles `container` and `importer` executors, and refuses every other kind when a
-run is created ("non-container and non-importer executor not implemented"; its Argo compiler's
-`Resolver` visitor returns "resolver not implemented yet": kubeflow/pipelines,
-backend/src/v2/compiler/visitor.go and argocompiler/argo.go). TFX's `KubeflowV2DagRunner` compiles
-every `Resolver` node (LatestBlessedModelStrategy, LatestArtifactStrategy) into `resolver`
-executors, MLMD queries that only Vertex AI Pipelines executes; `customJob` executors are Vertex
-AI training jobs. Both are refused on open-source KFP.
+The KFP 2.x backend compiles a pipeline spec into an Argo workflow when a run or a recurring run
+is created, visiting each component's executor: it handles `container` and `importer` executors
+and refuses the others (kubeflow/pipelines, backend/src/v2/compiler: visitor.go "non-container and
+non-importer executor not implemented"; argocompiler/dag.go "resolver executors not implemented",
+"custom job executors is Google Cloud only"). TFX's `KubeflowV2DagRunner` compiles every
+`Resolver` node (LatestBlessedModelStrategy, LatestArtifactStrategy) into `resolver` executors,
+MLMD queries that only Vertex AI Pipelines executes. The spec's task names become Argo DAG task
+names, which Argo requires to match `[a-zA-Z0-9][-a-zA-Z0-9]*` (at most 128 characters; "-driver"
+is appended), so a TFX node id with '_' cannot run there either.
 
 `drop_resolvers` removes the resolver nodes from a TFX pipeline before it is compiled: a consumer
 keeps working only if the input fed by a resolver is optional (the Evaluator's `baseline_model`
@@ -17,11 +18,14 @@ tfx/components/evaluator/executor.py, `rubber_stamp=True`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 # Executor kinds of kfp.pipeline_spec's PipelineDeploymentConfig.ExecutorSpec, as JSON keys.
 OPEN_SOURCE_EXECUTOR_KINDS = ("container", "importer")
+# Argo's rule for DAG task names; KFP appends "-driver" (7 characters) to each.
+_ARGO_TASK_NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9]{0,120}")
 
 
 def open_source_kfp_problems(pipeline_spec: Mapping[str, Any]) -> list[str]:
@@ -34,6 +38,12 @@ def open_source_kfp_problems(pipeline_spec: Mapping[str, Any]) -> list[str]:
         One sentence per problem, naming the executor; empty if open-source KFP can run it all.
     """
     problems = []
+    for task in sorted(pipeline_spec.get("root", {}).get("dag", {}).get("tasks", {})):
+        if not _ARGO_TASK_NAME.fullmatch(task):
+            problems.append(
+                f"task name {task!r} is not a valid Argo task name (letters, digits and '-', "
+                "starting with a letter or digit, at most 121 characters)"
+            )
     executors = pipeline_spec.get("deploymentSpec", {}).get("executors", {})
     for label, executor in sorted(executors.items()):
         kinds = sorted(set(executor) - set(OPEN_SOURCE_EXECUTOR_KINDS))

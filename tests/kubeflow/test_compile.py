@@ -155,9 +155,16 @@ def test_vertex_spec_keeps_the_baseline(compiled):
     evaluator = spec["root"]["dag"]["tasks"]["Evaluator"]
     baseline = evaluator["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
     assert baseline["producerTask"] == f"{RESOLVER_ID}-model-resolver"
-    # The check finds exactly the two resolver executors open-source KFP would refuse.
+    # The check finds the two resolver executors open-source KFP would refuse, and their task
+    # names, which hold '_' (from the resolver's id).
     problems = open_source_kfp_problems(spec)
-    assert len(problems) == 2 and all("['resolver']" in problem for problem in problems)
+    executor_problems = [problem for problem in problems if problem.startswith("executor")]
+    assert len(executor_problems) == 2
+    assert all("['resolver']" in problem for problem in executor_problems)
+    assert sorted(problem.split("'")[1] for problem in problems if problem.startswith("task")) == [
+        f"{RESOLVER_ID}-model-blessing-resolver",
+        f"{RESOLVER_ID}-model-resolver",
+    ]
 
 
 def test_oss_compile_refuses_a_spec_with_a_resolver(monkeypatch):

@@ -141,3 +141,8 @@ def test_open_source_kfp_problems_on_hand_written_specs():
     assert "'c_executor' is of kind ['resolver']" in problems[0]
     assert "'d_executor' is of kind ['customJob']" in problems[1]
     assert open_source_kfp_problems({"deploymentSpec": {"executors": {}}}) == []
+    tasks = {"Trainer": {}, "my-task-2": {}, "latest_blessed": {}, "-x": {}, "a" * 122: {}}
+    problems = open_source_kfp_problems({"root": {"dag": {"tasks": tasks}}})
+    assert [problem.split("'")[1] for problem in problems] == sorted(
+        ["latest_blessed", "-x", "a" * 122]
+    )
