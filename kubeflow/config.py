@@ -125,6 +125,14 @@ class KubeflowConfig:
             raise _invalid("target", f"one of {TARGETS}", self.target)
         for name in ("pipeline_root", "data_uri", "serving_uri", "schema_uri"):
             check_location(name, getattr(self, name))
+            # TFX's executors open artifacts with tf.io.gfile, which knows gs:// and local paths
+            # (s3:// with tensorflow-io), not KFP's default MinIO root.
+            if getattr(self, name).startswith("minio://"):
+                raise _invalid(
+                    name,
+                    "a location tf.io.gfile can open (gs://, or s3:// with tensorflow-io)",
+                    getattr(self, name),
+                )
         for name in ("train_pattern", "eval_pattern"):
             pattern = getattr(self, name)
             # On open-source KFP the ExampleGen driver that resolves these tokens does not run

@@ -82,6 +82,7 @@ def test_local_only_flag_is_refused():
         ({"target": "argo"}, r"Invalid value for `target`. Expected one of \('oss', 'vertex'\)"),
         ({"data_uri": "bucket/data"}, r"Invalid value for `data_uri`. Expected a URI"),
         ({"pipeline_root": "gs:/bucket"}, r"Invalid value for `pipeline_root`"),
+        ({"pipeline_root": "minio://mlpipeline/v2"}, r"`pipeline_root`. Expected a location tf"),
         ({"image": "my image"}, r"Invalid value for `image`"),
         ({"train_pattern": "train-{SPAN}.conll"}, r"Invalid value for `train_pattern`"),
         ({"min_entity_f1": 101.0}, r"Invalid value for `min_entity_f1`"),
