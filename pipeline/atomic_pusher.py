@@ -8,12 +8,17 @@ number, so TF Serving ignores it), which is then renamed to `<version>`: on a lo
 filesystem the rename is atomic. (On object stores such as GCS a rename is a copy: there, rely on
 `saved_model.pb` being written last, as TFX does.)
 
+A model identical (file by file) to the latest pushed version is not pushed again: a rerun whose
+Trainer result came from the cache, blessed again against itself as baseline, reports that
+version instead of adding a copy under a new number.
+
 Everything else (blessing check, UNIX-timestamp versions, MLMD properties, the archive copy in
 the pushed_model artifact) is the standard executor's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -29,6 +34,31 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def _walk_files(directory: str):
+    for root, _, files in fileio.walk(directory):
+        for name in files:
+            yield os.path.join(root, name)
+
+
+def directory_fingerprint(directory: str) -> str:
+    """SHA-256 over the relative paths and contents of every file under `directory`."""
+    digest = hashlib.sha256()
+    for path in sorted(_walk_files(directory)):
+        digest.update(os.path.relpath(path, directory).encode("utf-8") + b"\0")
+        with fileio.open(path, "rb") as file:
+            digest.update(hashlib.sha256(file.read()).digest())
+    return digest.hexdigest()
+
+
+def latest_version(base_directory: str) -> str | None:
+    """The highest numeric version folder under `base_directory`, or None."""
+    if not fileio.exists(base_directory):
+        return None
+    versions = [name.rstrip("/") for name in fileio.listdir(base_directory)]
+    versions = [name for name in versions if name.isdigit()]
+    return max(versions, key=int) if versions else None
 
 
 def copy_model_atomically(model_path: str, base_directory: str, version: str) -> str | None:
@@ -85,10 +115,18 @@ class AtomicPusherExecutor(pusher_executor.Executor):
                 f"Received: push_destination={push_destination}"
             )
         base_directory = push_destination.filesystem.base_directory
-        version = str(int(time.time()))
-        serving_path = os.path.join(base_directory, version)
-        copy_model_atomically(model_path, base_directory, version)
-        logging.info("Pusher: model pushed to %s", serving_path)
+        previous = latest_version(base_directory)
+        if previous is not None and directory_fingerprint(
+            os.path.join(base_directory, previous)
+        ) == directory_fingerprint(model_path):
+            version = previous
+            serving_path = os.path.join(base_directory, version)
+            logging.info("Pusher: this model is already version %s; not copied again.", version)
+        else:
+            version = str(int(time.time()))
+            serving_path = os.path.join(base_directory, version)
+            copy_model_atomically(model_path, base_directory, version)
+            logging.info("Pusher: model pushed to %s", serving_path)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
 

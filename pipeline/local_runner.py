@@ -57,7 +57,7 @@ class ProgressFilter(python_logging.Filter):
     """Keeps warnings and errors, and INFO lines from the DAG runner and this project's code."""
 
     def filter(self, record: python_logging.LogRecord) -> bool:
-        if str(record.msg).startswith(_NOISE_PREFIXES):
+        if record.getMessage().startswith(_NOISE_PREFIXES):
             return False
         if record.levelno >= python_logging.WARNING:
             return True
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.config import PipelineConfig
     from pipeline.pipeline import create_pipeline
-    from pipeline.run_summary import summarize
+    from pipeline.run_summary import latest_run_executions, summarize
 
     config = PipelineConfig.from_args(argv)
     logging.info(
@@ -111,14 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     elapsed = time.monotonic() - start
+    connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        config.metadata_path
+    )
     try:
-        summary = summarize(
-            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-        )
+        summary = summarize(connection_config)
+        executions = latest_run_executions(connection_config)
     except LookupError:
         # `tfx pipeline create` executes this file with LocalDagRunner.run patched out.
         print(f"Pipeline {config.pipeline_name} built; no run results in {config.metadata_path}.")
         return 0
+    for execution in executions:
+        print(f"  {execution.node_id:<32} {execution.state:<9} {execution.seconds:6.1f} s")
     if summary.pushed:
         print(
             f"Model pushed to {summary.pushed_destination}\n"

@@ -20,6 +20,57 @@ CANDIDATE_MODEL_NAME = "candidate"
 
 
 @dataclasses.dataclass(frozen=True)
+class ComponentExecution:
+    """One component's execution in a pipeline run, as ML Metadata recorded it.
+
+    Attributes:
+        node_id: the component's id in the pipeline (e.g. "Trainer").
+        state: "COMPLETE" (ran), "CACHED" (reused an earlier result), "FAILED", ...
+        seconds: wall time from its registration to its last update.
+    """
+
+    node_id: str
+    state: str
+    seconds: float
+
+
+def latest_run_executions(
+    connection_config: metadata_store_pb2.ConnectionConfig,
+) -> list[ComponentExecution]:
+    """The executions of the latest pipeline run, in the order they started.
+
+    Raises:
+        LookupError: if the store holds no pipeline run.
+    """
+    with metadata.Metadata(connection_config) as store_handle:
+        store = store_handle.store
+        runs = store.get_contexts_by_type("pipeline_run")
+        if not runs:
+            raise LookupError("No pipeline run in the metadata store.")
+        latest = max(runs, key=lambda context: context.id)
+        node_type_id = store.get_context_type("node").id
+        result = []
+        for execution in sorted(store.get_executions_by_context(latest.id), key=lambda e: e.id):
+            nodes = [
+                context.name
+                for context in store.get_contexts_by_execution(execution.id)
+                if context.type_id == node_type_id
+            ]
+            node_id = nodes[0].split(".", 1)[-1] if nodes else f"execution {execution.id}"
+            result.append(
+                ComponentExecution(
+                    node_id=node_id,
+                    state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+                    seconds=(
+                        execution.last_update_time_since_epoch - execution.create_time_since_epoch
+                    )
+                    / 1000.0,
+                )
+            )
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
 class RunSummary:
     """The latest Evaluator and Pusher results of a pipeline.
 
