@@ -275,44 +275,79 @@ def _forward(emissions, mask, transitions, start_transitions, reduce):
     return alphas
 
 
-def _forward_final(emissions, mask, transitions, start_transitions):
-    """Forward algorithm (log-sum-exp) keeping only the last step: what the loss differentiates.
+def _right_aligned(emissions, mask):
+    """Moves each sequence's real tokens to the start of its row (left padding -> right padding).
 
-    A `while_loop` with `maximum_iterations` (not `scan`): TensorFlow can then size the gradient's
-    accumulators, so the loss and its gradient compile under XLA (TF-Addons' do not), and reading
-    each step's inputs with `take` keeps the gradient linear in the sequence length.
+    Returns:
+        emissions: float32 `(batch_size, sequence_length, num_tags)`, real tokens first.
+        mask: bool `(batch_size, sequence_length)`, True for the first `length` positions.
+    """
+    batch_size, sequence_length = ops.shape(emissions)[0], ops.shape(emissions)[1]
+    lengths = _lengths(mask)
+    offsets = ops.cast(ops.argmax(ops.cast(mask, "int32"), axis=1), "int32")  # first real token
+    positions = ops.arange(sequence_length, dtype="int32")
+    # (batch_size, sequence_length): index into the flattened (batch * time) rows
+    source = (ops.expand_dims(positions, 0) + ops.expand_dims(offsets, 1)) % sequence_length
+    source = source + ops.expand_dims(ops.arange(batch_size, dtype="int32") * sequence_length, 1)
+    flat = ops.reshape(emissions, (-1, emissions.shape[-1]))
+    aligned = ops.reshape(ops.take(flat, ops.reshape(source, (-1,)), axis=0), ops.shape(emissions))
+    return aligned, ops.expand_dims(positions, 0) < ops.expand_dims(lengths, 1)
+
+
+def _forward_final(emissions, mask, transitions, start_transitions, unroll=False):
+    """Forward algorithm keeping only the last step: what the loss differentiates.
+
+    Each step is the scaled forward recursion of Rabiner (1989) as a matrix product,
+
+        alpha'[to] = log(sum_from exp(alpha[from] - peak) * exp(T[from, to] - c[to])) + peak + c[to] + e[to]
+
+    with `peak` the best state so far and `c` the best transition into each tag: only
+    `(batch_size, num_tags)` exponentials per step instead of `(batch_size, num_tags, num_tags)`,
+    and forbidden transitions are exact zeros (`exp(-inf)`). It equals the log-space recursion to
+    float32 rounding, except for a reachable tag whose share of the mass falls below 1e-30 of the
+    step's best path: its share is rounded up to 1e-30, so log Z can only come out higher, never
+    lower, and the loss stays >= 0 (decoding, in max-product form, is not affected).
+
+    The time loop is a `while_loop` with `maximum_iterations`, so TensorFlow can size the gradient's
+    accumulators and the loss compiles under XLA (TF-Addons' does not). With `unroll=True` and a
+    known sequence length, it is unrolled in Python instead: much faster in TensorFlow graph mode
+    for short sequences, but slow to compile under XLA (as `keras.layers.LSTM(unroll=True)`).
 
     Returns:
         float32 `(batch_size, num_tags)`: log-sum-exp of the scores of all paths ending in each tag
-        at each sequence's last real token.
+        at each sequence's last real token (garbage for sequences of length 0).
     """
-    first, _, _ = _boundaries(mask)
-    num_tags = emissions.shape[-1]
-    # (sequence_length, batch_size, num_tags + 2): emissions, is_real, is_first
-    steps = ops.concatenate(
-        [
-            _time_major(emissions),
-            ops.cast(ops.expand_dims(_time_major(mask), -1), "float32"),
-            ops.cast(ops.expand_dims(_time_major(first), -1), "float32"),
-        ],
-        axis=-1,
-    )
+    emissions, mask = _right_aligned(emissions, mask)
+    # (num_tags,) best transition into each tag; a column forbidden entirely stays finite.
+    column_peak = ops.stop_gradient(ops.maximum(ops.max(transitions, axis=0), -1e30))
+    exp_transitions = ops.exp(transitions - column_peak)  # (from, to), exact 0 where forbidden
+    shifted = emissions + column_peak  # the column shift, added back with the emissions
+
+    def step(alpha, emission, is_real):
+        peak = ops.stop_gradient(ops.max(alpha, axis=1, keepdims=True))  # (batch_size, 1)
+        total = ops.matmul(ops.exp(alpha - peak), exp_transitions)  # (batch_size, num_tags)
+        return ops.where(is_real, ops.log(ops.maximum(total, 1e-30)) + peak + emission, alpha)
+
+    alpha = start_transitions + emissions[:, 0]
+    is_real = ops.expand_dims(mask, -1)
+    sequence_length = emissions.shape[1]
+    if unroll and sequence_length is not None:
+        for emission, real in zip(
+            ops.unstack(shifted, axis=1)[1:], ops.unstack(is_real, axis=1)[1:]
+        ):
+            alpha = step(alpha, emission, real)
+        return alpha
+
     sequence_length = ops.shape(emissions)[1]
+    shifted_tm, is_real_tm = _time_major(shifted), _time_major(is_real)
 
     def body(t, alpha):
-        inputs = ops.take(steps, t, axis=0)  # (batch_size, num_tags + 2)
-        emission = inputs[:, :num_tags]
-        is_real = inputs[:, num_tags : num_tags + 1] > 0.5
-        is_first = inputs[:, num_tags + 1 :] > 0.5
-        # (batch_size, from, 1) + (from, to): log-sum-exp over `from`
-        scores = _logsumexp(ops.expand_dims(alpha, 2) + transitions, 1) + emission
-        scores = ops.where(is_first, start_transitions + emission, scores)
-        return t + 1, ops.where(is_real, scores, alpha)
+        return t + 1, step(alpha, ops.take(shifted_tm, t, axis=0), ops.take(is_real_tm, t, axis=0))
 
     _, alpha = ops.while_loop(
         lambda t, alpha: t < sequence_length,
         body,
-        (1, start_transitions + emissions[:, 0]),
+        (1, alpha),
         maximum_iterations=sequence_length - 1,
     )
     return alpha
@@ -362,10 +397,12 @@ def sequence_score(emissions, tag_ids, mask, transitions, start_transitions, end
     return score
 
 
-def log_partition(emissions, mask, transitions, start_transitions, end_transitions):
-    """log Z: the log-sum-exp of the scores of all tag paths (forward algorithm, in log space).
+def log_partition(emissions, mask, transitions, start_transitions, end_transitions, unroll=False):
+    """log Z: the log-sum-exp of the scores of all tag paths (forward algorithm).
 
-    Args: as `sequence_score`, without `tag_ids`.
+    Args: as `sequence_score`, without `tag_ids`; and `unroll`, a Python bool: unroll the time loop
+        when the sequence length is known (faster in TensorFlow graph mode for short sequences;
+        slow to compile under XLA).
 
     Returns:
         float32 `(batch_size,)`; 0 for a sequence of length 0.
@@ -373,21 +410,26 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
     emissions, mask, transitions, start, end, _ = _prepare(
         emissions, mask, transitions, start_transitions, end_transitions
     )
-    log_z = _logsumexp(_forward_final(emissions, mask, transitions, start) + end, 1)
+    log_z = _logsumexp(_forward_final(emissions, mask, transitions, start, unroll) + end, 1)
     return ops.where(_lengths(mask) > 0, log_z, ops.zeros_like(log_z))
 
 
-def log_likelihood(emissions, tag_ids, mask, transitions, start_transitions, end_transitions):
+def log_likelihood(
+    emissions, tag_ids, mask, transitions, start_transitions, end_transitions, unroll=False
+):
     """log p(tag_ids | emissions) of each sequence: `sequence_score - log_partition`.
 
+    Args: as `sequence_score`, and `unroll` as `log_partition`.
+
     Returns:
-        float32 `(batch_size,)`, at most 0; `-inf` for a path that a constraint forbids.
+        float32 `(batch_size,)`, at most 0 (float rounding above 0 is clipped); `-inf` for a path
+        that a constraint forbids.
     """
     score = sequence_score(
         emissions, tag_ids, mask, transitions, start_transitions, end_transitions
     )
-    log_z = log_partition(emissions, mask, transitions, start_transitions, end_transitions)
-    return score - log_z
+    log_z = log_partition(emissions, mask, transitions, start_transitions, end_transitions, unroll)
+    return ops.minimum(score - log_z, 0.0)
 
 
 def viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions):
@@ -581,6 +623,9 @@ class CRF(keras.layers.Layer):
         tag_scheme: None (no constraints), "iob2" ("bio") or "bioes" ("iobes"): transitions the scheme
             forbids get a score of `-inf`, in training and decoding.
         transitions_initializer: initializer of the three transition weights.
+        unroll: unroll the loss's time loop when the sequence length is known, as
+            `keras.layers.LSTM(unroll=True)`: about twice as fast in TensorFlow graph mode for short
+            sequences (Keras trains without XLA on CPU-only machines), slow to compile under XLA.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -600,9 +645,11 @@ class CRF(keras.layers.Layer):
         tag_names: list[str] | None = None,
         tag_scheme: str | None = None,
         transitions_initializer="zeros",
+        unroll: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.unroll = bool(unroll)
         if (
             not isinstance(num_tags, (int, np.integer))
             or isinstance(num_tags, bool)
@@ -698,6 +745,7 @@ class CRF(keras.layers.Layer):
             tag_names=self.tag_names,
             tag_scheme=self.tag_scheme,
             transitions_initializer=keras.initializers.serialize(self.transitions_initializer),
+            unroll=self.unroll,
         )
         return config
 
@@ -744,7 +792,7 @@ class CRF(keras.layers.Layer):
     def log_likelihood(self, tag_ids, outputs):
         """log p(tag_ids | x) of each sequence, float32 `(batch_size,)`."""
         emissions, mask = self._unpack(outputs)
-        return log_likelihood(emissions, tag_ids, mask, *self.potentials())
+        return log_likelihood(emissions, tag_ids, mask, *self.potentials(), unroll=self.unroll)
 
 
 @keras.saving.register_keras_serializable(package="models")
@@ -782,7 +830,7 @@ class CRFLoss(keras.losses.Loss):
         if len(tag_ids.shape) == 3 and tag_ids.shape[-1] == 1:
             tag_ids = ops.squeeze(tag_ids, -1)
         emissions, mask = crf._unpack(y_pred)
-        return -log_likelihood(emissions, ops.where(mask, tag_ids, 0), mask, *crf.potentials())
+        return -crf.log_likelihood(ops.where(mask, tag_ids, 0), y_pred)
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}

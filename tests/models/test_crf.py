@@ -155,9 +155,10 @@ def case(request):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_log_partition_matches_brute_force(case):
+@pytest.mark.parametrize("unroll", [False, True])
+def test_log_partition_matches_brute_force(case, unroll):
     emissions, mask, transitions, start, end, reference = case
-    log_z = numpy(crf.log_partition(emissions, mask, transitions, start, end))
+    log_z = numpy(crf.log_partition(emissions, mask, transitions, start, end, unroll=unroll))
     np.testing.assert_allclose(log_z, [r["log_z"] for r in reference], rtol=1e-5, atol=1e-5)
 
 
@@ -248,11 +249,13 @@ def test_marginals_match_brute_force(case):
         np.testing.assert_allclose(marginals[b, :length].sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_gradient_of_log_partition_is_the_marginals(case):
+@pytest.mark.parametrize("unroll", [False, True])
+def test_gradient_of_log_partition_is_the_marginals(case, unroll):
     """d log Z / d emissions = marginals, d log Z / d transitions = expected transition counts."""
     emissions, mask, transitions, start, end, reference = case
     _, (d_emissions, d_transitions) = value_and_gradients(
-        lambda e, t: ops.sum(crf.log_partition(e, mask, t, start, end)), [emissions, transitions]
+        lambda e, t: ops.sum(crf.log_partition(e, mask, t, start, end, unroll=unroll)),
+        [emissions, transitions],
     )
     expected_pairs = np.zeros_like(transitions, dtype=np.float64)
     for b, r in enumerate(reference):
@@ -404,6 +407,11 @@ def test_left_padding_equals_right_padding():
             left_emissions[b, -length:] = emissions[b, :length]
             left_mask[b, -length:] = True
     left = all_outputs(left_emissions, left_mask, transitions, start, end)
+    np.testing.assert_allclose(
+        numpy(crf.log_partition(left_emissions, left_mask, transitions, start, end, unroll=True)),
+        right["log_z"],
+        rtol=1e-5,
+    )
     for key in ("log_z", "scores", "nbest_scores"):
         np.testing.assert_allclose(left[key], right[key], rtol=1e-5, atol=1e-6, err_msg=key)
     for b, length in enumerate(mask.sum(1)):
@@ -526,7 +534,10 @@ def test_error_unknown_tag_scheme_and_bad_layer_arguments():
         match=r"Invalid value for `num_tags`. Expected a positive int. Received: num_tags=0",
     ):
         CRF(0)
-    with pytest.raises(ValueError, match=r"Invalid value for `tag`. Expected O, B-<type> or I-<type>.*Received: tag='X-a'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `tag`. Expected O, B-<type> or I-<type>.*Received: tag='X-a'",
+    ):
         CRF(3, tag_names=["O", "B-a", "X-a"], tag_scheme="iob2")
     with pytest.raises(
         ValueError, match=r"Invalid value for `top_k`. Expected a positive int. Received: top_k=0"
