@@ -15,10 +15,12 @@ weights (`loss_sample_weights`).
 from __future__ import annotations
 
 import gzip
+import io
 from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from models.config import ModelConfig, TrainingConfig
@@ -204,7 +206,8 @@ def pretrained_embedding_matrix(
     the file (uniform in [-0.1, 0.1]), then the vocabulary's words in order.
 
     Args:
-        path: text file, optionally gzipped, one `word v_1 ... v_dim` per line.
+        path: text file (local path or URI), optionally gzipped, one `word v_1 ... v_dim` per
+            line.
         vocabulary: the (lowercased) token vocabulary, index i has word id i + NUM_RESERVED_IDS.
         embedding_dim: expected vector size.
     Returns:
@@ -219,8 +222,12 @@ def pretrained_embedding_matrix(
     matrix[0] = 0.0
     rows: Mapping[str, int] = {word: i + NUM_RESERVED_IDS for i, word in enumerate(vocabulary)}
     found = 0
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as lines:
+    # tf.io.gfile: the file may be on gs:// or s3:// as well as local.
+    with tf.io.gfile.GFile(path, "rb") as raw:
+        if path.endswith(".gz"):
+            lines = io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8")
+        else:
+            lines = (line.decode("utf-8") for line in raw)
         for line_number, line in enumerate(lines, start=1):
             word, _, rest = line.rstrip("\n").partition(" ")
             row = rows.get(word)

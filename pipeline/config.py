@@ -3,7 +3,8 @@
 `PipelineConfig.from_args(argv, environ)` is the one place that reads flags and `NER_*` environment
 variables (a flag wins over its variable, a variable over the default). Relative paths given by the
 user are resolved against the current directory; the defaults are under the repository root, so
-`tfx run create` works from any directory.
+`tfx run create` works from any directory. Locations may also be URIs (gs://, s3://, ...), kept as
+given: the Kubeflow runner builds the same config with remote locations.
 """
 
 from __future__ import annotations
@@ -40,18 +41,31 @@ def _invalid(name: str, expected: str, received) -> ValueError:
     )
 
 
+def is_uri(location: str) -> bool:
+    """Whether a location is a URI with a scheme (gs://b/x), not a local path."""
+    return "://" in location
+
+
+def _absolute(location: str) -> str:
+    return location if is_uri(location) else os.path.abspath(location)
+
+
 def tags_from_schema(schema_path: str, feature: str = "tags") -> tuple[str, ...]:
     """The tag set: the string domain of the `tags` feature in the curated schema file.
 
+    Args:
+        schema_path: a local path or a URI that `tf.io.gfile` reads.
     Raises:
         ValueError: if the file has no such feature with a string domain.
     """
-    # Imported here: pipeline/validation_gate.py pulls in TFX, not needed to build a config.
+    # Imported here: TensorFlow and TFX (through pipeline/validation_gate.py) are not needed to
+    # define the config.
+    import tensorflow as tf
     from google.protobuf import text_format
 
     from pipeline.validation_gate import known_tags
 
-    with open(schema_path, encoding="utf-8") as file:
+    with tf.io.gfile.GFile(schema_path, "r") as file:
         schema = text_format.Parse(file.read(), schema_pb2.Schema())
     return known_tags(schema, feature)
 
@@ -72,6 +86,11 @@ class PipelineConfig:
             must be at least this (and not below the latest blessed model's).
         beam_pipeline_args: Beam options for every Beam-based component.
         enable_cache: reuse the results of components whose inputs did not change (MLMD).
+        baseline: compare with the latest blessed model (a resolver node, the Evaluator's
+            baseline and a no-regression threshold); False: bless on the floor alone (for
+            orchestrators that cannot run resolver nodes, such as open-source KFP).
+        explicit_pipeline_root: where TFX writes the artifacts, instead of under `output_dir`.
+        explicit_serving_dir: Pusher's destination, instead of under `output_dir`.
     """
 
     pipeline_name: str
@@ -84,13 +103,26 @@ class PipelineConfig:
     min_entity_f1: float = 0.0
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
+    baseline: bool = True
+    explicit_pipeline_root: str | None = None
+    explicit_serving_dir: str | None = None
 
     def __post_init__(self):
-        if not self.pipeline_name or not self.pipeline_name.replace("_", "").isalnum():
-            raise _invalid("pipeline_name", "letters, digits and '_'", self.pipeline_name)
-        for name in ("data_dir", "output_dir", "schema_path"):
-            if not os.path.isabs(getattr(self, name)):
-                raise _invalid(name, "an absolute path", getattr(self, name))
+        name = self.pipeline_name
+        if (
+            not name
+            or not name[0].isalnum()
+            or not name.replace("_", "").replace("-", "").isalnum()
+        ):
+            raise _invalid("pipeline_name", "letters, digits, '_' and '-'", name)
+        for field in ("data_dir", "output_dir", "schema_path"):
+            value = getattr(self, field)
+            if not (is_uri(value) or os.path.isabs(value)):
+                raise _invalid(field, "an absolute path or a URI", value)
+        for field in ("explicit_pipeline_root", "explicit_serving_dir"):
+            value = getattr(self, field)
+            if value is not None and not (is_uri(value) or os.path.isabs(value)):
+                raise _invalid(field, "None, an absolute path or a URI", value)
         if not 0.0 <= self.min_entity_f1 <= 100.0:
             raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
@@ -98,6 +130,8 @@ class PipelineConfig:
     @property
     def pipeline_root(self) -> str:
         """Where TFX writes the artifacts."""
+        if self.explicit_pipeline_root:
+            return self.explicit_pipeline_root
         return os.path.join(self.output_dir, "pipelines", self.pipeline_name)
 
     @property
@@ -108,6 +142,8 @@ class PipelineConfig:
     @property
     def serving_dir(self) -> str:
         """Pusher's destination: `<serving_dir>/<numeric version>/saved_model.pb`."""
+        if self.explicit_serving_dir:
+            return self.explicit_serving_dir
         return os.path.join(self.output_dir, "serving_model", self.pipeline_name)
 
     @classmethod
@@ -118,7 +154,7 @@ class PipelineConfig:
         environment variables. `--help` lists them."""
         environ = os.environ if environ is None else environ
         args = _parser(environ).parse_args(list(argv or []))
-        schema_path = os.path.abspath(args.schema)
+        schema_path = _absolute(args.schema)
         tagger = TaggerConfig(
             preprocessing=PreprocessingConfig(
                 tag_names=tags_from_schema(schema_path),
@@ -128,9 +164,7 @@ class PipelineConfig:
             ),
             model=ModelConfig(
                 word_embedding_dim=args.word_embedding_dim,
-                pretrained_embeddings_path=(
-                    os.path.abspath(args.embeddings) if args.embeddings else None
-                ),
+                pretrained_embeddings_path=_absolute(args.embeddings) if args.embeddings else None,
                 lstm_units=args.lstm_units,
                 char_filters=args.char_filters,
                 output=args.output,
@@ -144,15 +178,18 @@ class PipelineConfig:
         )
         return cls(
             pipeline_name=args.pipeline_name,
-            data_dir=os.path.abspath(args.data_dir),
+            data_dir=_absolute(args.data_dir),
             train_pattern=args.train_pattern,
             eval_pattern=args.eval_pattern,
-            output_dir=os.path.abspath(args.output_dir),
+            output_dir=_absolute(args.output_dir),
             schema_path=schema_path,
             tagger=tagger,
             min_entity_f1=args.min_entity_f1,
             beam_pipeline_args=tuple(shlex.split(args.beam_args)),
             enable_cache=not args.no_cache,
+            baseline=not args.no_baseline,
+            explicit_pipeline_root=_absolute(args.pipeline_root) if args.pipeline_root else None,
+            explicit_serving_dir=_absolute(args.serving_dir) if args.serving_dir else None,
         )
 
 
@@ -177,6 +214,8 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--train-pattern", "train.conll", str, "training files, glob relative to --data-dir")
     add("--eval-pattern", "eval.conll", str, "evaluation files, glob relative to --data-dir")
     add("--output-dir", DEFAULT_OUTPUT_DIR, str, "where artifacts, metadata and models go")
+    add("--pipeline-root", "", str, "artifacts here instead of under --output-dir")
+    add("--serving-dir", "", str, "push here instead of under --output-dir")
     add("--schema", DEFAULT_SCHEMA_PATH, str, "curated schema (its tags domain is the tag set)")
     # Model and training defaults are the dataclasses' own.
     preprocessing = {f.name: f.default for f in dataclasses.fields(PreprocessingConfig)}
@@ -205,5 +244,12 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         action="store_true",
         default=environ.get("NER_NO_CACHE", "") not in ("", "0", "false"),
         help="run every component even if its inputs did not change ($NER_NO_CACHE)",
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        default=environ.get("NER_NO_BASELINE", "") not in ("", "0", "false"),
+        help="bless on --min-entity-f1 alone, without comparing with the latest blessed model "
+        "($NER_NO_BASELINE)",
     )
     return parser

@@ -3,7 +3,8 @@
     ConllExampleGen -> StatisticsGen -> ExampleValidator (against ImportSchemaGen's curated schema)
       -> ValidationGate (stops the run on any anomaly, naming unknown tags and where)
       -> Transform (models.preprocessing) -> Trainer (models.run_fn)
-      -> Evaluator (entity F1, conlleval semantics; baseline: latest blessed model)
+      -> Evaluator (entity F1, conlleval semantics; baseline: latest blessed model, unless
+         `config.baseline` is False)
       -> AtomicPusher (only a blessed model, to <serving_dir>/<version>/)
 
 `create_pipeline(config)` only builds the DAG; runners (pipeline/local_runner.py, Kubeflow) run it.
@@ -41,12 +42,15 @@ def entity_types(tag_names) -> list[str]:
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA configuration: entity-level F1 on the eval split with the blessing thresholds."""
     threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_entity_f1}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -NO_REGRESSION_TOLERANCE},
-        ),
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_entity_f1})
     )
+    if config.baseline:
+        threshold.change_threshold.CopyFrom(
+            tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                absolute={"value": -NO_REGRESSION_TOLERANCE},
+            )
+        )
     # The threshold goes on the MetricConfig (not MetricsSpec.thresholds): only there does TFMA
     # build its key with the same example_weighted value as the metric's own key.
     metric = tfma.MetricConfig(
@@ -123,15 +127,18 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom_config,
     )
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    baseline_nodes = []
+    if config.baseline:
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+        baseline_nodes.append(model_resolver)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=model_resolver.outputs["model"] if config.baseline else None,
         eval_config=eval_config(config),
         example_splits=["eval"],
     )
@@ -156,7 +163,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             validation_gate,
             transform,
             trainer,
-            model_resolver,
+            *baseline_nodes,
             evaluator,
             pusher,
         ],

@@ -6,7 +6,6 @@ import os
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from models import tagger
 from models.config import (
@@ -109,15 +108,22 @@ def test_batched_equals_one_at_a_time():
         np.testing.assert_array_equal(np.asarray(tags)[0], batched[i])
 
 
-def test_model_is_keras_3_even_after_tensorflow_transform_import():
-    # TFT sets TF_USE_LEGACY_KERAS=1 on import: tf.keras becomes tf-keras, `keras` stays Keras 3.
+def test_model_is_keras_3_next_to_the_tf_keras_tft_layer():
+    # TFT sets TF_USE_LEGACY_KERAS=1 when imported and builds its layer on the tf-keras package
+    # (Keras 2). What `tf.keras` resolves to then depends on import order (TF resolves it lazily);
+    # `keras` is Keras 3 whatever the order, and the tagger uses only `keras`.
     import tensorflow_transform  # noqa: F401
+    from tensorflow_transform import output_wrapper
+    from tensorflow_transform.keras_lib import tf_keras
 
     assert os.environ.get("TF_USE_LEGACY_KERAS") == "1"
-    model = build("crf")
     assert keras.__version__.startswith("3.")
+    assert tf_keras.__version__.startswith("2.")
+    assert issubclass(output_wrapper.TransformFeaturesLayer, tf_keras.Model)
+    assert not issubclass(output_wrapper.TransformFeaturesLayer, keras.Layer)
+    model = build("crf")
     assert isinstance(model, keras.Model)
-    assert not isinstance(model, tf.keras.Model)
+    assert not isinstance(model, tf_keras.Model)
 
 
 def test_pretrained_embedding_matrix(tmp_path):

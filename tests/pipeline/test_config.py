@@ -67,3 +67,29 @@ def test_bad_values_are_rejected():
     config = PipelineConfig.from_args([], environ={})
     with pytest.raises(ValueError, match=r"Invalid value for `data_dir`. Expected an absolute"):
         PipelineConfig(**{**config.__dict__, "data_dir": "relative"})
+
+
+def test_uris_and_explicit_locations_are_kept_as_given():
+    config = PipelineConfig.from_args(
+        [
+            "--pipeline-name", "ner-bilstm-crf",
+            "--data-dir", "gs://bucket/data",
+            "--output-dir", "gs://bucket/out",
+            "--pipeline-root", "gs://bucket/root",
+            "--serving-dir", "s3://models/ner",
+            "--embeddings", "gs://bucket/glove.txt.gz",
+            "--schema", DEFAULT_SCHEMA_PATH,
+        ],
+        environ={},
+    )  # fmt: skip
+    assert config.data_dir == "gs://bucket/data"
+    assert config.pipeline_root == "gs://bucket/root"
+    assert config.serving_dir == "s3://models/ner"
+    assert config.tagger.model.pretrained_embeddings_path == "gs://bucket/glove.txt.gz"
+
+
+def test_pipeline_name_rule():
+    with pytest.raises(ValueError, match=r"Invalid value for `pipeline_name`"):
+        PipelineConfig.from_args(["--pipeline-name=-bad"], environ={})
+    with pytest.raises(ValueError, match=r"Invalid value for `pipeline_name`"):
+        PipelineConfig.from_args(["--pipeline-name", "a b"], environ={})
