@@ -333,12 +333,12 @@ def benchmark_ours(
     from models import crf
 
     def loss_and_gradient(
-        emissions, tag_ids, mask, transitions, start_transitions, end_transitions
+        emissions, tag_ids, mask, transitions, start_transitions, end_transitions, unroll=False
     ):
         with tf.GradientTape() as tape:
             tape.watch([emissions, transitions])
             log_likelihood = crf.log_likelihood(
-                emissions, tag_ids, mask, transitions, start_transitions, end_transitions
+                emissions, tag_ids, mask, transitions, start_transitions, end_transitions, unroll
             )  # (batch_size,)
             loss = -tf.reduce_mean(log_likelihood)
         emissions_gradient, transitions_gradient = tape.gradient(loss, [emissions, transitions])
@@ -373,6 +373,14 @@ def benchmark_ours(
             tensors[name]
             for name in ("emissions", "mask", "transitions", "start_transitions", "end_transitions")
         ]
+        # unroll=True (as keras.layers.LSTM): the loss's time loop unrolled for a known length;
+        # graph mode only (XLA compiles an unrolled loop of length 128 for minutes).
+        unrolled = tf.function(lambda *arguments: loss_and_gradient(*arguments, unroll=True))
+        results.append(
+            measure(
+                sizes, "loss_grad", "graph_unrolled", num_tokens, timing, unrolled, *loss_arguments
+            )
+        )
         for mode, jit_compile in (("graph", False), ("xla", True)):
             loss_function = tf.function(loss_and_gradient, jit_compile=jit_compile)
             decode_function = tf.function(decode, jit_compile=jit_compile)
@@ -651,6 +659,8 @@ def build_report(
         ("pytorch_crf", "eager"),
     ]
     titles = ["ours graph", "ours XLA", "TFA graph", "TFA XLA", "pytorch-crf"]
+    loss_columns = [("ours", "graph_unrolled")] + columns
+    loss_titles = ["ours graph, unroll=True"] + titles
     lines = []
     summary: dict[str, Any] = {
         "loss_grad_ratio": {},
@@ -662,17 +672,17 @@ def build_report(
     lines.append("")
     lines.append(
         "| batch | length | tags | "
-        + " | ".join(titles)
-        + " | ours best / TFA best | ours graph / TFA graph |"
+        + " | ".join(loss_titles)
+        + " | ours best / TFA best | ours graph (best) / TFA graph |"
     )
-    lines.append("|" + "---:|" * (3 + len(titles) + 2))
+    lines.append("|" + "---:|" * (3 + len(loss_titles) + 2))
     for sizes in inputs:
-        records = [lookup(reports, name, sizes, "loss_grad", mode) for name, mode in columns]
-        ours_best = best(rate(records[0]), rate(records[1]))
-        tfa_best = best(rate(records[2]), rate(records[3]))
+        records = [lookup(reports, name, sizes, "loss_grad", mode) for name, mode in loss_columns]
+        ours_best = best(rate(records[0]), rate(records[1]), rate(records[2]))
+        tfa_best = best(rate(records[3]), rate(records[4]))
         best_ratio, graph_ratio = (
             ratio(ours_best, tfa_best),
-            ratio(rate(records[0]), rate(records[2])),
+            ratio(best(rate(records[0]), rate(records[1])), rate(records[3])),
         )
         summary["loss_grad_ratio"][config_key(*sizes)] = best_ratio
         summary["loss_grad_graph_ratio"][config_key(*sizes)] = graph_ratio
@@ -723,6 +733,7 @@ def build_report(
         )
     summary["targets"] = {
         "loss_grad": verdict(summary["loss_grad_ratio"], LOSS_GRAD_TARGET_RATIO),
+        "loss_grad_graph": verdict(summary["loss_grad_graph_ratio"], LOSS_GRAD_TARGET_RATIO),
         "decode": verdict(summary["decode_ratio"], DECODE_TARGET_RATIO),
         "ours_xla_loss_compiles": compiles,
     }
@@ -733,6 +744,10 @@ def build_report(
     lines.append("|---|---|")
     lines.append(
         f"| loss+gradient >= {LOSS_GRAD_TARGET_RATIO}x TF Addons (ours best vs TFA best) | {summary['targets']['loss_grad']} |"
+    )
+    lines.append(
+        f"| loss+gradient >= {LOSS_GRAD_TARGET_RATIO}x TF Addons, graph mode only (ours graph, best of "
+        f"loop / unroll=True, vs TFA graph) | {summary['targets']['loss_grad_graph']} |"
     )
     lines.append(
         f"| decoding >= TF Addons with XLA (ours best vs TFA XLA) | {summary['targets']['decode']} |"

@@ -275,23 +275,29 @@ def _forward(emissions, mask, transitions, start_transitions, reduce):
     return alphas
 
 
+def _roll_rows(x, shifts):
+    """`out[b, t] = x[b, (t + shifts[b]) % sequence_length]` for `(batch_size, sequence_length, ...)`."""
+    batch_size, sequence_length = ops.shape(x)[0], ops.shape(x)[1]
+    positions = ops.arange(sequence_length, dtype="int32")
+    # (batch_size, sequence_length): index into the flattened (batch * time) rows
+    source = (ops.expand_dims(positions, 0) + ops.expand_dims(shifts, 1)) % sequence_length
+    source = source + ops.expand_dims(ops.arange(batch_size, dtype="int32") * sequence_length, 1)
+    flat = ops.reshape(x, (-1,) + tuple(x.shape[2:]))
+    return ops.reshape(ops.take(flat, ops.reshape(source, (-1,)), axis=0), ops.shape(x))
+
+
 def _right_aligned(emissions, mask):
     """Moves each sequence's real tokens to the start of its row (left padding -> right padding).
 
     Returns:
         emissions: float32 `(batch_size, sequence_length, num_tags)`, real tokens first.
         mask: bool `(batch_size, sequence_length)`, True for the first `length` positions.
+        offsets: int32 `(batch_size,)`, how far each row moved (`_roll_rows(x, -offsets)` undoes it).
     """
-    batch_size, sequence_length = ops.shape(emissions)[0], ops.shape(emissions)[1]
-    lengths = _lengths(mask)
     offsets = ops.cast(ops.argmax(ops.cast(mask, "int32"), axis=1), "int32")  # first real token
-    positions = ops.arange(sequence_length, dtype="int32")
-    # (batch_size, sequence_length): index into the flattened (batch * time) rows
-    source = (ops.expand_dims(positions, 0) + ops.expand_dims(offsets, 1)) % sequence_length
-    source = source + ops.expand_dims(ops.arange(batch_size, dtype="int32") * sequence_length, 1)
-    flat = ops.reshape(emissions, (-1, emissions.shape[-1]))
-    aligned = ops.reshape(ops.take(flat, ops.reshape(source, (-1,)), axis=0), ops.shape(emissions))
-    return aligned, ops.expand_dims(positions, 0) < ops.expand_dims(lengths, 1)
+    positions = ops.arange(ops.shape(mask)[1], dtype="int32")
+    aligned_mask = ops.expand_dims(positions, 0) < ops.expand_dims(_lengths(mask), 1)
+    return _roll_rows(emissions, offsets), aligned_mask, offsets
 
 
 def _forward_final(emissions, mask, transitions, start_transitions, unroll=False):
@@ -317,7 +323,7 @@ def _forward_final(emissions, mask, transitions, start_transitions, unroll=False
         float32 `(batch_size, num_tags)`: log-sum-exp of the scores of all paths ending in each tag
         at each sequence's last real token (garbage for sequences of length 0).
     """
-    emissions, mask = _right_aligned(emissions, mask)
+    emissions, mask, _ = _right_aligned(emissions, mask)
     # (num_tags,) best transition into each tag; a column forbidden entirely stays finite.
     column_peak = ops.stop_gradient(ops.maximum(ops.max(transitions, axis=0), -1e30))
     exp_transitions = ops.exp(transitions - column_peak)  # (from, to), exact 0 where forbidden
