@@ -35,13 +35,13 @@ from tfx_bsl.public import tfxio
 
 from models import preprocessing
 from models.config import ModelConfig, TaggerConfig
+from models.embeddings import load_embedding_matrix
 from models.entity_scoring import score_entities
 from models.tagger import (
     build_tagger,
     compile_tagger,
     loss_sample_weights,
     predicted_tag_ids,
-    pretrained_embedding_matrix,
     training_model_inputs,
 )
 
@@ -214,23 +214,31 @@ def export_serving_model(
 
 def _pretrained_embeddings(
     model_config: ModelConfig, tf_transform_output: tft.TFTransformOutput, seed: int
-):
-    if model_config.pretrained_embeddings_path is None:
+) -> np.ndarray | None:
+    """The word embedding matrix from `pretrained_embeddings_path`, rows in word-id order."""
+    path = model_config.pretrained_embeddings_path
+    if path is None:
         return None
     vocabulary = [
         word.decode("utf-8") if isinstance(word, bytes) else word
         for word in tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
     ]
-    matrix, found = pretrained_embedding_matrix(
-        model_config.pretrained_embeddings_path, vocabulary, model_config.word_embedding_dim, seed
+    embeddings = load_embedding_matrix(
+        path, vocabulary, num_reserved=preprocessing.NUM_RESERVED_IDS, seed=seed
     )
+    if embeddings.matrix.shape[1] != model_config.word_embedding_dim:
+        raise ValueError(
+            "Invalid value for `word_embedding_dim`. Expected the size of the vectors in "
+            f"{path} ({embeddings.matrix.shape[1]}). "
+            f"Received: word_embedding_dim={model_config.word_embedding_dim}"
+        )
     logging.info(
         "Trainer: %d of %d vocabulary words found in %s",
-        found,
+        embeddings.num_found,
         len(vocabulary),
-        model_config.pretrained_embeddings_path,
+        path,
     )
-    return matrix
+    return embeddings.matrix
 
 
 def run_fn(fn_args: Any) -> None:

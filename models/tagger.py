@@ -14,13 +14,10 @@ weights (`loss_sample_weights`).
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import layers, ops
 
 from models.config import ModelConfig, TrainingConfig
@@ -28,7 +25,6 @@ from models.preprocessing import (
     CASING_IDS_KEY,
     CASINGS,
     CHAR_IDS_KEY,
-    NUM_RESERVED_IDS,
     TOKEN_IDS_KEY,
 )
 
@@ -83,7 +79,7 @@ def build_tagger(
         max_length: tokens per (padded) sentence.
         max_word_length: characters per (padded) token.
         pretrained_word_embeddings: optional float `(num_words, word_embedding_dim)` initial word
-            embedding (see `pretrained_embedding_matrix`).
+            embedding (`models.embeddings.load_embedding_matrix`).
         seed: seed of the dropout layers.
     Returns:
         A Keras model taking a dict of int tensors `token_ids` `(batch_size, max_length)`,
@@ -195,53 +191,6 @@ def loss_sample_weights(tag_ids, output: str):
     if output == "crf":
         return None
     return ops.cast(ops.greater(tag_ids, 0), "float32")
-
-
-def pretrained_embedding_matrix(
-    path: str, vocabulary: Sequence[str], embedding_dim: int, seed: int = 0
-) -> tuple[np.ndarray, int]:
-    """Word embedding initialised from a GloVe-format file (Pennington et al., 2014).
-
-    Rows follow the word ids of `models.preprocessing`: 0 padding (zeros), 1 OOV and words not in
-    the file (uniform in [-0.1, 0.1]), then the vocabulary's words in order.
-
-    Args:
-        path: text file (local path or URI), optionally gzipped, one `word v_1 ... v_dim` per
-            line.
-        vocabulary: the (lowercased) token vocabulary, index i has word id i + NUM_RESERVED_IDS.
-        embedding_dim: expected vector size.
-    Returns:
-        (matrix float32 `(len(vocabulary) + NUM_RESERVED_IDS, embedding_dim)`, number of
-        vocabulary words found in the file).
-    Raises:
-        ValueError: naming the file and line, if a vector does not have `embedding_dim` values.
-    """
-    rng = np.random.default_rng(seed)
-    num_words = len(vocabulary) + NUM_RESERVED_IDS
-    matrix = rng.uniform(-0.1, 0.1, (num_words, embedding_dim)).astype(np.float32)
-    matrix[0] = 0.0
-    rows: Mapping[str, int] = {word: i + NUM_RESERVED_IDS for i, word in enumerate(vocabulary)}
-    found = 0
-    # tf.io.gfile: the file may be on gs:// or s3:// as well as local.
-    with tf.io.gfile.GFile(path, "rb") as raw:
-        if path.endswith(".gz"):
-            lines = io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8")
-        else:
-            lines = (line.decode("utf-8") for line in raw)
-        for line_number, line in enumerate(lines, start=1):
-            word, _, rest = line.rstrip("\n").partition(" ")
-            row = rows.get(word)
-            if row is None:
-                continue
-            values = rest.split(" ")
-            if len(values) != embedding_dim:
-                raise ValueError(
-                    f"{path}:{line_number}: Invalid word vector for {word!r}. Expected "
-                    f"{embedding_dim} values. Received: {len(values)} values"
-                )
-            matrix[row] = np.asarray(values, dtype=np.float32)
-            found += 1
-    return matrix, found
 
 
 def training_model_inputs(features: Mapping[str, object]) -> dict[str, object]:
