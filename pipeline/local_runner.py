@@ -6,13 +6,16 @@
 It ends by printing where the blessed model was pushed and its entity F1. A second run with
 unchanged inputs reuses the cached results of the components (`--no-cache` to rerun everything).
 
-With the TFX CLI (flags then come from NER_* environment variables only; checked by hand):
+With the TFX CLI (flags then come from NER_* environment variables only; checked by hand with
+TFX 1.16, from the repository root):
 
     tfx pipeline create --engine=local --pipeline_path=pipeline/local_runner.py
     tfx run create --engine=local --pipeline_name=ner_bilstm_crf
 
-`pipeline create` executes this file with LocalDagRunner.run patched out, to record the pipeline;
-`run create` runs `python pipeline/local_runner.py` in a subprocess.
+`pipeline create` executes this file with LocalDagRunner.run patched out, to record the pipeline
+(in $LOCAL_HOME, default ~/tfx/local/); `run create` runs `python <pipeline_path>` in a
+subprocess, with the path as it was given to `pipeline create`: give an absolute path to run from
+another directory.
 
 Beam: DirectRunner in this process by default (`--beam-args`, see `pipeline.config`). Logging: the
 progress of the run (each component's start and end, the Trainer's epochs, the result) and every
