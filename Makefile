@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed $(VENV_TORCH)/.installed
 	$(VENV)/bin/python -m pytest -q tests
-	KERAS_BACKEND=torch PYTHONPATH=$(CURDIR) $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/test_crf.py tests/models/test_tag_scheme.py
+	KERAS_BACKEND=torch PYTHONPATH=$(CURDIR) $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/test_crf.py tests/models/test_crf_layer.py tests/models/test_tag_scheme.py
 
 # The edit loop: everything but the slow and end-to-end tests.
 test-fast: $(VENV)/.installed
