@@ -5,8 +5,9 @@ The CRF scores a whole tag sequence `y` of a sentence `x` as
     score(x, y) = start[y_1] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_T]
 
 and models p(y | x) = exp(score(x, y)) / Z(x) (Lafferty, McCallum & Pereira, 2001). Training maximises
-log p(y | x), with log Z from the forward algorithm in log space; decoding finds the best path with
-the Viterbi algorithm (Viterbi, 1967); the forward-backward algorithm gives per-token marginals
+log p(y | x), with log Z from the forward algorithm (in its scaled form, one matrix product per
+step; see `_forward_final`); decoding finds the best path with the Viterbi algorithm (Viterbi,
+1967), in log space; the forward-backward algorithm, in log space, gives per-token marginals
 (Rabiner, 1989). Lample et al. (2016) and Ma & Hovy (2016) put it on top of a BiLSTM for NER.
 
 Everything here uses `keras.ops` only, so it runs on every Keras backend (TensorFlow, JAX, torch),
