@@ -91,6 +91,16 @@ class PipelineConfig:
             orchestrators that cannot run resolver nodes, such as open-source KFP).
         explicit_pipeline_root: where TFX writes the artifacts, instead of under `output_dir`.
         explicit_serving_dir: Pusher's destination, instead of under `output_dir`.
+        span_window: how many spans to train on: 1, the latest span that ExampleGen ingests
+            (with `{SPAN}` in the patterns; without, the files as they are); N > 1, a rolling
+            window of the last N spans ingested (a `SpanRangeStrategy` resolver over
+            ExampleGen's outputs feeding Transform, which then reuses its analyzer cache for the
+            spans it has already analysed). Needs `baseline` (resolver nodes).
+        warm_start: initialise the Trainer from the latest blessed model's weights (the baseline
+            resolver's model as the Trainer's `base_model`) when the vocabularies and the
+            architecture are unchanged; otherwise train from scratch and log why. Off by
+            default: the base model changes with every blessing, so the Trainer is never reused
+            from the cache. Ignored without `baseline`.
     """
 
     pipeline_name: str
@@ -106,6 +116,8 @@ class PipelineConfig:
     baseline: bool = True
     explicit_pipeline_root: str | None = None
     explicit_serving_dir: str | None = None
+    span_window: int = 1
+    warm_start: bool = False
 
     def __post_init__(self):
         name = self.pipeline_name
@@ -125,6 +137,18 @@ class PipelineConfig:
                 raise _invalid(field, "None, an absolute path or a URI", value)
         if not 0.0 <= self.min_entity_f1 <= 100.0:
             raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
+        if (
+            isinstance(self.span_window, bool)
+            or not isinstance(self.span_window, int)
+            or self.span_window < 1
+        ):
+            raise _invalid("span_window", "a positive integer", self.span_window)
+        if self.span_window > 1 and not self.baseline:
+            raise _invalid(
+                "span_window",
+                "1 when `baseline` is False (a rolling window of spans needs a resolver node)",
+                self.span_window,
+            )
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
 
     @property
@@ -190,6 +214,8 @@ class PipelineConfig:
             baseline=not args.no_baseline,
             explicit_pipeline_root=_absolute(args.pipeline_root) if args.pipeline_root else None,
             explicit_serving_dir=_absolute(args.serving_dir) if args.serving_dir else None,
+            span_window=args.span_window,
+            warm_start=args.warm_start,
         )
 
 
@@ -238,6 +264,7 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--learning-rate", training.learning_rate, float, "Adam learning rate")
     add("--patience", training.early_stopping_patience, int, "early stopping patience (epochs)")
     add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
+    add("--span-window", 1, int, "train on the last N spans ({SPAN} in the patterns)")
     add("--beam-args", " ".join(DEFAULT_BEAM_ARGS), str, "Beam pipeline options")
     parser.add_argument(
         "--no-cache",
@@ -251,5 +278,12 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=environ.get("NER_NO_BASELINE", "") not in ("", "0", "false"),
         help="bless on --min-entity-f1 alone, without comparing with the latest blessed model "
         "($NER_NO_BASELINE)",
+    )
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        default=environ.get("NER_WARM_START", "") not in ("", "0", "false"),
+        help="start training from the latest blessed model's weights when the vocabularies are "
+        "unchanged ($NER_WARM_START)",
     )
     return parser

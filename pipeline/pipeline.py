@@ -7,6 +7,15 @@
          `config.baseline` is False)
       -> AtomicPusher (only a blessed model, to <serving_dir>/<version>/)
 
+Retraining (see `PipelineConfig`): with `{SPAN}` in the input patterns ExampleGen ingests the
+latest span; `span_window` N > 1 trains on the last N spans ingested (a `SpanRangeStrategy`
+resolver with a `RollingRange`, as in TFX's penguin example: ExampleGen's own `range_config`
+accepts only a static range) and Transform reads its analyzer cache (the latest `TransformCache`,
+so the vocabularies of spans already analysed are not recomputed). StatisticsGen, the validator
+and the Evaluator look at the latest span only: older spans were validated when they arrived, and
+the model is judged on the newest eval data. `warm_start` feeds the latest blessed model (the
+baseline resolver's output) to the Trainer as `base_model`.
+
 `create_pipeline(config)` only builds the DAG; runners (pipeline/local_runner.py, Kubeflow) run it.
 The module paths given to Transform and Trainer (`models.preprocessing.preprocessing_fn`,
 `models.run_fn.run_fn`) are imported by the executors, so the `models` package must be importable
@@ -108,8 +117,35 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         schema=schema_gen.outputs["schema"],
     )
     custom_config = config.tagger.to_custom_config()
+    window_nodes = []
+    training_examples = example_gen.outputs["examples"]
+    analyzer_cache = None
+    if config.span_window > 1:
+        span_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.SpanRangeStrategy,
+            config={
+                "range_config": tfx.proto.RangeConfig(
+                    rolling_range=tfx.proto.RollingRange(num_spans=config.span_window)
+                )
+            },
+            examples=tfx.dsl.Channel(
+                type=tfx.types.standard_artifacts.Examples,
+                producer_component_id=example_gen.id,
+                output_key="examples",
+            ),
+        ).with_id("span_window_resolver")
+        # The channel above names ExampleGen without depending on this run's ExampleGen.
+        span_resolver.add_upstream_node(example_gen)
+        cache_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            cache=tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache),
+        ).with_id("transform_cache_resolver")
+        window_nodes = [span_resolver, cache_resolver]
+        training_examples = span_resolver.outputs["examples"]
+        analyzer_cache = cache_resolver.outputs["cache"]
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=training_examples,
+        analyzer_cache=analyzer_cache,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=custom_config,
@@ -118,15 +154,6 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     )
     # Bad data must not reach Transform (nor, through it, the Trainer).
     transform.add_upstream_node(validation_gate)
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=custom_config,
-    )
     baseline_nodes = []
     if config.baseline:
         model_resolver = tfx.dsl.Resolver(
@@ -135,6 +162,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id("latest_blessed_model_resolver")
         baseline_nodes.append(model_resolver)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=custom_config,
+        # Warm start from the latest *blessed* model: the latest model may be one the Evaluator
+        # rejected (trained on bad data).
+        base_model=(
+            model_resolver.outputs["model"] if config.baseline and config.warm_start else None
+        ),
+    )
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -161,9 +202,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
             schema_gen,
             example_validator,
             validation_gate,
+            *window_nodes,
             transform,
-            trainer,
             *baseline_nodes,
+            trainer,
             evaluator,
             pusher,
         ],
