@@ -14,7 +14,8 @@ Transformed features, every sentence padded with 0 or truncated to `max_length` 
 - `lengths` int64 `(batch_size,)`: real tokens per sentence after truncation.
 - `tag_ids` int64 `(batch_size, max_length)`: the tag's index in `PreprocessingConfig.tag_vocabulary`
   (`[PAD]` = 0 at padding, then the known tags sorted): the same ids for every data set that has
-  the same tag set, whatever the tag frequencies or the order of the data.
+  the same tag set, whatever the tag frequencies or the order of the data. IOB2 tags are first
+  read as conlleval reads them (`repair_iob2`: `O I-X` -> `O B-X`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,33 @@ def _lookup_with_reserved_ids(values: tf.Tensor, vocabulary: Any) -> tf.Tensor:
     return tf.where(ids < 0, tf.constant(OOV_ID, tf.int64), ids + NUM_RESERVED_IDS)
 
 
+def repair_iob2(tags: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Reads IOB2 tags as conlleval does: an I-X that does not continue a B-X or I-X becomes B-X.
+
+    conlleval (and `models.entity_scoring`) already starts an entity at such an I-X; the CRF,
+    whose IOB2 constraints forbid `O I-X`, would give the gold path of the unrepaired tags zero
+    probability (an infinite loss). IOB1 data (CoNLL-2003's original files) is read the same way.
+
+    Args:
+        tags: string `(batch_size, None)` RaggedTensor of tags.
+    Returns:
+        The same shape, with those I-X replaced by B-X.
+    """
+    flat = tags.flat_values  # (num_tokens,)
+    previous = tf.concat([tf.constant([""]), flat[:-1]], axis=0)
+    # The first tag of each sentence follows nothing.
+    first = tf.scatter_nd(
+        tf.expand_dims(tags.row_starts(), 1),
+        tf.cast(tags.row_lengths() > 0, tf.int32),
+        tf.shape(flat, out_type=tf.int64),
+    )
+    previous = tf.where(first > 0, tf.constant("O"), previous)
+    entity_type = tf.strings.regex_replace(flat, "^I-", "")  # used only where flat is I-<type>
+    inside = tf.strings.regex_full_match(flat, "I-.+")
+    continues = tf.equal(previous, "B-" + entity_type) | tf.equal(previous, "I-" + entity_type)
+    return tags.with_flat_values(tf.where(inside & ~continues, "B-" + entity_type, flat))
+
+
 def _tag_ids(tags: tf.RaggedTensor, tag_vocabulary: tuple[str, ...]) -> tf.RaggedTensor:
     """Fixed ids of the tags; a tag outside the vocabulary fails the run, naming the tag."""
     # A comparison with the (small) vocabulary, not a lookup table: no table to initialise
@@ -137,7 +165,8 @@ def preprocessing_fn(
     Returns:
         The transformed features listed in the module docstring, int64 tensors.
     """
-    config = TaggerConfig.from_custom_config(custom_config).preprocessing
+    tagger_config = TaggerConfig.from_custom_config(custom_config)
+    config = tagger_config.preprocessing
     max_length = config.max_length
 
     tokens = _to_ragged(inputs[TOKENS_KEY])  # (batch_size, None)
@@ -173,6 +202,8 @@ def preprocessing_fn(
     }
     if TAGS_KEY in inputs:
         tags = _to_ragged(inputs[TAGS_KEY])[:, :max_length]
+        if tagger_config.model.tag_scheme == "iob2":
+            tags = repair_iob2(tags)
         outputs[TAG_IDS_KEY] = _tag_ids(tags, config.tag_vocabulary).to_tensor(
             0, shape=[None, max_length]
         )

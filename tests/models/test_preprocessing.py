@@ -151,18 +151,19 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         config = custom_config(max_length=3, max_word_length=1)
         fn = functools.partial(preprocessing.preprocessing_fn, custom_config=config)
         first = [
-            {"tokens": [b"x", b"y"], "tags": [b"I-person", b"O"]},
+            {"tokens": [b"x", b"y"], "tags": [b"B-person", b"I-person"]},
+            {"tokens": [b"x"], "tags": [b"O"]},
             {"tokens": [b"x"], "tags": [b"O"]},
         ]
-        second = list(reversed(first)) + [{"tokens": [b"z"], "tags": [b"B-person"]}]
+        second = list(reversed(first)) + [{"tokens": [b"z"], "tags": [b"B-location"]}] * 4
         results = []
         for data in (first, second):
             with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
                 (transformed, _), _ = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(fn)
             results.append({tuple(row["tag_ids"]) for row in transformed})
         # [PAD]=0, B-location=1, B-person=2, I-location=3, I-person=4, O=5.
-        assert results[0] == {(4, 5, 0), (5, 0, 0)}
-        assert results[1] == {(4, 5, 0), (5, 0, 0), (2, 0, 0)}
+        assert results[0] == {(2, 4, 0), (5, 0, 0)}
+        assert results[1] == {(2, 4, 0), (5, 0, 0), (1, 0, 0)}
 
 
 def test_matches_python_reference_on_real_sentences():
@@ -274,6 +275,30 @@ def test_matches_python_reference_on_real_sentences():
 def test_casing_matches_reference(token):
     casing_id = int(preprocessing.casing_ids(tf.constant([token]))[0])
     assert preprocessing.CASINGS[casing_id] == reference_casing(token)
+
+
+def test_iob2_repair_reads_tags_as_conlleval():
+    from models.entity_scoring import extract_entities
+
+    sentences = [
+        ["O", "I-person", "I-person", "O"],
+        ["I-location", "B-person", "I-location", "I-location"],
+        ["B-person", "I-person", "O", "B-location"],
+        [],
+        ["I-person"],
+    ]
+    ragged = tf.ragged.constant(sentences, dtype=tf.string, ragged_rank=1)
+    repaired = [[t.decode() for t in row] for row in preprocessing.repair_iob2(ragged).to_list()]
+    assert repaired == [
+        ["O", "B-person", "I-person", "O"],
+        ["B-location", "B-person", "B-location", "I-location"],
+        ["B-person", "I-person", "O", "B-location"],
+        [],
+        ["B-person"],
+    ]
+    # The entities (conlleval's reading) are unchanged; the result is valid IOB2.
+    for before, after in zip(sentences, repaired):
+        assert extract_entities(before) == extract_entities(after)
 
 
 def test_unknown_tag_fails_naming_the_tag():
