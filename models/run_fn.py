@@ -37,6 +37,7 @@ from models import preprocessing
 from models.config import ModelConfig, TaggerConfig
 from models.embeddings import load_embedding_matrix
 from models.entity_scoring import score_entities
+from models.warm_start import compatibility_record, save_warm_start_state, warm_start
 from models.tagger import (
     build_tagger,
     compile_tagger,
@@ -246,7 +247,8 @@ def run_fn(fn_args: Any) -> None:
 
     Reads `fn_args.custom_config` (see `TaggerConfig`), the transformed `train` and `eval` splits
     and the transform graph; trains for at most `TrainingConfig.epochs` epochs with early stopping
-    on the eval entity F1 (best weights kept), writes TensorBoard logs to `fn_args.model_run_dir` and the
+    on the eval entity F1 (best weights kept), starting from `fn_args.base_model`'s weights when
+    they fit (`models.warm_start`), writes TensorBoard logs to `fn_args.model_run_dir` and the
     SavedModel to `fn_args.serving_model_dir`. `fn_args.train_steps`, when set (TrainArgs
     num_steps), caps the number of training steps per epoch.
     """
@@ -336,3 +338,12 @@ def run_fn(fn_args: Any) -> None:
         )
     export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    compatibility = compatibility_record(
+        config,
+        tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME),
+        tf_transform_output.vocabulary_by_name(preprocessing.CHAR_VOCABULARY_NAME),
+    )
+    # `base_model`: the latest blessed model when the pipeline warm-starts (else None).
+    warm_start(model, compatibility, getattr(fn_args, "base_model", None))
+    # Beside Format-Serving, never pushed: what a later run warm-starts from.
+    save_warm_start_state(model, compatibility, fn_args.serving_model_dir)
