@@ -1,0 +1,244 @@
+"""Local scheduled retraining: run the pipeline when a new span of data appears.
+
+    python -m pipeline.scheduler --every 60 --data-dir data/spans \\
+        --train-pattern 'span-{SPAN}/train.conll' --eval-pattern 'span-{SPAN}/eval.conll'
+    # or from cron, every 10 minutes:
+    */10 * * * * cd /repo && .venv/bin/python -m pipeline.scheduler --once --data-dir ... >> retrain.log 2>&1
+
+Every other flag is `pipeline.local_runner`'s (`--span-window`, `--warm-start`, ...).
+
+Each check ("tick") lists the spans present in `--data-dir` (a span counts once every split
+pattern has a file for it) and runs `python -m pipeline.local_runner <the same flags>` in a child
+process if the latest one is newer than the last span a run finished with. ExampleGen then ingests
+that latest span itself (TFX resolves `{SPAN}`). The span is recorded in
+`<output-dir>/scheduler/<pipeline>/state.json` (written atomically) only when the run exits
+successfully, blessed or not: a rejected span is not retried, a crashed or killed run is.
+
+- One retrain at a time: an exclusive `fcntl.flock` on `<output-dir>/scheduler/<pipeline>/retrain.lock`,
+  held by the scheduler and inherited by its child run. The kernel drops it when both have
+  exited, however they ended (even SIGKILL): a leftover lock file never blocks. A tick that finds
+  the lock taken does nothing (`--once` then exits with 75, EX_TEMPFAIL).
+- Resuming after a kill: the next tick sees the span still unrecorded and runs again; components
+  that had completed are reused from ML Metadata's cache (same inputs), the interrupted one runs
+  afresh in a new output folder, and the Pusher (`pipeline.atomic_pusher`) publishes a version
+  only with one rename, so the serving folder never holds a half-copied version.
+
+Write a new span's files into a hidden or temporary folder and rename it into place when complete:
+a span is taken as soon as its files exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import fcntl
+import glob
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from pipeline.config import PipelineConfig
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later.
+SPAN_SPEC = "{SPAN}"
+
+logger = logging.getLogger("pipeline.scheduler")
+
+
+def _invalid(name: str, expected: str, received) -> ValueError:
+    return ValueError(
+        f"Invalid value for `{name}`. Expected {expected}. Received: {name}={received!r}"
+    )
+
+
+def spans_matching(data_dir: str, pattern: str) -> set[int]:
+    """Spans for which `pattern` (relative to `data_dir`, one `{SPAN}`) matches a file.
+
+    Raises:
+        ValueError: if the pattern does not hold `{SPAN}` exactly once.
+    """
+    if pattern.count(SPAN_SPEC) != 1:
+        raise _invalid("pattern", f"a glob holding {SPAN_SPEC} exactly once", pattern)
+    # The same meaning as TFX's driver: {SPAN} is a run of digits.
+    regex = re.compile(
+        re.escape(os.path.join(data_dir, "")) + _glob_to_regex(pattern.split(SPAN_SPEC))
+    )
+    spans = set()
+    for path in glob.glob(os.path.join(data_dir, pattern.replace(SPAN_SPEC, "*"))):
+        match = regex.fullmatch(path)
+        if match:
+            spans.add(int(match["span"]))
+    return spans
+
+
+def _glob_to_regex(parts: list[str]) -> str:
+    """Regex of `<glob parts[0]>(?P<span>\\d+)<glob parts[1]>`."""
+    import fnmatch
+
+    def translate(part: str) -> str:
+        # fnmatch.translate gives "(?s:...)\\Z"; keep the body only.
+        return fnmatch.translate(part)[4:-3]
+
+    return translate(parts[0]) + r"(?P<span>\d+)" + translate(parts[1])
+
+
+def latest_complete_span(data_dir: str, patterns: Sequence[str]) -> int | None:
+    """The highest span that every split pattern has a file for, or None."""
+    common = None
+    for pattern in patterns:
+        spans = spans_matching(data_dir, pattern)
+        common = spans if common is None else common & spans
+    return max(common) if common else None
+
+
+@dataclasses.dataclass(frozen=True)
+class SchedulerPaths:
+    """Where the scheduler keeps its lock and state, beside the pipeline's outputs."""
+
+    directory: str
+
+    @classmethod
+    def for_config(cls, config: PipelineConfig) -> SchedulerPaths:
+        return cls(os.path.join(config.output_dir, "scheduler", config.pipeline_name))
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.directory, "retrain.lock")
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.directory, "state.json")
+
+
+def read_last_span(paths: SchedulerPaths) -> int | None:
+    """The span of the last run that finished successfully, or None."""
+    try:
+        with open(paths.state_path, encoding="utf-8") as file:
+            return json.load(file)["last_span"]
+    except FileNotFoundError:
+        return None
+
+
+def write_last_span(paths: SchedulerPaths, span: int) -> None:
+    """Records `span` atomically (a killed write leaves the previous state)."""
+    temporary = paths.state_path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump({"last_span": span, "finished_at": time.time()}, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, paths.state_path)
+
+
+class RetrainLock:
+    """Exclusive, non-blocking `fcntl.flock` on a file; released by the kernel when every process
+    holding the open file (this one, and a child it was passed to) has exited."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Takes the lock if free. Returns whether this process now holds it."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return False
+            raise
+        # For people looking: who holds it (the lock itself is the flock, not this text).
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def tick(config: PipelineConfig, pipeline_argv: Sequence[str], runner=None) -> int:
+    """One check: runs the pipeline if a new span appeared and no other retrain is running.
+
+    Args:
+        config: the pipeline configuration built from `pipeline_argv`.
+        pipeline_argv: the flags passed on to `pipeline.local_runner`.
+        runner: `runner(argv, pass_fds) -> exit status`; default: a child Python process.
+    Returns:
+        0 (ran successfully, or nothing new), the run's non-zero exit status, or `EXIT_LOCKED`.
+    """
+    runner = runner or _run_child
+    paths = SchedulerPaths.for_config(config)
+    lock = RetrainLock(paths.lock_path)
+    if not lock.acquire():
+        logger.info("Another retrain holds %s; skipping this check.", paths.lock_path)
+        return EXIT_LOCKED
+    try:
+        span = latest_complete_span(config.data_dir, (config.train_pattern, config.eval_pattern))
+        last = read_last_span(paths)
+        if span is None:
+            logger.info("No complete span in %s yet.", config.data_dir)
+            return 0
+        if last is not None and span <= last:
+            logger.info("Latest span %d already trained on; nothing to do.", span)
+            return 0
+        logger.info("New span %d (last trained: %s): retraining.", span, last)
+        status = runner(list(pipeline_argv), (lock.fd,))
+        if status == 0:
+            write_last_span(paths, span)
+            logger.info("Retraining on span %d finished.", span)
+        else:
+            logger.error("Retraining on span %d failed (exit status %d); retried next check.", span, status)
+        return status
+    finally:
+        lock.release()
+
+
+def _run_child(argv: list[str], pass_fds: tuple[int, ...]) -> int:
+    # The child inherits the locked file: if this scheduler is killed, the lock stays held
+    # until the run ends too, so no second run can start beside it.
+    return subprocess.call(
+        [sys.executable, "-m", "pipeline.local_runner", *argv], pass_fds=pass_fds
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`--once` or `--every SECONDS`, then the pipeline's flags (see the module doc)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.scheduler",
+        description="Retrains when a new span appears; other flags go to pipeline.local_runner.",
+    )
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="check once (for cron) and exit")
+    mode.add_argument("--every", type=float, help="check every this many seconds, forever")
+    args, pipeline_argv = parser.parse_known_args(argv)
+    if args.every is not None and args.every <= 0:
+        raise _invalid("every", "a positive number of seconds", args.every)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
+    )
+    config_argv = [arg for arg in pipeline_argv if arg != "--verbose"]
+    config = PipelineConfig.from_args(config_argv)
+    for pattern in (config.train_pattern, config.eval_pattern):
+        if SPAN_SPEC not in pattern:
+            raise _invalid("train_pattern/eval_pattern", f"patterns holding {SPAN_SPEC}", pattern)
+    if args.once:
+        return tick(config, pipeline_argv)
+    while True:
+        tick(config, pipeline_argv)
+        time.sleep(args.every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
