@@ -56,6 +56,40 @@ def to_arrays(sentences, words: list[str], tags: list[str]) -> TaggingData:
     return TaggingData(token_array, tag_array, lengths, [s.tokens for s in sentences])
 
 
+@dataclasses.dataclass(frozen=True)
+class SampleData:
+    """The bundled sample, ready for a model: vocabularies from the training split."""
+
+    train: TaggingData
+    test: TaggingData
+    words: list[str]  # token id = index + 2
+    tags: list[str]  # tag id = index; "[PAD]" first
+
+
+def load_sample(max_sentences: int | None = None) -> SampleData:
+    """The bundled WNUT-17 sample (train.conll / eval.conll) as padded arrays."""
+    train_sentences = read_sentences(SAMPLE_DIR / "train.conll", max_sentences)
+    words, tags = build_vocabularies(train_sentences)
+    test_sentences = read_sentences(SAMPLE_DIR / "eval.conll", max_sentences)
+    return SampleData(
+        to_arrays(train_sentences, words, tags), to_arrays(test_sentences, words, tags), words, tags
+    )
+
+
+def example_arguments(description: str, epochs: int, argv=None, vectors: bool = False):
+    """The examples' command line: --epochs, --max-sentences (and --vectors)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    if vectors:
+        parser.add_argument(
+            "--vectors", required=True, help="word vectors file (.txt, .vec, optionally .gz)"
+        )
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--max-sentences", type=int, default=None)
+    return parser.parse_args(argv)
+
+
 def print_predictions(
     data: TaggingData, predicted: np.ndarray, tags: list[str], num_sentences: int = 3
 ) -> None:

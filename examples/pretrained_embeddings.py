@@ -8,36 +8,19 @@ the training vocabulary are kept.
 
 from __future__ import annotations
 
-import argparse
-
 import keras
 
-from examples.common import (
-    SAMPLE_DIR,
-    build_vocabularies,
-    entity_f1,
-    print_predictions,
-    read_sentences,
-    to_arrays,
-)
+from examples.common import entity_f1, example_arguments, load_sample, print_predictions
 from models.crf import CRF
 from models.embeddings import load_embedding_matrix
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--vectors", required=True, help="word vectors file (.txt, .vec, optionally .gz)"
-    )
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--max-sentences", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = example_arguments(__doc__.splitlines()[0], epochs=8, argv=argv, vectors=True)
     keras.utils.set_random_seed(0)
 
-    train_sentences = read_sentences(SAMPLE_DIR / "train.conll", args.max_sentences)
-    words, tags = build_vocabularies(train_sentences)
-    train = to_arrays(train_sentences, words, tags)
-    test = to_arrays(read_sentences(SAMPLE_DIR / "eval.conll", args.max_sentences), words, tags)
+    sample = load_sample(args.max_sentences)
+    train, test, words, tags = sample.train, sample.test, sample.words, sample.tags
     vectors = load_embedding_matrix(args.vectors, words)  # rows 0 (padding) and 1 (unknown) first
     print(
         f"{vectors.num_found} of {len(words)} words have a pretrained vector ({vectors.coverage:.0%})"

@@ -8,32 +8,18 @@ and decodes Viterbi tag paths with one call: `CRF.tag_ids(model.predict(x))`.
 
 from __future__ import annotations
 
-import argparse
-
 import keras
 
-from examples.common import (
-    SAMPLE_DIR,
-    build_vocabularies,
-    entity_f1,
-    print_predictions,
-    read_sentences,
-    to_arrays,
-)
+from examples.common import entity_f1, example_arguments, load_sample, print_predictions
 from models.crf import CRF
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--max-sentences", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = example_arguments(__doc__.splitlines()[0], epochs=8, argv=argv)
     keras.utils.set_random_seed(0)
 
-    train_sentences = read_sentences(SAMPLE_DIR / "train.conll", args.max_sentences)
-    words, tags = build_vocabularies(train_sentences)
-    train = to_arrays(train_sentences, words, tags)
-    test = to_arrays(read_sentences(SAMPLE_DIR / "eval.conll", args.max_sentences), words, tags)
+    sample = load_sample(args.max_sentences)
+    train, test, words, tags = sample.train, sample.test, sample.words, sample.tags
 
     crf = CRF(len(tags), tag_names=tags, tag_scheme="iob2")  # IOB2 constraints: never "O I-x"
     model = keras.Sequential(
