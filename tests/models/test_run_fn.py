@@ -110,7 +110,7 @@ def test_trains_and_exports_both_signatures(transformed, tmp_path):
 
     assert os.listdir(args.model_run_dir)  # TensorBoard logs
     model = tf.saved_model.load(args.serving_model_dir)
-    assert set(model.signatures) == {"serving_default", "serve_tokens"}
+    assert {"serving_default", "serve_tokens"} <= set(model.signatures)
 
     sentences = [tokens for tokens, _ in SENTENCES]
     by_examples = model.signatures["serving_default"](
