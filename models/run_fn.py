@@ -48,6 +48,7 @@ from models.tagger import (
 
 SERVING_SIGNATURE = "serving_default"
 TOKENS_SIGNATURE = "serve_tokens"
+SENTENCES_SIGNATURE = "serve_sentences"
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -153,6 +154,8 @@ class TaggerServingModule(tf.Module):
         tf_transform_output: the Transform component's output (its graph is saved inside).
         tag_vocabulary: tag name of every tag id, `[PAD]` at 0.
         output: `ModelConfig.output` ("crf" or "softmax").
+        max_length: tokens per window of `serve_sentences` (the Transform graph's `max_length`);
+            by default the length of the model's `token_ids` input.
     """
 
     def __init__(
@@ -161,12 +164,17 @@ class TaggerServingModule(tf.Module):
         tf_transform_output: tft.TFTransformOutput,
         tag_vocabulary: tuple[str, ...],
         output: str,
+        max_length: int | None = None,
     ):
         super().__init__(name="tagger_serving")
         self.model = model
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._output = output
         self._tag_vocabulary = tf.constant(tag_vocabulary)
+        self._tag_names = tuple(tag_vocabulary)
+        self._max_length = int(
+            max_length or model.get_layer(preprocessing.TOKEN_IDS_KEY).batch_shape[1]
+        )
         # The raw `tokens` feature as the curated schema declares it: a variable-length bytes list.
         self._token_spec = {preprocessing.TOKENS_KEY: tf.io.VarLenFeature(tf.string)}
 
@@ -194,6 +202,64 @@ class TaggerServingModule(tf.Module):
         # from_dense keeps the non-empty strings: the padding drops out.
         return self._tag({preprocessing.TOKENS_KEY: tf.sparse.from_dense(tokens)})
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
+    def serve_sentences(self, sentences: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Tags raw sentences `(batch_size,)`, tokenised by `models.tokenization`, at any length.
+
+        Sentences longer than `max_length` are tagged whole, through overlapping windows whose
+        scores the CRF decodes as one sequence (`serving.sentence_graph`). Returns `tokens`,
+        `tags` string `(batch_size, max_tokens)` ("" at padding), `tag_ids` int32, `confidences`
+        float32 (the CRF marginal of each chosen tag, 0 at padding), `lengths` int64
+        `(batch_size,)` and the entity spans of `serving.sentence_graph.entity_spans`.
+        """
+        from models.crf import marginals, viterbi_decode
+        from models.tokenization import tokenize_tensor
+        from serving import sentence_graph
+
+        num_tags = len(self._tag_names)
+        tokens = tokenize_tensor(sentences)  # (batch_size, None)
+        lengths = tokens.row_lengths()  # (batch_size,)
+        windows, token_indices = sentence_graph.window_tokens(tokens, self._max_length)
+        transformed = self.tft_layer({preprocessing.TOKENS_KEY: windows.to_sparse()})
+        outputs = self.model(training_model_inputs(transformed), training=False)
+        # CRF: the emissions channels; softmax: the probabilities. (num_windows, max_length, tags)
+        window_scores = tf.cast(outputs[..., :num_tags], tf.float32)
+        scores = sentence_graph.stitch(
+            window_scores, token_indices, tf.size(tokens.flat_values, out_type=tf.int64)
+        )  # (num_tokens, num_tags)
+        # One extra padding column keeps the decoders away from zero-length sequences.
+        width = tf.reduce_max(tf.concat([lengths, [0]], 0)) + 1
+        scores = tf.RaggedTensor.from_row_lengths(scores, lengths).to_tensor(
+            shape=tf.stack([tf.size(lengths, out_type=tf.int64), width, num_tags])
+        )  # (batch_size, width, num_tags)
+        mask = tf.sequence_mask(lengths, width)  # (batch_size, width)
+        if self._output == "crf":
+            potentials = self.model.get_layer("crf").potentials()
+            tag_ids = tf.cast(viterbi_decode(scores, mask, *potentials)[0], tf.int32)
+            probabilities = marginals(scores, mask, *potentials)
+        else:
+            tag_ids = tf.cast(tf.argmax(scores[..., 1:], axis=-1) + 1, tf.int32)
+            probabilities = scores
+        tag_ids = tf.where(mask, tag_ids, 0)[:, :-1]  # (batch_size, max_tokens)
+        mask = mask[:, :-1]
+        confidences = tf.where(
+            mask, tf.gather(probabilities[:, :-1], tag_ids, batch_dims=2), 0.0
+        )  # (batch_size, max_tokens)
+        padded_tokens = tokens.to_tensor("", shape=tf.shape(tag_ids, out_type=tf.int64))
+        result = {
+            "tokens": padded_tokens,
+            "tags": tf.where(mask, tf.gather(self._tag_vocabulary, tag_ids), ""),
+            "tag_ids": tag_ids,
+            "confidences": confidences,
+            "lengths": lengths,
+        }
+        result.update(
+            sentence_graph.entity_spans(
+                tag_ids, lengths, padded_tokens, confidences, self._tag_names
+            )
+        )
+        return result
+
 
 def export_serving_model(
     model: keras.Model,
@@ -201,13 +267,19 @@ def export_serving_model(
     config: TaggerConfig,
     export_dir: str,
 ) -> None:
-    """Saves the SavedModel with the `serving_default` and `serve_tokens` signatures."""
+    """Saves the SavedModel with the `serving_default`, `serve_tokens` and `serve_sentences`
+    signatures."""
     module = TaggerServingModule(
-        model, tf_transform_output, config.preprocessing.tag_vocabulary, config.model.output
+        model,
+        tf_transform_output,
+        config.preprocessing.tag_vocabulary,
+        config.model.output,
+        max_length=config.preprocessing.max_length,
     )
     signatures = {
         SERVING_SIGNATURE: module.serve_examples.get_concrete_function(),
         TOKENS_SIGNATURE: module.serve_tokens.get_concrete_function(),
+        SENTENCES_SIGNATURE: module.serve_sentences.get_concrete_function(),
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
     logging.info("Trainer: serving model exported to %s", export_dir)
