@@ -146,6 +146,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
             },
         )
 
+    @pytest.mark.slow
     def test_tag_ids_ignore_frequency_and_order(self):
         # The same tag set in another order and with other frequencies gives the same ids.
         config = custom_config(max_length=3, max_word_length=1)
@@ -166,6 +167,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         assert results[1] == {(2, 4, 0), (5, 0, 0), (1, 0, 0)}
 
 
+@pytest.mark.slow
 def test_matches_python_reference_on_real_sentences():
     sentences = read_sentences(SAMPLE_TRAIN, limit=120)
     max_length, max_word_length, threshold = 12, 6, 2
