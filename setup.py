@@ -16,7 +16,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9,<3.11",
     packages=find_packages(include=["models", "models.*", "components", "components.*",
-                                    "pipeline", "pipeline.*", "kubeflow", "kubeflow.*"]),
+                                    "pipeline", "pipeline.*", "kubeflow", "kubeflow.*",
+                                    "serving", "serving.*"]),
     install_requires=[
         "tfx[kfp]>=1.16,<1.17",
         "tensorflow>=2.16,<2.17",
@@ -28,5 +29,6 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.60",
     ],
+    entry_points={"console_scripts": ["ner-tag = serving.cli:main"]},
     extras_require={"test": ["pytest>=7", "pytest-xdist", "ruff"]},
 )

@@ -1,0 +1,115 @@
+"""`ner-tag`: tag sentences with the pushed model, from the command line.
+
+    ner-tag "Obama visited Paris" "I love New York"          # sentences as arguments
+    ner-tag --file sentences.txt --format jsonl -o out.jsonl  # one sentence a line, progress bar
+    ner-tag --conll test.conll --format conll                 # tokens of a CoNLL file
+    ner-tag --file big.txt --beam --beam-args "--direct_num_workers=2 \
+        --direct_running_mode=multi_processing" -o out.jsonl  # Beam RunInference
+
+The model is the newest numeric version under `--serving-dir` (default
+`outputs/serving_model/ner_bilstm_crf`, or `$NER_SERVING_DIR`) unless `--version` names one.
+Sentences are tokenised by `models.tokenization` inside the model (split at whitespace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable
+
+from serving.formats import FORMATS, format_result
+
+DEFAULT_SERVING_DIR = os.path.join("outputs", "serving_model", "ner_bilstm_crf")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ner-tag", description="Tag named entities with the pushed BiLSTM-CRF model."
+    )
+    parser.add_argument("sentences", nargs="*", help="sentences to tag")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--file", help="text file, one sentence a line")
+    source.add_argument("--conll", help="CoNLL file (token in the first column)")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument("-o", "--output", help="output file (default: standard output)")
+    parser.add_argument(
+        "--serving-dir",
+        default=os.environ.get("NER_SERVING_DIR", DEFAULT_SERVING_DIR),
+        help="Pusher folder of numbered versions, or a SavedModel",
+    )
+    parser.add_argument("--version", help="model version (default: the newest)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per model call")
+    parser.add_argument("--beam", action="store_true", help="tag --file with Beam RunInference")
+    parser.add_argument("--beam-args", default="", help="Beam pipeline options (with --beam)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _sentences(args) -> tuple[Iterable[str], int | None]:
+    from serving import inputs
+
+    if args.file:
+        return inputs.read_text(args.file), inputs.count_lines(args.file)
+    if args.conll:
+        return inputs.read_conll(args.conll), None
+    return args.sentences, len(args.sentences)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command; returns the exit status (2 for bad arguments or input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.sentences and (args.file or args.conll):
+        parser.error("give sentences as arguments or --file/--conll, not both")
+    if not (args.sentences or args.file or args.conll):
+        parser.error("nothing to tag: give sentences, --file or --conll")
+    if args.beam and not args.file:
+        parser.error("--beam tags a --file (one sentence a line)")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be positive, got {args.batch_size}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up chatter
+
+    from serving.model_version import resolve_model_dir
+
+    try:
+        model_dir = resolve_model_dir(args.serving_dir, args.version)
+    except ValueError as error:
+        print(f"ner-tag: {error}", file=sys.stderr)
+        return 2
+    if args.beam:
+        if not args.output:
+            parser.error("--beam writes to a file: give -o/--output")
+        from serving.batch_inference import run_batch_inference
+
+        run_batch_inference(
+            args.file, args.output, model_dir, args.format, args.beam_args, args.batch_size
+        )
+        return 0
+
+    from tqdm import tqdm
+
+    from serving.tagging import load_signature, tag_batches
+
+    try:
+        signature = load_signature(model_dir)
+        sentences, total = _sentences(args)
+        results = tag_batches(signature, sentences, args.batch_size)
+        show_progress = (args.file or args.conll) and not args.no_progress
+        if show_progress:
+            results = tqdm(results, total=total, unit="sentence", file=sys.stderr)
+        output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            for result in results:
+                output.write(format_result(result, args.format) + "\n")
+        finally:
+            if args.output:
+                output.close()
+    except (ValueError, OSError) as error:
+        print(f"ner-tag: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Calling `serve_sentences` in batches and reading its padded outputs back per sentence."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+SENTENCES_SIGNATURE = "serve_sentences"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entity:
+    """One entity: tokens `[start, end)`, its type, text and confidence (min token marginal)."""
+
+    start: int
+    end: int
+    type: str
+    text: str
+    confidence: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedSentence:
+    """One tagged sentence, read from the signature's outputs."""
+
+    sentence: str
+    tokens: list[str]
+    tags: list[str]
+    confidences: list[float]
+    entities: list[Entity]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8")
+
+
+def split_outputs(sentences: list[str], outputs: dict[str, Any]) -> list[TaggedSentence]:
+    """Per-sentence results from one call of `serve_sentences` (numpy arrays or tensors)."""
+    outputs = {key: np.asarray(value) for key, value in outputs.items()}
+    results = []
+    for b, sentence in enumerate(sentences):
+        n = int(outputs["lengths"][b])
+        entities = [
+            Entity(
+                start=int(outputs["entity_starts"][b, k]),
+                end=int(outputs["entity_ends"][b, k]),
+                type=_text(outputs["entity_types"][b, k]),
+                text=_text(outputs["entity_texts"][b, k]),
+                confidence=round(float(outputs["entity_confidences"][b, k]), 4),
+            )
+            for k in range(int(outputs["num_entities"][b]))
+        ]
+        results.append(
+            TaggedSentence(
+                sentence=sentence,
+                tokens=[_text(t) for t in outputs["tokens"][b, :n]],
+                tags=[_text(t) for t in outputs["tags"][b, :n]],
+                confidences=[round(float(c), 4) for c in outputs["confidences"][b, :n]],
+                entities=entities,
+            )
+        )
+    return results
+
+
+def load_signature(model_dir: str):
+    """The `serve_sentences` function of a SavedModel (plain TensorFlow)."""
+    import tensorflow as tf
+
+    model = tf.saved_model.load(model_dir)
+    if SENTENCES_SIGNATURE not in model.signatures:
+        raise ValueError(
+            f"Invalid value for `model_dir`. Expected a SavedModel with a {SENTENCES_SIGNATURE!r} "
+            f"signature (exported after issue 5). Received: {model_dir!r} with signatures "
+            f"{sorted(model.signatures)}"
+        )
+    signature = model.signatures[SENTENCES_SIGNATURE]
+    signature._model = model  # keep the loaded object (and its variables) alive
+    return signature
+
+
+def tag_batches(
+    signature, sentences: Iterable[str], batch_size: int = 64
+) -> Iterator[TaggedSentence]:
+    """Tags sentences through `serve_sentences`, `batch_size` at a time, in order."""
+    import tensorflow as tf
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"Invalid value for `batch_size`. Expected a positive integer. Received: "
+            f"batch_size={batch_size!r}"
+        )
+    batch: list[str] = []
+
+    def run(batch):
+        outputs = signature(sentences=tf.constant(batch, tf.string))
+        return split_outputs(batch, {k: v.numpy() for k, v in outputs.items()})
+
+    for sentence in sentences:
+        batch.append(sentence)
+        if len(batch) == batch_size:
+            yield from run(batch)
+            batch = []
+    if batch:
+        yield from run(batch)

@@ -1,0 +1,115 @@
+"""Tests of the `ner-tag` command (serving/cli.py), its inputs, formats, version choice and the
+Beam batch inference (serving/batch_inference.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from models.tokenization import tokenize
+from serving.cli import main
+from serving.model_version import resolve_model_dir
+
+pytestmark = pytest.mark.slow
+
+
+def test_newest_numeric_version_or_the_named_one(serving_root):
+    assert resolve_model_dir(str(serving_root)) == os.path.join(str(serving_root), "10")
+    assert resolve_model_dir(str(serving_root), "9") == os.path.join(str(serving_root), "9")
+    direct = os.path.join(str(serving_root), "9")
+    assert resolve_model_dir(direct) == direct
+    with pytest.raises(
+        ValueError, match=r"Invalid value for `version`. Expected one of .*\[9, 10\]"
+    ):
+        resolve_model_dir(str(serving_root), "11")
+
+
+def test_missing_or_empty_serving_dir(tmp_path):
+    with pytest.raises(ValueError, match=r"Invalid value for `serving_dir`. Expected an existing"):
+        resolve_model_dir(str(tmp_path / "absent"))
+    with pytest.raises(ValueError, match=r"with no version"):
+        resolve_model_dir(str(tmp_path))
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_sentences_as_arguments_in_every_format(serving_root, capsys):
+    sentences = ["Obama visited  Paris", "", "hello"]
+    status, out, _ = run(
+        capsys, "--serving-dir", str(serving_root), "--format", "jsonl", *sentences
+    )
+    assert status == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["tokens"] for r in records] == [tokenize(s) for s in sentences]
+    assert all(len(r["tags"]) == len(r["tokens"]) == len(r["confidences"]) for r in records)
+
+    status, out, _ = run(capsys, "--serving-dir", str(serving_root), *sentences)
+    # text: the tokens (entities bracketed), one line per sentence
+    assert len(out.splitlines()) == 3
+    assert out.splitlines()[0].replace("[", "").split("](")[0].startswith("Obama")
+
+    status, out, _ = run(
+        capsys, "--serving-dir", str(serving_root), "--format", "conll", *sentences
+    )
+    blocks = out.split("\n\n")
+    rows = [line.split("\t") for line in blocks[0].splitlines()]
+    assert [r[0] for r in rows] == ["Obama", "visited", "Paris"]
+
+
+def test_text_and_conll_files(serving_root, tmp_path, capsys):
+    text = tmp_path / "in.txt"
+    text.write_bytes(b"Obama visited Paris\n\ncaf\xc3 au lait\r\nhi\n")
+    output = tmp_path / "out.jsonl"
+    status, _, err = run(capsys, "--serving-dir", str(serving_root), "--file", str(text),
+                         "--format", "jsonl", "-o", str(output))  # fmt: skip
+    assert status == 0
+    assert "sentence" in err  # the progress bar
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    expected = [tokenize(line) for line in text.read_bytes().split(b"\n")[:-1]]
+    assert [r["tokens"] for r in records] == expected
+
+    conll = tmp_path / "in.conll"
+    conll.write_text("-DOCSTART- O\n\nObama B-person\nvisited O\n\nhi\tO\n", encoding="utf-8")
+    status, out, _ = run(capsys, "--serving-dir", str(serving_root), "--conll", str(conll),
+                         "--format", "jsonl", "--no-progress")  # fmt: skip
+    assert [json.loads(line)["tokens"] for line in out.splitlines()] == [
+        ["Obama", "visited"],
+        ["hi"],
+    ]
+
+
+def test_bad_input_is_reported(serving_root, tmp_path, capsys):
+    conll = tmp_path / "bad.conll"
+    conll.write_bytes(b"Obama O\nvisit\xff O\n")
+    status, _, err = run(capsys, "--serving-dir", str(serving_root), "--conll", str(conll))
+    assert status == 2 and f"{conll}:2: invalid UTF-8" in err
+    status, _, err = run(capsys, "--serving-dir", str(tmp_path / "absent"), "hi")
+    assert status == 2 and "Invalid value for `serving_dir`" in err
+    with pytest.raises(SystemExit):
+        main([])
+
+
+def test_beam_batch_inference(serving_root, tmp_path, capsys):
+    lines = ["Obama visited Paris", "I love New York", "hi", "x " * 20]
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "beam.jsonl"
+    status, _, _ = run(capsys, "--serving-dir", str(serving_root), "--file", str(text), "--beam",
+                       "--format", "jsonl", "-o", str(output), "--batch-size", "2")  # fmt: skip
+    assert status == 0
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["sentence"] for r in records) == sorted(lines)
+    for record in records:
+        assert record["tokens"] == tokenize(record["sentence"])
+
+
+def test_console_script_is_installed():
+    script = os.path.join(os.path.dirname(sys.executable), "ner-tag")
+    completed = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0 and "--serving-dir" in completed.stdout
