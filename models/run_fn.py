@@ -37,7 +37,6 @@ from models import preprocessing
 from models.config import ModelConfig, TaggerConfig
 from models.embeddings import load_embedding_matrix
 from models.entity_scoring import score_entities
-from models.warm_start import compatibility_record, save_warm_start_state, warm_start
 from models.tagger import (
     build_tagger,
     compile_tagger,
@@ -45,6 +44,7 @@ from models.tagger import (
     predicted_tag_ids,
     training_model_inputs,
 )
+from models.warm_start import compatibility_record, save_warm_start_state, warm_start
 
 SERVING_SIGNATURE = "serving_default"
 TOKENS_SIGNATURE = "serve_tokens"
@@ -371,6 +371,13 @@ def run_fn(fn_args: Any) -> None:
         seed=training.seed,
     )
     compile_tagger(model, config.model, training)
+    compatibility = compatibility_record(
+        config,
+        tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME),
+        tf_transform_output.vocabulary_by_name(preprocessing.CHAR_VOCABULARY_NAME),
+    )
+    # `base_model`: the latest blessed model when the pipeline warm-starts (else None).
+    warm_start(model, compatibility, getattr(fn_args, "base_model", None))
     logging.info(
         "Trainer: %s, %d parameters, %d words, %d characters, %d tags",
         model.name,
@@ -408,14 +415,7 @@ def run_fn(fn_args: Any) -> None:
             callbacks=callbacks,
             verbose=0,  # EpochLogger logs each epoch through absl.
         )
-    export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    compatibility = compatibility_record(
-        config,
-        tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME),
-        tf_transform_output.vocabulary_by_name(preprocessing.CHAR_VOCABULARY_NAME),
-    )
-    # `base_model`: the latest blessed model when the pipeline warm-starts (else None).
-    warm_start(model, compatibility, getattr(fn_args, "base_model", None))
     # Beside Format-Serving, never pushed: what a later run warm-starts from.
     save_warm_start_state(model, compatibility, fn_args.serving_model_dir)
+    export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)

@@ -102,7 +102,9 @@ def warm_start(model: keras.Model, record: dict, base_model: str | None) -> str 
             with tf.io.gfile.GFile(compatibility_path) as file:
                 base_record = json.load(file)
             changed = sorted(
-                key for key in set(record) | set(base_record) if record.get(key) != base_record.get(key)
+                key
+                for key in set(record) | set(base_record)
+                if record.get(key) != base_record.get(key)
             )
             if changed:
                 reason = f"changed since the base model: {', '.join(changed)}"

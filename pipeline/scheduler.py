@@ -198,7 +198,9 @@ def tick(config: PipelineConfig, pipeline_argv: Sequence[str], runner=None) -> i
             write_last_span(paths, span)
             logger.info("Retraining on span %d finished.", span)
         else:
-            logger.error("Retraining on span %d failed (exit status %d); retried next check.", span, status)
+            logger.error(
+                "Retraining on span %d failed (exit status %d); retried next check.", span, status
+            )
         return status
     finally:
         lock.release()

@@ -47,7 +47,9 @@ def test_same_vocabularies_load_the_base_weights(tmp_path):
     base, serving = saved_base(tmp_path, record)
     fresh = small_model(seed=2)
     assert not weights_equal(base, fresh)
-    assert warm_start(fresh, compatibility_record(CONFIG, list(TOKENS), list(CHARS)), serving) is None
+    assert (
+        warm_start(fresh, compatibility_record(CONFIG, list(TOKENS), list(CHARS)), serving) is None
+    )
     assert weights_equal(base, fresh)
 
 

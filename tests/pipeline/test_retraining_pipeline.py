@@ -58,7 +58,10 @@ def test_span_window_resolves_the_last_spans_and_feeds_transform_with_its_cache(
     assert strategy_config["range_config"] == tfx.proto.RangeConfig(
         rolling_range=tfx.proto.RollingRange(num_spans=3)
     )
-    assert span_resolver.exec_properties[RESOLVER_STRATEGY_CLASS] is tfx.dsl.experimental.SpanRangeStrategy
+    assert (
+        span_resolver.exec_properties[RESOLVER_STRATEGY_CLASS]
+        is tfx.dsl.experimental.SpanRangeStrategy
+    )
     assert "ConllExampleGen" in {n.id for n in span_resolver.upstream_nodes}
     transform = node(pipeline, "Transform")
     assert transform.inputs["examples"].producer_component_id == "span_window_resolver"
