@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import PipelineConfig
     from pipeline.pipeline import create_pipeline
     from pipeline.run_summary import latest_run_executions, summarize
+    from pipeline.report import write_run_report
 
     config = PipelineConfig.from_args(argv)
     logging.info(
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{config.min_entity_f1:.2f} or below the latest blessed model's); "
             f"pipeline run: {elapsed:.0f} s"
         )
+    print(f"Report: {write_run_report(connection_config, config.serving_dir)}")
     return 0
 
 

@@ -1,0 +1,466 @@
+"""A self-contained HTML report of a pipeline run, written next to the pushed model.
+
+Pure functions turn what the run produced (found through ML Metadata) into one HTML file with
+its figures inlined as base64 PNGs (matplotlib, Agg backend): per-entity-type precision, recall
+and F1 of the candidate and of the previous blessed model on the eval split, the tag confusion
+matrix, training curves (loss and eval entity F1 per epoch, from the Trainer's TensorBoard logs),
+data statistics (sentences, tokens, entities per type, OOV rate) and whether the model was blessed,
+and why (the Evaluator's validation result).
+
+Both models are scored the same way here: the exported SavedModels tag the eval split
+(`serve_sentences`, or `serve_tokens` for models exported before it existed) and
+`models.entity_scoring.score_entities` scores them with conlleval's rules.
+
+The report goes to `<serving_dir>/<version>.report.html` when the run pushed `<version>`, else to
+`<serving_dir>/not-pushed-<model artifact id>.report.html`; neither is a numeric folder, so TF
+Serving and `ner-tag` ignore it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import glob
+import html
+import io
+import os
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from models.entity_scoring import EntityScores, extract_entities, score_entities
+
+SENTENCE = tuple[list[str], list[str]]  # (tokens, tags)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArtifacts:
+    """Where the latest run's artifacts are, read from ML Metadata.
+
+    Attributes:
+        examples_uri: ExampleGen output (`Split-train/`, `Split-eval/` gzipped TFRecords).
+        transform_graph_uri: Transform graph (its token vocabulary gives the OOV rate).
+        candidate_model_dir: the Trainer's exported SavedModel.
+        model_run_uri: the Trainer's TensorBoard logs.
+        evaluation_uri: the Evaluator's output (validation result).
+        blessed: the Evaluator's verdict.
+        pushed_destination: the pushed version's folder, "" when not pushed.
+        model_id: ML Metadata id of the candidate Model artifact.
+    """
+
+    examples_uri: str
+    transform_graph_uri: str
+    candidate_model_dir: str
+    model_run_uri: str
+    evaluation_uri: str
+    blessed: bool
+    pushed_destination: str
+    model_id: int
+
+
+def latest_run_artifacts(connection_config) -> RunArtifacts:
+    """The latest run's artifacts (the newest live artifact of each type)."""
+    from tfx.orchestration import metadata
+    from tfx.types import standard_artifacts
+
+    from pipeline.run_summary import _int_property, _latest_artifact, _string_property
+
+    with metadata.Metadata(connection_config) as handle:
+        store = handle.store
+
+        def latest(artifact_type):
+            return _latest_artifact(store, artifact_type.TYPE_NAME)
+
+        model = latest(standard_artifacts.Model)
+        blessing = latest(standard_artifacts.ModelBlessing)
+        pushed = latest(standard_artifacts.PushedModel)
+        return RunArtifacts(
+            examples_uri=_latest_example_gen_output(store).uri,
+            transform_graph_uri=latest(standard_artifacts.TransformGraph).uri,
+            candidate_model_dir=os.path.join(model.uri, "Format-Serving"),
+            model_run_uri=latest(standard_artifacts.ModelRun).uri,
+            evaluation_uri=latest(standard_artifacts.ModelEvaluation).uri,
+            blessed=bool(_int_property(blessing, "blessed")),
+            pushed_destination=(
+                _string_property(pushed, "pushed_destination")
+                if _int_property(pushed, "pushed")
+                else ""
+            ),
+            model_id=model.id,
+        )
+
+
+def _latest_example_gen_output(store):
+    """The newest Examples artifact an ExampleGen produced (Transform also outputs Examples)."""
+    examples = sorted(
+        (a for a in store.get_artifacts_by_type("Examples") if a.state == a.LIVE),
+        key=lambda artifact: artifact.id,
+        reverse=True,
+    )
+    for artifact in examples:
+        events = store.get_events_by_artifact_ids([artifact.id])
+        producers = [e.execution_id for e in events if e.type == e.OUTPUT]
+        for execution in store.get_executions_by_id(producers):
+            if "ExampleGen" in store.get_execution_types_by_id([execution.type_id])[0].name:
+                return artifact
+    raise LookupError("No ExampleGen output in the metadata store: did the pipeline run?")
+
+
+def read_split(examples_uri: str, split: str) -> list[SENTENCE]:
+    """(tokens, tags) of every tf.Example of one split of an ExampleGen output."""
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    sentences = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        sentences.append(
+            (
+                [t.decode("utf-8") for t in features["tokens"].bytes_list.value],
+                [t.decode("utf-8") for t in features["tags"].bytes_list.value],
+            )
+        )
+    return sentences
+
+
+def data_statistics(
+    train: Sequence[SENTENCE], evaluation: Sequence[SENTENCE], vocabulary: set[str], scheme: str
+) -> dict[str, dict]:
+    """Sentences, tokens, entities per type of each split and the eval OOV rate.
+
+    The OOV rate is the share of eval tokens whose lowercased form is not in the Transform's token
+    vocabulary (so they reach the model as the OOV id).
+    """
+    statistics = {}
+    for name, sentences in (("train", train), ("eval", evaluation)):
+        entity_types = Counter(
+            entity_type
+            for _, tags in sentences
+            for _, _, entity_type in extract_entities(tags, scheme)
+        )
+        statistics[name] = {
+            "sentences": len(sentences),
+            "tokens": sum(len(tokens) for tokens, _ in sentences),
+            "entities": dict(sorted(entity_types.items())),
+        }
+    eval_tokens = [token.lower() for tokens, _ in evaluation for token in tokens]
+    oov = sum(token not in vocabulary for token in eval_tokens)
+    statistics["eval"]["oov_rate"] = oov / len(eval_tokens) if eval_tokens else 0.0
+    return statistics
+
+
+def predict_tags(model_dir: str, sentences: Sequence[list[str]], batch_size: int = 128):
+    """Tags of each sentence by a SavedModel of this project (any of its versions)."""
+    import tensorflow as tf
+
+    model = tf.saved_model.load(model_dir)
+    predicted = []
+    for begin in range(0, len(sentences), batch_size):
+        batch = list(sentences[begin : begin + batch_size])
+        if "serve_sentences" in model.signatures:
+            outputs = model.signatures["serve_sentences"](
+                sentences=tf.constant([" ".join(tokens) for tokens in batch])
+            )
+        else:
+            width = max(len(tokens) for tokens in batch)
+            outputs = model.signatures["serve_tokens"](
+                tokens=tf.constant([tokens + [""] * (width - len(tokens)) for tokens in batch])
+            )
+        for tokens, row in zip(batch, outputs["tags"].numpy()):
+            tags = [tag.decode("utf-8") for tag in row[: len(tokens)]]
+            # A model that cut the sentence: the tokens beyond its max_length are "O".
+            predicted.append([tag or "O" for tag in tags] + ["O"] * (len(tokens) - len(tags)))
+    return predicted
+
+
+def tag_confusion(gold: Sequence[list[str]], predicted: Sequence[list[str]], tag_names):
+    """Token counts: rows gold tag, columns predicted tag, in `tag_names` order.
+
+    Returns:
+        int64 `(num_tags, num_tags)`.
+    """
+    index = {tag: i for i, tag in enumerate(tag_names)}
+    matrix = np.zeros((len(tag_names), len(tag_names)), np.int64)
+    for gold_tags, predicted_tags in zip(gold, predicted):
+        for g, p in zip(gold_tags, predicted_tags):
+            matrix[index[g], index[p]] += 1
+    return matrix
+
+
+def training_history(model_run_uri: str) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch scalars of the Trainer's TensorBoard logs, e.g. `train/epoch_loss`,
+    `validation/epoch_loss`, `validation/epoch_entity_f1`, as (epoch, value) lists; the latest
+    run directory under `model_run_uri` when there are several."""
+    import tensorflow as tf
+
+    history: dict[str, dict[int, float]] = {}
+    for path in sorted(glob.glob(os.path.join(model_run_uri, "**", "events.out.tfevents.*"),
+                                 recursive=True)):  # fmt: skip
+        writer = os.path.basename(os.path.dirname(path))  # train / validation
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if not value.tag.startswith("epoch_"):
+                    continue
+                number = (
+                    float(tf.make_ndarray(value.tensor))
+                    if value.HasField("tensor")
+                    else float(value.simple_value)
+                )
+                history.setdefault(f"{writer}/{value.tag}", {})[int(event.step)] = number
+    return {name: sorted(values.items()) for name, values in sorted(history.items())}
+
+
+def validation_reasons(evaluation_uri: str, blessed: bool) -> list[str]:
+    """Why the Evaluator blessed the model or not, from its validation result."""
+    import tensorflow_model_analysis as tfma
+
+    try:
+        result = tfma.load_validation_result(evaluation_uri)
+    except Exception as error:  # no validations file: say so rather than fail the report
+        return [f"no validation result readable in {evaluation_uri}: {error}"]
+    if result.validation_ok:
+        return ["every metric threshold passed (entity F1 floor, no regression vs the baseline)"]
+    reasons = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            reasons.append(
+                f"{failure.metric_key.name} (model {failure.metric_key.model_name or 'candidate'}"
+                f"{', change vs baseline' if failure.metric_key.is_diff else ''}): "
+                f"value {failure.metric_value.double_value.value:.4f}, {failure.message}".strip()
+            )
+    for missing in result.missing_thresholds:
+        reasons.append(f"missing threshold: {missing.metric_key.name}")
+    return reasons or [f"not blessed (blessed={blessed}) without listed failures"]
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def confusion_figure(matrix: np.ndarray, tag_names: Sequence[str]) -> str:
+    """Base64 PNG of the confusion matrix (row-normalised colours, counts written)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = 1.0 + 0.55 * len(tag_names)
+    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+    rows = matrix.sum(axis=1, keepdims=True)
+    axes.imshow(matrix / np.maximum(rows, 1), cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(tag_names)), tag_names, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(tag_names)), tag_names, fontsize=8)
+    axes.set_xlabel("predicted tag")
+    axes.set_ylabel("gold tag")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            axes.text(j, i, str(count), ha="center", va="center", fontsize=6)
+    return _png(figure)
+
+
+def curves_figure(history: dict[str, list[tuple[int, float]]]) -> str:
+    """Base64 PNG: losses per epoch (left) and eval entity F1 per epoch (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axes, f1_axes) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for name, values in history.items():
+        epochs = [epoch + 1 for epoch, _ in values]
+        numbers = [value for _, value in values]
+        if name.endswith("epoch_loss"):
+            loss_axes.plot(epochs, numbers, marker="o", label=name.split("/")[0])
+        elif name.endswith("entity_f1"):
+            f1_axes.plot(epochs, numbers, marker="o", color="tab:green", label="eval entity F1")
+    loss_axes.set(xlabel="epoch", ylabel="CRF loss", title="loss")
+    f1_axes.set(xlabel="epoch", ylabel="entity F1 (%)", title="eval entity F1")
+    for axes in (loss_axes, f1_axes):
+        if axes.lines:
+            axes.legend(fontsize=8)
+    return _png(figure)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], css_class: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
+    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _scores_rows(candidate: EntityScores, baseline: EntityScores | None):
+    types = sorted(set(candidate.per_type) | set(baseline.per_type if baseline else ()))
+    rows = []
+    for name in [*types, "overall"]:
+        row = [name]
+        for scores in (candidate, baseline):
+            if scores is None:
+                row += ["", "", ""]
+                continue
+            per = scores if name == "overall" else scores.per_type.get(name)
+            row += (
+                [f"{per.precision:.2f}", f"{per.recall:.2f}", f"{per.f1:.2f}"]
+                if per is not None
+                else ["-", "-", "-"]
+            )
+        if baseline is not None:
+            c = candidate if name == "overall" else candidate.per_type.get(name)
+            b = baseline if name == "overall" else baseline.per_type.get(name)
+            row.append(f"{(c.f1 if c else 0.0) - (b.f1 if b else 0.0):+.2f}")
+        rows.append(row)
+    return rows
+
+
+def render_html(
+    *,
+    title: str,
+    blessed: bool,
+    pushed_destination: str,
+    reasons: Sequence[str],
+    candidate_scores: EntityScores,
+    baseline_scores: EntityScores | None,
+    baseline_name: str,
+    statistics: dict[str, dict],
+    tag_names: Sequence[str],
+    confusion: np.ndarray,
+    history: dict[str, list[tuple[int, float]]],
+) -> str:
+    """The report as one HTML string (no external resources)."""
+    verdict = "BLESSED" if blessed else "NOT BLESSED"
+    pushed = (
+        f"pushed to <code>{html.escape(pushed_destination)}</code>"
+        if pushed_destination
+        else "not pushed"
+    )
+    score_header = ["entity type", "P", "R", "F1"]
+    if baseline_scores is not None:
+        score_header += [f"P ({baseline_name})", f"R ({baseline_name})", f"F1 ({baseline_name})",
+                         "ΔF1"]  # fmt: skip
+        rows = _scores_rows(candidate_scores, baseline_scores)
+    else:
+        rows = [row[:4] for row in _scores_rows(candidate_scores, None)]
+    entity_types = sorted(
+        set(statistics["train"]["entities"]) | set(statistics["eval"]["entities"])
+    )
+    data_rows = [
+        ["sentences", statistics["train"]["sentences"], statistics["eval"]["sentences"]],
+        ["tokens", statistics["train"]["tokens"], statistics["eval"]["tokens"]],
+        *[
+            [f"entities: {t}", statistics["train"]["entities"].get(t, 0),
+             statistics["eval"]["entities"].get(t, 0)]
+            for t in entity_types
+        ],
+        ["OOV rate (eval tokens not in the vocabulary)", "", f"{statistics['eval']['oov_rate']:.2%}"],
+    ]  # fmt: skip
+    confusion_rows = [[tag, *row.tolist()] for tag, row in zip(tag_names, confusion)]
+    curves = (
+        f'<img alt="training curves" src="data:image/png;base64,{curves_figure(history)}">'
+        if history
+        else "<p>No TensorBoard scalars found in the Trainer's logs.</p>"
+    )
+    reasons_html = "".join(f"<li>{html.escape(reason)}</li>" for reason in reasons)
+    baseline_note = (
+        f"Compared with the previous blessed model <code>{html.escape(baseline_name)}</code>."
+        if baseline_scores is not None
+        else "No previous blessed model: nothing to compare with."
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 70em; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+.blessed {{ color: #080; }} .not-blessed {{ color: #b00; }}
+table.confusion td {{ font-size: 0.8em; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<h2 id="verdict" class="{"blessed" if blessed else "not-blessed"}">{verdict}, {pushed}</h2>
+<ul id="reasons">{reasons_html}</ul>
+<h2>Entity scores on the eval split (conlleval, %)</h2>
+<p>{baseline_note}</p>
+{_table(score_header, rows, "scores")}
+<h2>Tag confusion matrix (eval tokens)</h2>
+<img alt="tag confusion matrix" src="data:image/png;base64,{confusion_figure(confusion, tag_names)}">
+{_table(["gold / predicted", *tag_names], confusion_rows, "confusion")}
+<h2>Training curves</h2>
+{curves}
+<h2>Data</h2>
+{_table(["", "train", "eval"], data_rows, "data")}
+</body></html>
+"""
+
+
+def write_run_report(connection_config, serving_dir: str, scheme: str = "iob2") -> str:
+    """Builds the report of the latest run and writes it next to the pushed model.
+
+    Returns:
+        The path of the HTML file.
+    """
+    import tensorflow_transform as tft
+
+    from models import preprocessing
+
+    artifacts = latest_run_artifacts(connection_config)
+    train = read_split(artifacts.examples_uri, "train")
+    evaluation = read_split(artifacts.examples_uri, "eval")
+    vocabulary = {
+        word.decode("utf-8") if isinstance(word, bytes) else word
+        for word in tft.TFTransformOutput(artifacts.transform_graph_uri).vocabulary_by_name(
+            preprocessing.TOKEN_VOCABULARY_NAME
+        )
+    }
+    gold = [tags for _, tags in evaluation]
+    sentences = [tokens for tokens, _ in evaluation]
+    predicted = predict_tags(artifacts.candidate_model_dir, sentences)
+    candidate_scores = score_entities(gold, predicted, scheme)
+
+    # The previous blessed model: the newest pushed version other than this run's.
+    this_version = os.path.basename(artifacts.pushed_destination.rstrip("/"))
+    versions = sorted(
+        int(name) for name in (os.listdir(serving_dir) if os.path.isdir(serving_dir) else [])
+        if name.isdigit() and name != this_version
+        and os.path.exists(os.path.join(serving_dir, name, "saved_model.pb"))
+    )  # fmt: skip
+    if this_version.isdigit():
+        versions = [v for v in versions if v < int(this_version)]
+    baseline_scores, baseline_name = None, ""
+    if versions:
+        baseline_name = f"version {versions[-1]}"
+        baseline_scores = score_entities(
+            gold, predict_tags(os.path.join(serving_dir, str(versions[-1])), sentences), scheme
+        )
+    tag_names = sorted({tag for tags in gold + predicted for tag in tags})
+    page = render_html(
+        title=f"Pipeline run report: model {artifacts.model_id}"
+        + (f", version {this_version}" if this_version else ""),
+        blessed=artifacts.blessed,
+        pushed_destination=artifacts.pushed_destination,
+        reasons=validation_reasons(artifacts.evaluation_uri, artifacts.blessed),
+        candidate_scores=candidate_scores,
+        baseline_scores=baseline_scores,
+        baseline_name=baseline_name,
+        statistics=data_statistics(train, evaluation, vocabulary, scheme),
+        tag_names=tag_names,
+        confusion=tag_confusion(gold, predicted, tag_names),
+        history=training_history(artifacts.model_run_uri),
+    )
+    name = (
+        f"{this_version}.report.html"
+        if this_version
+        else f"not-pushed-{artifacts.model_id}.report.html"
+    )
+    os.makedirs(serving_dir, exist_ok=True)
+    path = os.path.join(serving_dir, name)
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(page)
+    return path

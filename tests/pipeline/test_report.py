@@ -1,0 +1,127 @@
+"""Tests of pipeline/report.py: the pure pieces against hand-worked values, and the HTML rendered
+in headless Chromium (skipped, with the reason, where Chromium is not installed)."""
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from models.entity_scoring import score_entities
+from pipeline import report
+
+GOLD = [["B-person", "I-person", "O"], ["O", "B-location"]]
+PREDICTED = [["B-person", "O", "O"], ["B-location", "B-location"]]
+TAGS = ["B-location", "B-person", "I-person", "O"]
+
+
+def test_tag_confusion_counts_tokens():
+    matrix = report.tag_confusion(GOLD, PREDICTED, TAGS)
+    expected = np.zeros((4, 4), int)
+    expected[1, 1] = 1  # B-person -> B-person
+    expected[2, 3] = 1  # I-person -> O
+    expected[3, 3] = 1  # O -> O
+    expected[3, 0] = 1  # O -> B-location
+    expected[0, 0] = 1  # B-location -> B-location
+    np.testing.assert_array_equal(matrix, expected)
+
+
+def test_data_statistics():
+    train = [(["Obama", "visited", "Paris"], ["B-person", "O", "B-location"])]
+    evaluation = [(["paris", "Hilton", "hi"], ["B-person", "I-person", "O"]), ([], [])]
+    statistics = report.data_statistics(train, evaluation, {"obama", "paris"}, "iob2")
+    assert statistics["train"] == {
+        "sentences": 1, "tokens": 3, "entities": {"location": 1, "person": 1}}  # fmt: skip
+    assert statistics["eval"]["entities"] == {"person": 1}
+    assert statistics["eval"]["oov_rate"] == pytest.approx(2 / 3)  # hilton, hi
+
+
+def test_training_history_reads_tensorboard_scalars(tmp_path):
+    import tensorflow as tf
+
+    for writer_name, values in (("train", [3.0, 2.0]), ("validation", [4.0, 3.5])):
+        writer = tf.summary.create_file_writer(str(tmp_path / writer_name))
+        with writer.as_default():
+            for epoch, value in enumerate(values):
+                tf.summary.scalar("epoch_loss", value, step=epoch)
+                if writer_name == "validation":
+                    tf.summary.scalar("epoch_entity_f1", 10.0 * epoch, step=epoch)
+        writer.close()
+    history = report.training_history(str(tmp_path))
+    assert history["train/epoch_loss"] == [(0, 3.0), (1, 2.0)]
+    assert history["validation/epoch_loss"] == [(0, 4.0), (1, 3.5)]
+    assert history["validation/epoch_entity_f1"] == [(0, 0.0), (1, 10.0)]
+
+
+def page(blessed=True, with_baseline=True):
+    candidate = score_entities(GOLD, PREDICTED, "iob2")
+    baseline = score_entities(GOLD, [["O"] * 3, ["O", "B-location"]], "iob2")
+    statistics = report.data_statistics(list(zip(PREDICTED, GOLD)), list(zip(PREDICTED, GOLD)),
+                                        set(), "iob2")  # fmt: skip
+    return report.render_html(
+        title="Run <1>",
+        blessed=blessed,
+        pushed_destination="/serving/7" if blessed else "",
+        reasons=["entity_f1 below the floor <5>"],
+        candidate_scores=candidate,
+        baseline_scores=baseline if with_baseline else None,
+        baseline_name="version 6",
+        statistics=statistics,
+        tag_names=TAGS,
+        confusion=report.tag_confusion(GOLD, PREDICTED, TAGS),
+        history={"train/epoch_loss": [(0, 3.0), (1, 2.0)],
+                 "validation/epoch_entity_f1": [(0, 0.0), (1, 50.0)]},
+    )  # fmt: skip
+
+
+def test_html_is_self_contained_with_figures_and_tables():
+    html = page()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 2  # confusion matrix, training curves
+    import matplotlib.image
+
+    for image in images:
+        pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(image)), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+        assert pixels.std() > 0  # not blank
+    assert not re.search(r'(src|href)="(?!data:)', html)  # nothing fetched from elsewhere
+    assert "Run &lt;1&gt;" in html and "floor &lt;5&gt;" in html  # escaped
+    # person: gold "B I" (one 2-token entity), predicted "B O" (a 1-token one): no match
+    assert "<td>person</td><td>0.00</td><td>0.00</td><td>0.00</td>" in html
+    assert "<td>location</td><td>50.00</td><td>100.00</td><td>66.67</td>" in html
+    assert "ΔF1" in html and "BLESSED, pushed to" in html
+    assert "NOT BLESSED, not pushed" in page(blessed=False, with_baseline=False)
+
+
+def test_renders_in_headless_chromium(tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
+    path = tmp_path / "report.html"
+    path.write_text(page(), encoding="utf-8")
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]  # fmt: skip
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("data:image/png;base64,") == 2
+    assert dom.stdout.count("<table") == 3
+    screenshot = tmp_path / "shot.png"
+    shot = subprocess.run(
+        [chromium, *flags, f"--screenshot={screenshot}", "--window-size=1200,3000", path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(str(screenshot))
+    # The figures are drawn: some rows of the page hold many non-white pixels.
+    assert (pixels[..., :3] < 0.9).any(axis=2).sum(axis=1).max() > 200
