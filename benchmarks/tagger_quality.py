@@ -149,9 +149,7 @@ def transform(splits: dict[str, list], config, cache_dir: Path) -> Path:
         ]
         for split, sentences in splits.items()
     }
-    fn = functools.partial(
-        preprocessing.preprocessing_fn, custom_config=config.to_custom_config()
-    )
+    fn = functools.partial(preprocessing.preprocessing_fn, custom_config=config.to_custom_config())
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(directory / "tmp")):
         data = {
             split: pipeline | f"Create{split}" >> beam.Create(rows, reshuffle=False)
@@ -188,11 +186,12 @@ def _gold_entities_beyond(sentences, max_length: int) -> tuple[int, int]:
     return beyond, straddling
 
 
-def train_and_score(config, setting: str, seed: int, transformed: Path, test_sentences) -> RunResult:
+def train_and_score(
+    config, setting: str, seed: int, transformed: Path, test_sentences
+) -> RunResult:
     """Trains one model as `models.run_fn.run_fn` does and scores dev and test."""
     import keras
     import numpy as np
-    import tensorflow as tf
     import tensorflow_transform as tft
     from tfx_bsl.public import tfxio
 
@@ -336,10 +335,10 @@ def table(results: list[RunResult], description: str) -> str:
         if not runs:
             continue
         test = [r.test_f1 for r in runs]
-        std = statistics.stdev(test) if len(test) > 1 else float("nan")
+        std = f"{statistics.stdev(test):.2f}" if len(test) > 1 else "n/a"
         lines.append(
             f"| {setting} | {len(runs)} ({', '.join(str(r.seed) for r in runs)}) "
-            f"| {statistics.mean(test):.2f} ± {std:.2f} "
+            f"| {statistics.mean(test):.2f} ± {std} "
             f"| {statistics.mean(r.dev_f1 for r in runs):.2f} "
             f"| {statistics.mean(r.epochs for r in runs):.1f} "
             f"({statistics.mean(r.best_epoch for r in runs):.1f}) "
@@ -370,8 +369,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--results", type=Path, help="append each run as a JSON line here (resumable record)"
     )
+    parser.add_argument(
+        "--table-from",
+        type=Path,
+        help="train nothing: build the table from a --results file (runs without overrides)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.table_from:
+        records = [json.loads(line) for line in args.table_from.read_text().splitlines() if line]
+        fields = {field.name for field in dataclasses.fields(RunResult)}
+        results = [
+            RunResult(**{k: v for k, v in record.items() if k in fields})
+            for record in records
+            if record.get("set", []) == args.set
+        ]
+        _write(table(results, _description(args.set)), args.output)
+        return
 
     from models.config import PreprocessingConfig, TaggerConfig
 
@@ -392,15 +406,22 @@ def main(argv: list[str] | None = None) -> None:
             if args.results:
                 with args.results.open("a") as file:
                     file.write(json.dumps({**dataclasses.asdict(result), "set": args.set}) + "\n")
-    description = (
-        "WNUT-17 test entity F1 (conlleval, percent), model selected on dev entity F1; "
-        f"config defaults of models/config.py with overrides {args.set or 'none'}."
+    _write(table(results, _description(args.set)), args.output)
+
+
+def _description(overrides: list[str]) -> str:
+    return (
+        "WNUT-17 test entity F1 (conlleval, percent, complete test gold), epoch selected on the "
+        "dev entity F1; config defaults of models/config.py with overrides "
+        f"{overrides or 'none'}."
     )
-    markdown = table(results, description)
+
+
+def _write(markdown: str, output: Path | None) -> None:
     print(markdown)
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(markdown)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(markdown)
 
 
 if __name__ == "__main__":

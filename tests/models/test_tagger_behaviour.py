@@ -218,8 +218,7 @@ def word_salad(seed, num_sentences=200):
     words = sorted({word for tokens, _ in TRAIN for word in tokens}) + ["unseen", "Ada", "NEW"]
     rng = random.Random(seed)
     return [
-        [rng.choice(words) for _ in range(rng.randint(1, MAX_LENGTH))]
-        for _ in range(num_sentences)
+        [rng.choice(words) for _ in range(rng.randint(1, MAX_LENGTH))] for _ in range(num_sentences)
     ]
 
 
