@@ -175,6 +175,13 @@ class TaggerServingModule(tf.Module):
         self._max_length = int(
             max_length or model.get_layer(preprocessing.TOKEN_IDS_KEY).batch_shape[1]
         )
+        # serve_sentences decodes the stitched emissions itself: stop before the CRF layer,
+        # whose own Viterbi pass over each window would be thrown away.
+        self._scores_model = (
+            keras.Model(model.input, model.get_layer("emissions").output)
+            if output == "crf"
+            else model
+        )
         # The raw `tokens` feature as the curated schema declares it: a variable-length bytes list.
         self._token_spec = {preprocessing.TOKENS_KEY: tf.io.VarLenFeature(tf.string)}
 
@@ -221,8 +228,8 @@ class TaggerServingModule(tf.Module):
         lengths = tokens.row_lengths()  # (batch_size,)
         windows, token_indices = sentence_graph.window_tokens(tokens, self._max_length)
         transformed = self.tft_layer({preprocessing.TOKENS_KEY: windows.to_sparse()})
-        outputs = self.model(training_model_inputs(transformed), training=False)
-        # CRF: the emissions channels; softmax: the probabilities. (num_windows, max_length, tags)
+        outputs = self._scores_model(training_model_inputs(transformed), training=False)
+        # CRF: the emissions; softmax: the probabilities. (num_windows, max_length, num_tags)
         window_scores = tf.cast(outputs[..., :num_tags], tf.float32)
         scores = sentence_graph.stitch(
             window_scores, token_indices, tf.size(tokens.flat_values, out_type=tf.int64)
