@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline.config import PipelineConfig
     from pipeline.pipeline import create_pipeline
-    from pipeline.run_summary import latest_run_executions, summarize
     from pipeline.report import write_run_report
+    from pipeline.run_summary import latest_run_executions, summarize
 
     config = PipelineConfig.from_args(argv)
     logging.info(
