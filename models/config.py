@@ -13,11 +13,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from models.tag_scheme import SCHEMES
+
 PAD_TAG = "[PAD]"
 """Tag name of id 0: padding positions. Never a real tag; the CRF never allows it."""
 
 OUTPUT_LAYERS = ("crf", "softmax")
-TAG_SCHEMES = ("iob2", "bioes")
+TAG_SCHEMES = SCHEMES  # canonical names, "iob2" and "bioes": models.tag_scheme owns them
 
 
 def _invalid(name: str, expected: str, received: Any) -> ValueError:
