@@ -24,7 +24,9 @@ where they run (installed, or the repository root on PYTHONPATH).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pathlib
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -41,6 +43,20 @@ LABEL_KEY = "tags"
 PREDICTION_KEY = "tags"
 # No regression: a candidate whose F1 is below the baseline's by more than rounding is not blessed.
 NO_REGRESSION_TOLERANCE = 1e-6
+
+
+def code_fingerprint(packages=("models", "serving"), root: pathlib.Path | None = None) -> str:
+    """A hash of the code Transform and Trainer import by module path.
+
+    TFX's cache key holds `preprocessing_fn` / `run_fn` as module paths, not their code: without
+    this in `custom_config`, a run after a code change would reuse the old trained model.
+    """
+    digest = hashlib.sha256()
+    root = pathlib.Path(__file__).resolve().parents[1] if root is None else root
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def entity_types(tag_names) -> list[str]:
@@ -116,7 +132,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
     )
-    custom_config = config.tagger.to_custom_config()
+    custom_config = {**config.tagger.to_custom_config(), "code_fingerprint": code_fingerprint()}
     window_nodes = []
     training_examples = example_gen.outputs["examples"]
     analyzer_cache = None

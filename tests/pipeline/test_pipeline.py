@@ -46,3 +46,15 @@ def test_dag_with_and_without_baseline(tmp_path):
 
 def test_entity_types():
     assert entity_types(["O", "B-person", "I-person", "B-loc"]) == ["loc", "person"]
+
+
+def test_code_fingerprint_follows_the_model_code(tmp_path):
+    """A change to the Trainer's code must change custom_config, or TFX reuses the old model."""
+    from pipeline.pipeline import code_fingerprint
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "run_fn.py").write_text("EPOCHS = 1\n")
+    before = code_fingerprint(("models",), root=tmp_path)
+    assert code_fingerprint(("models",), root=tmp_path) == before
+    (tmp_path / "models" / "run_fn.py").write_text("EPOCHS = 2\n")
+    assert code_fingerprint(("models",), root=tmp_path) != before
