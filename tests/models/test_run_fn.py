@@ -4,20 +4,16 @@ Builds a real Transform output with tft_beam on a few sentences, calls `run_fn` 
 `FnArgs` fields it reads, and loads the export in this process.
 """
 
-import functools
 import os
 import types
 
-import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import schema_utils
-from tfx_bsl.coders import example_coder
 from tfx_bsl.public import tfxio
+from transform_fixtures import serialized_example, write_transformed
 
-from models import preprocessing, run_fn
+from models import run_fn
 
 pytestmark = pytest.mark.slow
 
@@ -44,44 +40,11 @@ def custom_config(embeddings_path=None, word_embedding_dim=4):
     }  # fmt: skip
 
 
-def serialized(tokens, tags=None):
-    feature = {
-        "tokens": tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[t.encode() for t in tokens])
-        )
-    }
-    if tags is not None:
-        feature["tags"] = tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[t.encode() for t in tags])
-        )
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory):
     """A Transform output and transformed train/eval TFRecords, like TFX's Transform writes."""
     directory = tmp_path_factory.mktemp("transformed")
-    raw = directory / "raw.tfrecord"
-    with tf.io.TFRecordWriter(str(raw)) as writer:
-        for tokens, tags in SENTENCES:
-            writer.write(serialized(tokens, tags))
-    schema = schema_utils.schema_from_feature_spec(
-        {"tokens": tf.io.VarLenFeature(tf.string), "tags": tf.io.VarLenFeature(tf.string)}
-    )
-    source = tfxio.TFExampleRecord(str(raw), schema=schema)
-    fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config())
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(directory / "tmp")):
-        data = pipeline | source.BeamSource()
-        (batches, _), transform_fn = (
-            data,
-            source.TensorAdapterConfig(),
-        ) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=True)
-        _ = transform_fn | tft_beam.WriteTransformFn(str(directory / "transform"))
-        _ = (
-            batches
-            | beam.FlatMap(lambda batch: example_coder.RecordBatchToExamples(batch[0]))
-            | beam.io.WriteToTFRecord(str(directory / "data"), file_name_suffix=".tfrecord")
-        )
+    write_transformed(directory, SENTENCES, custom_config())
     return directory
 
 
@@ -114,7 +77,7 @@ def test_trains_and_exports_both_signatures(transformed, tmp_path):
 
     sentences = [tokens for tokens, _ in SENTENCES]
     by_examples = model.signatures["serving_default"](
-        examples=tf.constant([serialized(tokens) for tokens in sentences])
+        examples=tf.constant([serialized_example(tokens) for tokens in sentences])
     )
     width = max(len(tokens) for tokens in sentences)
     by_tokens = model.signatures["serve_tokens"](

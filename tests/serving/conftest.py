@@ -7,16 +7,11 @@ sentences.
 
 from __future__ import annotations
 
-import functools
 import types
 
-import apache_beam as beam
 import pytest
-import tensorflow as tf
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import schema_utils
-from tfx_bsl.coders import example_coder
 from tfx_bsl.public import tfxio
+from transform_fixtures import write_transformed
 
 TAGS = ("O", "B-person", "I-person", "B-location", "I-location")
 SENTENCES = [
@@ -40,42 +35,6 @@ def custom_config(output: str = "crf") -> dict:
             "training": {"epochs": 2, "batch_size": 2, "early_stopping_start_epoch": 0},
         }
     }  # fmt: skip
-
-
-def _serialized(tokens, tags):
-    feature = {
-        "tokens": tf.train.Feature(
-            bytes_list=tf.train.BytesList(value=[t.encode() for t in tokens])
-        ),
-        "tags": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode() for t in tags])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def _transform(directory):
-    raw = directory / "raw.tfrecord"
-    with tf.io.TFRecordWriter(str(raw)) as writer:
-        for tokens, tags in SENTENCES:
-            writer.write(_serialized(tokens, tags))
-    schema = schema_utils.schema_from_feature_spec(
-        {"tokens": tf.io.VarLenFeature(tf.string), "tags": tf.io.VarLenFeature(tf.string)}
-    )
-    source = tfxio.TFExampleRecord(str(raw), schema=schema)
-    from models import preprocessing
-
-    fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config())
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(directory / "tmp")):
-        data = pipeline | source.BeamSource()
-        (batches, _), transform_fn = (
-            data,
-            source.TensorAdapterConfig(),
-        ) | tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=True)
-        _ = transform_fn | tft_beam.WriteTransformFn(str(directory / "transform"))
-        _ = (
-            batches
-            | beam.FlatMap(lambda batch: example_coder.RecordBatchToExamples(batch[0]))
-            | beam.io.WriteToTFRecord(str(directory / "data"), file_name_suffix=".tfrecord")
-        )
 
 
 def _train(directory, output: str):
@@ -103,7 +62,7 @@ def _train(directory, output: str):
 @pytest.fixture(scope="session")
 def transform_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("serving_model")
-    _transform(directory)
+    write_transformed(directory, SENTENCES, custom_config())
     return directory
 
 
