@@ -139,7 +139,14 @@ def transform(splits: dict[str, list], config, cache_dir: Path) -> Path:
 
     from models import preprocessing
 
-    key = json.dumps(dataclasses.asdict(config.preprocessing), sort_keys=True)
+    # The vectors file decides which words join the word vocabulary.
+    key = json.dumps(
+        {
+            **dataclasses.asdict(config.preprocessing),
+            "pretrained_embeddings_path": config.model.pretrained_embeddings_path,
+        },
+        sort_keys=True,
+    )
     directory = cache_dir / hashlib.sha256(key.encode()).hexdigest()[:16]
     if (directory / "done").exists():
         return directory
@@ -199,10 +206,22 @@ def _gold_entities_beyond(sentences, max_length: int) -> tuple[int, int]:
     return beyond, straddling
 
 
+def setting_config(config, setting: str):
+    """`config` with the output layer and the pretrained vectors of `setting`."""
+    output = setting.split("+")[0]
+    glove = str(shared_dir() / GLOVE_FILE) if setting.endswith("+glove") else None
+    model = dataclasses.replace(config.model, output=output, pretrained_embeddings_path=glove)
+    return dataclasses.replace(config, model=model)
+
+
 def train_and_score(
     config, setting: str, seed: int, transformed: Path, test_sentences
 ) -> RunResult:
-    """Trains one model as `models.run_fn.run_fn` does and scores dev and test."""
+    """Trains one model as `models.run_fn.run_fn` does and scores dev and test.
+
+    Args:
+        config: the `TaggerConfig` of the setting (`setting_config`).
+    """
     import keras
     import numpy as np
     import tensorflow_transform as tft
@@ -213,11 +232,8 @@ def train_and_score(
     from models.tagger import build_tagger, compile_tagger, predicted_tag_ids
 
     start = time.monotonic()
-    output = setting.split("+")[0]
-    glove = str(shared_dir() / GLOVE_FILE) if setting.endswith("+glove") else None
-    model_config = dataclasses.replace(
-        config.model, output=output, pretrained_embeddings_path=glove
-    )
+    model_config = config.model
+    output = model_config.output
     training = dataclasses.replace(config.training, seed=seed)
     keras.utils.set_random_seed(seed)
     tf_transform_output = tft.TFTransformOutput(str(transformed / "transform"))
@@ -240,9 +256,8 @@ def train_and_score(
         )
 
     vocabulary = config.preprocessing.tag_vocabulary
-    num_words = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
-        preprocessing.TOKEN_VOCABULARY_NAME
-    )
+    words = preprocessing.word_vocabulary(tf_transform_output, config)
+    num_words = preprocessing.NUM_RESERVED_IDS + len(words)
     num_chars = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
         preprocessing.CHAR_VOCABULARY_NAME
     )
@@ -253,9 +268,7 @@ def train_and_score(
         num_chars=num_chars,
         max_length=config.preprocessing.max_length,
         max_word_length=config.preprocessing.max_word_length,
-        pretrained_word_embeddings=run_fn._pretrained_embeddings(
-            model_config, tf_transform_output, seed
-        ),
+        pretrained_word_embeddings=run_fn._pretrained_embeddings(model_config, words, seed),
         seed=seed,
     )
     compile_tagger(model, model_config, training)
@@ -407,14 +420,14 @@ def main(argv: list[str] | None = None) -> None:
     tag_names = sorted({tag for sentence in splits["train"] for tag in sentence.tags})
     config = TaggerConfig(preprocessing=PreprocessingConfig(tag_names=tuple(tag_names)))
     config = apply_overrides(config, args.set)
-    start = time.monotonic()
-    transformed = transform(splits, config, args.cache_dir)
-    print(f"transformed data in {transformed} ({time.monotonic() - start:.0f} s)", flush=True)
-
     results = []
     for setting in args.settings:
+        run_config = setting_config(config, setting)
+        start = time.monotonic()
+        transformed = transform(splits, run_config, args.cache_dir)
+        print(f"transformed data in {transformed} ({time.monotonic() - start:.0f} s)", flush=True)
         for seed in args.seeds:
-            result = train_and_score(config, setting, seed, transformed, splits["test"])
+            result = train_and_score(run_config, setting, seed, transformed, splits["test"])
             results.append(result)
             if args.results:
                 with args.results.open("a") as file:

@@ -33,6 +33,11 @@ def _check_positive_int(name: str, value: Any) -> None:
         raise _invalid(name, "a positive integer", value)
 
 
+def _check_non_negative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _invalid(name, "a non-negative integer", value)
+
+
 def _check_fraction(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise _invalid(name, "a number in [0, 1)", value)
@@ -50,6 +55,12 @@ class PreprocessingConfig:
         token_frequency_threshold: a lowercased token enters the word vocabulary if it occurs at
             least this many times in the training split; rarer ones map to the OOV id.
         char_frequency_threshold: the same for characters in the character vocabulary.
+        pretrained_vocabulary_size: when `ModelConfig.pretrained_embeddings_path` is set, the
+            first this many (lowercased, distinct) words of that vectors file, its most frequent
+            ones, also join the word vocabulary, whether or not the training split has them (as
+            Lample et al., 2016 do): a word first seen at serving time still gets its pretrained
+            vector instead of the OOV id. 0 keeps the vocabulary to the training split's words.
+            Each word costs one embedding row (`word_embedding_dim` floats) in the model.
     """
 
     tag_names: tuple[str, ...]
@@ -57,6 +68,7 @@ class PreprocessingConfig:
     max_word_length: int = 20
     token_frequency_threshold: int = 2
     char_frequency_threshold: int = 1
+    pretrained_vocabulary_size: int = 100_000
 
     def __post_init__(self):
         if (
@@ -77,6 +89,7 @@ class PreprocessingConfig:
             "char_frequency_threshold",
         ):
             _check_positive_int(name, getattr(self, name))
+        _check_non_negative_int("pretrained_vocabulary_size", self.pretrained_vocabulary_size)
 
     @property
     def tag_vocabulary(self) -> tuple[str, ...]:
@@ -176,16 +189,7 @@ class TrainingConfig:
     def __post_init__(self):
         for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
             _check_positive_int(name, getattr(self, name))
-        if (
-            isinstance(self.early_stopping_start_epoch, bool)
-            or not isinstance(self.early_stopping_start_epoch, int)
-            or self.early_stopping_start_epoch < 0
-        ):
-            raise _invalid(
-                "early_stopping_start_epoch",
-                "a non-negative integer",
-                self.early_stopping_start_epoch,
-            )
+        _check_non_negative_int("early_stopping_start_epoch", self.early_stopping_start_epoch)
         for name in ("learning_rate", "clipnorm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

@@ -7,8 +7,10 @@ file needs no more memory than the matrix being built.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import io
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -43,6 +45,52 @@ def _open_text(path: str) -> io.TextIOBase:
     return open(path, encoding="utf-8", errors="replace")
 
 
+def _vector_lines(path: str):
+    """(line number, [word, v1, ..., vD]) of each vector line; a word2vec header is skipped."""
+    with _open_text(path) as lines:
+        for line_number, line in enumerate(lines, start=1):
+            parts = line.rstrip("\n\r").rstrip(" ").split(" ")
+            if line_number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec / fastText header: "count dim"
+            if len(parts) < 2:
+                continue
+            yield line_number, parts
+
+
+def vector_words(path: str, limit: int) -> tuple[str, ...]:
+    """The first `limit` distinct lowercased words of a vectors file, in file order.
+
+    GloVe, word2vec and fastText files list their words by decreasing corpus frequency, so these
+    are the `limit` most frequent words the vectors know. Transform adds them to the word
+    vocabulary (`models.preprocessing`) so that a word never seen in training still gets its
+    pretrained vector; the Trainer reads the same list to build the matching rows.
+
+    The result is cached per (path, size, modification time): Transform traces its
+    `preprocessing_fn` several times.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(
+            f"Invalid value for `limit`. Expected a non-negative integer. Received: limit={limit!r}"
+        )
+    status = os.stat(path)
+    return _vector_words(path, limit, status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _vector_words(path: str, limit: int, size: int, mtime_ns: int) -> tuple[str, ...]:
+    del size, mtime_ns  # Part of the cache key only.
+    words: dict[str, None] = {}
+    if limit == 0:
+        return ()
+    for _, parts in _vector_lines(path):
+        words.setdefault(parts[0].lower())
+        if len(words) == limit:
+            break
+    if not words:
+        raise ValueError(f"{path}: no vectors found (expected lines of 'word v1 ... vD').")
+    return tuple(words)
+
+
 def load_embedding_matrix(
     path: str,
     vocabulary: Iterable[str],
@@ -59,9 +107,10 @@ def load_embedding_matrix(
         seed: seed of the random rows.
 
     Returns:
-        An `EmbeddingMatrix`. A word missing from the file takes the vector of its lowercased form if
-        present, else a random vector with the mean and spread of the found ones, so that it
-        starts among real words rather than at an outlier.
+        An `EmbeddingMatrix`. A word missing from the file takes the vector of the first word
+        of the file (the most frequent) that is the same once lowercased, e.g. `paris` that of
+        `Paris` in a cased file; else a random vector with the mean and spread of the found
+        ones, so that it starts among real words rather than at an outlier.
 
     Raises:
         ValueError: a line whose number of values differs from the first vector's, naming file and
@@ -79,28 +128,23 @@ def load_embedding_matrix(
     exact = set()
     found_lower: dict[int, np.ndarray] = {}
     dim = None
-    with _open_text(path) as lines:
-        for line_number, line in enumerate(lines, start=1):
-            parts = line.rstrip("\n\r").rstrip(" ").split(" ")
-            if line_number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec / fastText header: "count dim"
-            if len(parts) < 2:
-                continue
-            if dim is None:
-                dim = len(parts) - 1
-                matrix = np.zeros((len(words) + num_reserved, dim), dtype=np.float32)
-            elif len(parts) - 1 != dim:
-                raise ValueError(
-                    f"{path}:{line_number}: expected {dim} values after the word (as on the first "
-                    f"vector line), found {len(parts) - 1}."
-                )
-            word = parts[0]
-            if word in rows:
-                matrix[rows[word]] = np.asarray(parts[1:], dtype=np.float32)
-                exact.add(rows[word])
-            if word in lowercase_rows:
-                for row in lowercase_rows[word]:
-                    found_lower.setdefault(row, np.asarray(parts[1:], dtype=np.float32))
+    for line_number, parts in _vector_lines(path):
+        if dim is None:
+            dim = len(parts) - 1
+            matrix = np.zeros((len(words) + num_reserved, dim), dtype=np.float32)
+        elif len(parts) - 1 != dim:
+            raise ValueError(
+                f"{path}:{line_number}: expected {dim} values after the word (as on the first "
+                f"vector line), found {len(parts) - 1}."
+            )
+        word = parts[0]
+        if word in rows:
+            matrix[rows[word]] = np.asarray(parts[1:], dtype=np.float32)
+            exact.add(rows[word])
+        lowered = word.lower()
+        if lowered in lowercase_rows:
+            for row in lowercase_rows[lowered]:
+                found_lower.setdefault(row, np.asarray(parts[1:], dtype=np.float32))
     if matrix is None:
         raise ValueError(f"{path}: no vectors found (expected lines of 'word v1 ... vD').")
     for row, vector in found_lower.items():

@@ -6,8 +6,11 @@ that need it (`tag_ids`) are then dropped by the TFT layer.
 
 Transformed features, every sentence padded with 0 or truncated to `max_length` tokens:
 
-- `token_ids` int64 `(batch_size, max_length)`: lowercased token in a vocabulary of the training
-  split (tokens seen at least `token_frequency_threshold` times): 0 = padding, 1 = OOV, 2.. = known.
+- `token_ids` int64 `(batch_size, max_length)`: the lowercased token's id in the word vocabulary
+  (`word_vocabulary`): 0 = padding, 1 = OOV, then, when pretrained vectors are configured, the
+  first `pretrained_vocabulary_size` words of the vectors file (ids 2 .. P + 1, file order), then
+  the other tokens of the training split seen at least `token_frequency_threshold` times (the
+  `token_vocabulary` file of the transform output, ids P + 2 ..).
 - `casing_ids` int64 `(batch_size, max_length)`: casing class of the original token, see `CASINGS`.
 - `char_ids` int64 `(batch_size, max_length, max_word_length)`: characters (case kept) in a vocabulary
   of the training split: 0 = padding, 1 = OOV, 2.. = known.
@@ -27,6 +30,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models.config import TaggerConfig
+from models.embeddings import vector_words
 
 TOKENS_KEY = "tokens"
 TAGS_KEY = "tags"
@@ -104,6 +108,69 @@ def _lookup_with_reserved_ids(values: tf.Tensor, vocabulary: Any) -> tf.Tensor:
     return tf.where(ids < 0, tf.constant(OOV_ID, tf.int64), ids + NUM_RESERVED_IDS)
 
 
+def pretrained_words(config: TaggerConfig) -> tuple[str, ...]:
+    """The vectors file's words that the word vocabulary holds whatever the training data.
+
+    The first `preprocessing.pretrained_vocabulary_size` distinct lowercased words of
+    `model.pretrained_embeddings_path`; none without that path. They take the word ids from
+    `NUM_RESERVED_IDS` on, in file order.
+    """
+    path = config.model.pretrained_embeddings_path
+    if path is None:
+        return ()
+    return vector_words(path, config.preprocessing.pretrained_vocabulary_size)
+
+
+def word_vocabulary(
+    tf_transform_output: tft.TFTransformOutput, config: TaggerConfig
+) -> tuple[str, ...]:
+    """The words of ids `NUM_RESERVED_IDS`, `NUM_RESERVED_IDS + 1`, ... of `token_ids`.
+
+    The pretrained words (`pretrained_words`), then the transform output's `token_vocabulary`
+    (training tokens that are not among them). The model has `NUM_RESERVED_IDS + len(...)` rows.
+    """
+    trained = tuple(
+        word.decode("utf-8") if isinstance(word, bytes) else word
+        for word in tf_transform_output.vocabulary_by_name(TOKEN_VOCABULARY_NAME)
+    )
+    return pretrained_words(config) + trained
+
+
+def _word_ids(lowercased: tf.Tensor, config: TaggerConfig) -> tf.Tensor:
+    """Ids of lowercased tokens (1-D) in the word vocabulary (see `word_vocabulary`)."""
+    frequency_threshold = _threshold(config.preprocessing.token_frequency_threshold)
+    pretrained = pretrained_words(config)
+    if not pretrained:
+        vocabulary = tft.vocabulary(
+            lowercased,
+            frequency_threshold=frequency_threshold,
+            vocab_filename=TOKEN_VOCABULARY_NAME,
+        )
+        return _lookup_with_reserved_ids(lowercased, vocabulary)
+    # A constant table: the words are part of the transform graph (a few MB for 100k words), so
+    # the exported model needs no vectors file to map tokens to ids.
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(pretrained), tf.range(len(pretrained), dtype=tf.int64)
+        ),
+        default_value=-1,
+    )
+    pretrained_ids = table.lookup(lowercased)  # -1: not a pretrained word
+    is_pretrained = pretrained_ids >= 0
+    # The training split's other tokens get the ids after the pretrained words.
+    vocabulary = tft.vocabulary(
+        tf.boolean_mask(lowercased, tf.logical_not(is_pretrained)),
+        frequency_threshold=frequency_threshold,
+        vocab_filename=TOKEN_VOCABULARY_NAME,
+    )
+    trained_ids = _lookup_with_reserved_ids(lowercased, vocabulary)
+    return tf.where(
+        is_pretrained,
+        pretrained_ids + NUM_RESERVED_IDS,
+        tf.where(trained_ids == OOV_ID, trained_ids, trained_ids + len(pretrained)),
+    )
+
+
 def repair_iob2(tags: tf.RaggedTensor) -> tf.RaggedTensor:
     """Reads IOB2 tags as conlleval does: an I-X that does not continue a B-X or I-X becomes B-X.
 
@@ -175,12 +242,7 @@ def preprocessing_fn(
     lengths = tf.cast(tokens.row_lengths(), tf.int64)  # (batch_size,)
 
     lowercased = tf.strings.lower(tokens.flat_values, encoding="utf-8")
-    token_vocabulary = tft.vocabulary(
-        lowercased,
-        frequency_threshold=_threshold(config.token_frequency_threshold),
-        vocab_filename=TOKEN_VOCABULARY_NAME,
-    )
-    token_ids = tokens.with_flat_values(_lookup_with_reserved_ids(lowercased, token_vocabulary))
+    token_ids = tokens.with_flat_values(_word_ids(lowercased, tagger_config))
 
     casings = tokens.with_flat_values(casing_ids(tokens.flat_values))
 

@@ -293,16 +293,16 @@ def export_serving_model(
 
 
 def _pretrained_embeddings(
-    model_config: ModelConfig, tf_transform_output: tft.TFTransformOutput, seed: int
+    model_config: ModelConfig, vocabulary: tuple[str, ...], seed: int
 ) -> np.ndarray | None:
-    """The word embedding matrix from `pretrained_embeddings_path`, rows in word-id order."""
+    """The word embedding matrix from `pretrained_embeddings_path`, rows in word-id order.
+
+    Args:
+        vocabulary: the words of ids `NUM_RESERVED_IDS`, ... (`preprocessing.word_vocabulary`).
+    """
     path = model_config.pretrained_embeddings_path
     if path is None:
         return None
-    vocabulary = [
-        word.decode("utf-8") if isinstance(word, bytes) else word
-        for word in tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
-    ]
     embeddings = load_embedding_matrix(
         path, vocabulary, num_reserved=preprocessing.NUM_RESERVED_IDS, seed=seed
     )
@@ -359,9 +359,8 @@ def run_fn(fn_args: Any) -> None:
     if fn_args.train_steps:
         train_dataset = train_dataset.take(fn_args.train_steps)
 
-    num_words = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
-        preprocessing.TOKEN_VOCABULARY_NAME
-    )
+    words = preprocessing.word_vocabulary(tf_transform_output, config)
+    num_words = preprocessing.NUM_RESERVED_IDS + len(words)
     num_chars = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
         preprocessing.CHAR_VOCABULARY_NAME
     )
@@ -372,16 +371,12 @@ def run_fn(fn_args: Any) -> None:
         num_chars=num_chars,
         max_length=config.preprocessing.max_length,
         max_word_length=config.preprocessing.max_word_length,
-        pretrained_word_embeddings=_pretrained_embeddings(
-            config.model, tf_transform_output, training.seed
-        ),
+        pretrained_word_embeddings=_pretrained_embeddings(config.model, words, training.seed),
         seed=training.seed,
     )
     compile_tagger(model, config.model, training)
     compatibility = compatibility_record(
-        config,
-        tf_transform_output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME),
-        tf_transform_output.vocabulary_by_name(preprocessing.CHAR_VOCABULARY_NAME),
+        config, words, tf_transform_output.vocabulary_by_name(preprocessing.CHAR_VOCABULARY_NAME)
     )
     # `base_model`: the latest blessed model when the pipeline warm-starts (else None).
     warm_start(model, compatibility, getattr(fn_args, "base_model", None))

@@ -40,7 +40,7 @@ class RunArtifacts:
 
     Attributes:
         examples_uri: ExampleGen output (`Split-train/`, `Split-eval/` gzipped TFRecords).
-        transform_graph_uri: Transform graph (its token vocabulary gives the OOV rate).
+        transform_graph_uri: Transform graph (its word ids give the OOV rate).
         candidate_model_dir: the Trainer's exported SavedModel.
         model_run_uri: the Trainer's TensorBoard logs.
         evaluation_uri: the Evaluator's output (validation result).
@@ -400,25 +400,40 @@ table.confusion td {{ font-size: 0.8em; }}
 """
 
 
+def known_words(transform_graph_uri: str, tokens: set[str]) -> set[str]:
+    """The lowercased `tokens` that the Transform graph maps to a word id other than OOV.
+
+    Asks the graph itself, so the answer holds whatever its vocabulary is made of (training
+    words, pretrained vectors' words).
+    """
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models import preprocessing
+
+    words = sorted({token.lower() for token in tokens})
+    if not words:
+        return set()
+    features = tft.TFTransformOutput(transform_graph_uri).transform_raw_features(
+        {preprocessing.TOKENS_KEY: tf.sparse.from_dense(tf.constant([[w] for w in words]))},
+        drop_unused_features=True,
+    )
+    ids = features[preprocessing.TOKEN_IDS_KEY][:, 0].numpy()
+    return {word for word, word_id in zip(words, ids) if word_id != preprocessing.OOV_ID}
+
+
 def write_run_report(connection_config, serving_dir: str, scheme: str = "iob2") -> str:
     """Builds the report of the latest run and writes it next to the pushed model.
 
     Returns:
         The path of the HTML file.
     """
-    import tensorflow_transform as tft
-
-    from models import preprocessing
-
     artifacts = latest_run_artifacts(connection_config)
     train = read_split(artifacts.examples_uri, "train")
     evaluation = read_split(artifacts.examples_uri, "eval")
-    vocabulary = {
-        word.decode("utf-8") if isinstance(word, bytes) else word
-        for word in tft.TFTransformOutput(artifacts.transform_graph_uri).vocabulary_by_name(
-            preprocessing.TOKEN_VOCABULARY_NAME
-        )
-    }
+    vocabulary = known_words(
+        artifacts.transform_graph_uri, {token for tokens, _ in evaluation for token in tokens}
+    )
     gold = [tags for _, tags in evaluation]
     sentences = [tokens for tokens, _ in evaluation]
     predicted = predict_tags(artifacts.candidate_model_dir, sentences)

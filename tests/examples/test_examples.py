@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-GLOVE = Path(os.environ.get("NER_SHARED_DIR", REPO.parent / "shared")) / "embeddings" / "glove.6B.50d" / "glove.6B.50d.txt.gz"
+GLOVE = (
+    Path(os.environ.get("NER_SHARED_DIR", REPO.parent / "shared"))
+    / "embeddings"
+    / "glove.6B.50d"
+    / "glove.6B.50d.txt.gz"
+)
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.embeddings import load_embedding_matrix
+from models.embeddings import load_embedding_matrix, vector_words
 
 GLOVE = (
     Path(os.environ.get("NER_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
@@ -38,6 +38,27 @@ def test_rows_follow_the_vocabulary(tmp_path, gzipped, header):
     np.testing.assert_array_equal(matrix[5], [1, 2])
     assert result.num_found == 3 and result.coverage == pytest.approx(0.75)
     assert np.all(np.isfinite(matrix[4])) and not np.allclose(matrix[4], 0)  # random OOV row
+
+
+def test_lowercased_vocabulary_takes_the_most_frequent_cased_vector(tmp_path):
+    # A cased file (fastText style): "paris" is not in it, "Paris" (first) and "PARIS" are.
+    path = write(tmp_path / "cased.vec", "Paris 1 1\nPARIS 2 2\nthe 3 3\n")
+    matrix = load_embedding_matrix(path, ["paris", "the"], num_reserved=1).matrix
+    np.testing.assert_array_equal(matrix[1:], [[1, 1], [3, 3]])
+
+
+@pytest.mark.parametrize("header", ["", "5 1\n"])
+def test_vector_words_are_the_first_distinct_lowercased_words(tmp_path, header):
+    path = write(tmp_path / "v.vec", header + "The 1\nthe 2\nParis 3\n, 4\nzebra 5\n", True)
+    assert vector_words(path, 3) == ("the", "paris", ",")
+    assert vector_words(path, 100) == ("the", "paris", ",", "zebra")
+    assert vector_words(path, 0) == ()
+    with pytest.raises(ValueError, match=r"Expected a non-negative integer. Received: limit=-1"):
+        vector_words(path, -1)
+    # A rewritten file is read again, not served from the cache.
+    write(tmp_path / "v.vec", "new 1\n")
+    os.utime(path, ns=(1, 1))
+    assert vector_words(path, 3) == ("new",)
 
 
 def test_ragged_file_names_file_and_line(tmp_path):

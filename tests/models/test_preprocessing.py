@@ -309,3 +309,64 @@ def test_unknown_tag_fails_naming_the_tag():
     with pytest.raises(Exception, match="B-city"):
         with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
             _ = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(fn)
+
+
+@pytest.mark.slow
+def test_pretrained_words_join_the_word_vocabulary(tmp_path):
+    # The first `pretrained_vocabulary_size` words of a vectors file take ids 2.. whether or not
+    # the training data has them; the training split's other tokens follow. Checked against a
+    # plain-Python reference on real sentences, and through the exported transform graph on
+    # words the training data never had.
+    sentences = read_sentences(SAMPLE_TRAIN, limit=120)
+    max_length, threshold, size = 12, 2, 60
+    seen = list(dict.fromkeys(t.lower() for tokens, _ in sentences for t in tokens[:max_length]))
+    # Every third training word, some cased as a cased vectors file has them, duplicates that
+    # lowercase to the same word, and words the training split never has ("zebra" within the
+    # first `size` words, "quokka" beyond them).
+    file_words = ["zebra"] + [w.capitalize() if i % 2 else w for i, w in enumerate(seen[::3])]
+    file_words = file_words[:40] + [file_words[1].upper()] + file_words[40:] + ["quokka"]
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("".join(f"{word} 0.5 -0.5\n" for word in file_words), encoding="utf-8")
+    config = custom_config(WNUT_TAGS, max_length=max_length, token_frequency_threshold=threshold,
+                           pretrained_vocabulary_size=size)  # fmt: skip
+    config["tagger"]["model"] = {"pretrained_embeddings_path": str(vectors)}
+    data = [
+        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
+        for tokens, tags in sentences
+    ]
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+        (transformed, _), transform_fn = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
+            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "output"))
+    output = tft.TFTransformOutput(str(tmp_path / "output"))
+
+    pretrained = list(dict.fromkeys(w.lower() for w in file_words))[:size]
+    assert "zebra" in pretrained and "quokka" not in pretrained
+    counts = collections.Counter(
+        token.lower() for tokens, _ in sentences for token in tokens[:max_length]
+    )
+    trained = [w.decode() for w in output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)]
+    assert set(trained) == {w for w, n in counts.items() if n >= threshold} - set(pretrained)
+    vocabulary = pretrained + trained
+    tagger_config = TaggerConfig.from_custom_config(config)
+    assert preprocessing.word_vocabulary(output, tagger_config) == tuple(vocabulary)
+
+    def word_id(token):
+        lowered = token.lower()
+        return vocabulary.index(lowered) + 2 if lowered in vocabulary else 1
+
+    for row, (tokens, _) in zip(transformed, sentences):
+        kept = tokens[:max_length]
+        expected = [word_id(t) for t in kept] + [0] * (max_length - len(kept))
+        np.testing.assert_array_equal(row["token_ids"], expected)
+
+    # At serving time (the exported graph; the vectors file is gone): unseen words.
+    vectors.unlink()
+    features = output.transform_raw_features(
+        {"tokens": tf.ragged.constant([["Zebra", "quokka", pretrained[5].upper()]]).to_sparse()},
+        drop_unused_features=True,
+    )
+    np.testing.assert_array_equal(
+        features["token_ids"][0, :3], [2 + pretrained.index("zebra"), 1, 2 + 5]
+    )

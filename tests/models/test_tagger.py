@@ -190,6 +190,10 @@ def test_tag_vocabulary_is_pad_then_sorted():
         (lambda: PreprocessingConfig(tag_names=("O", "O")), r"without duplicates"),
         (lambda: PreprocessingConfig(tag_names=("O", "[PAD]")), r"reserved '\[PAD\]'"),
         (lambda: PreprocessingConfig(tag_names=("O",), max_length=0), r"`max_length`"),
+        (
+            lambda: PreprocessingConfig(tag_names=("O",), pretrained_vocabulary_size=-1),
+            r"`pretrained_vocabulary_size`. Expected a non-negative integer",
+        ),
         (lambda: TaggerConfig.from_custom_config({}), r"Invalid value for `custom_config`"),
         (
             lambda: TaggerConfig.from_custom_config(

@@ -133,7 +133,7 @@ def trained(tmp_path_factory):
         config.model,
         tag_names=vocabulary,
         num_words=preprocessing.NUM_RESERVED_IDS
-        + transform_output.vocabulary_size_by_name(preprocessing.TOKEN_VOCABULARY_NAME),
+        + len(preprocessing.word_vocabulary(transform_output, config)),
         num_chars=preprocessing.NUM_RESERVED_IDS
         + transform_output.vocabulary_size_by_name(preprocessing.CHAR_VOCABULARY_NAME),
         max_length=MAX_LENGTH,

@@ -125,3 +125,22 @@ def test_renders_in_headless_chromium(tmp_path):
     pixels = matplotlib.image.imread(str(screenshot))
     # The figures are drawn: some rows of the page hold many non-white pixels.
     assert (pixels[..., :3] < 0.9).any(axis=2).sum(axis=1).max() > 200
+
+
+@pytest.mark.slow
+def test_known_words_asks_the_transform_graph(tmp_path):
+    # A real transform graph: "paris" seen twice (threshold 2), "obama" once, "zebra" only in the
+    # vectors file. Known: what reaches the model as a word id other than OOV.
+    from transform_fixtures import write_transformed
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("zebra 0.1 0.2\nthe 0.3 0.4\n")
+    config = {
+        "tagger": {
+            "preprocessing": {"tag_names": ["O"], "token_frequency_threshold": 2},
+            "model": {"pretrained_embeddings_path": str(vectors), "word_embedding_dim": 2},
+        }
+    }
+    write_transformed(tmp_path, [(["Paris", "obama"], ["O", "O"]), (["paris"], ["O"])], config)
+    known = report.known_words(str(tmp_path / "transform"), {"Paris", "obama", "Zebra", "THE", "x"})
+    assert known == {"paris", "zebra", "the"}
