@@ -45,6 +45,23 @@ PREDICTION_KEY = "tags"
 NO_REGRESSION_TOLERANCE = 1e-6
 
 
+class LatestArtifactIfAnyStrategy(tfx.dsl.experimental.ResolverStrategy):
+    """The latest artifact (highest id) of each input, or none when there is none yet.
+
+    For the analyzer cache: TFX's `LatestArtifactStrategy` returns None when a channel is empty,
+    which on the first run marks the resolver FAILED in ML Metadata and logs an error traceback
+    (the run goes on, Transform's `analyzer_cache` being optional). An empty list says the same
+    without the failure.
+    """
+
+    def resolve_artifacts(self, store, input_dict):
+        del store  # The inputs are already read from ML Metadata.
+        return {
+            key: sorted(artifacts, key=lambda artifact: artifact.id)[-1:]
+            for key, artifacts in input_dict.items()
+        }
+
+
 def code_fingerprint(packages=("models", "serving"), root: pathlib.Path | None = None) -> str:
     """A hash of the code Transform and Trainer import by module path.
 
@@ -153,7 +170,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         # The channel above names ExampleGen without depending on this run's ExampleGen.
         span_resolver.add_upstream_node(example_gen)
         cache_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            strategy_class=LatestArtifactIfAnyStrategy,
             cache=tfx.dsl.Channel(type=tfx.types.standard_artifacts.TransformCache),
         ).with_id("transform_cache_resolver")
         window_nodes = [span_resolver, cache_resolver]

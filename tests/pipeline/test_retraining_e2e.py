@@ -14,6 +14,9 @@ loses. Every span holds the same clean eval file: each candidate is judged on th
             its process group) once Transform has started, then run again: completes, with the
             components that had finished reused from the cache, and the serving folder holds
             only whole versions.
+
+A second test runs `--span-window 2` over three spans and checks in ML Metadata which spans
+Transform and the Trainer read, and that Transform's analyzer cache passes from run to run.
 """
 
 import os
@@ -248,3 +251,144 @@ def test_retraining_over_spans(tmp_path):
     assert again.returncode == 0
     assert b"already trained on" in again.stderr
     assert summarize(connection(config)) == fourth
+
+
+def node_executions(store, run_context, pipeline_name):
+    """{node id: execution} of one pipeline run, read from ML Metadata."""
+    node_type_id = store.get_context_type("node").id
+    result = {}
+    for execution in store.get_executions_by_context(run_context.id):
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.type_id == node_type_id:
+                result[context.name.removeprefix(pipeline_name + ".")] = execution
+    return result
+
+
+def execution_artifacts(store, execution, event_type):
+    """{key: [artifact, ...]} of one execution's input or output events."""
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type == event_type]
+    by_id = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    result = {}
+    for event in events:
+        result.setdefault(event.path.steps[0].key, []).append(by_id[event.artifact_id])
+    return {key: sorted(artifacts, key=lambda a: a.id) for key, artifacts in result.items()}
+
+
+def span_of(artifact):
+    """The span an Examples artifact was recorded with (a property of the Examples type)."""
+    if "span" in artifact.properties:
+        return artifact.properties["span"].int_value
+    return artifact.custom_properties["span"].int_value
+
+
+def source_files(examples_uri, split):
+    """The CoNLL files the tf.Examples of one split came from (`sentence_id` is `file:line`)."""
+    import tensorflow as tf
+
+    files = set()
+    paths = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    assert paths, f"no examples under {examples_uri}"
+    for record in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        sentence_id = example.features.feature["sentence_id"].bytes_list.value[0].decode()
+        files.add(sentence_id.rsplit(":", 1)[0])
+    return files
+
+
+def count_records(examples_uri, split):
+    import tensorflow as tf
+
+    paths = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    return sum(1 for _ in tf.data.TFRecordDataset(paths, compression_type="GZIP"))
+
+
+def test_span_window_trains_on_the_last_spans_and_reuses_the_analyzer_cache(tmp_path):
+    """`--span-window 2` over three spans, one real run per span (ExampleGen ingests the newest
+    span only, so each span must have been ingested by a run of its own).
+
+    Evidence independent of the pipeline's code: the span property of the Examples artifacts
+    that ML Metadata records as Transform's inputs, the CoNLL files named by the `sentence_id` of
+    the tf.Examples in those artifacts, the number of transformed training records, and the
+    TransformCache artifacts on the events of Transform's executions.
+    """
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.orchestration import metadata
+
+    rng = random.Random(11)
+    data_dir, output_dir = tmp_path / "data", tmp_path / "outputs"
+    data_dir.mkdir()
+    eval_sentences = [sentence(rng) for _ in range(10)]
+    # Different sizes: the number of transformed records tells which spans went in.
+    train_sizes = {1: 30, 2: 20, 3: 25}
+    argv = pipeline_argv(
+        data_dir, output_dir, "--span-window", "2", "--epochs", "1", "--min-entity-f1", "0"
+    )
+    for span, size in train_sizes.items():
+        write_span(data_dir, span, [sentence(rng) for _ in range(size)], eval_sentences)
+        config, _ = run(argv)
+
+    Event = metadata_store_pb2.Event
+    with metadata.Metadata(connection(config)) as handle:
+        store = handle.store
+        runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+        assert len(runs) == 3
+        executions = [node_executions(store, r, config.pipeline_name) for r in runs]
+        # No node failed, not even the cache resolver of the first run (no cache yet).
+        for run_executions in executions:
+            failed = [
+                node_id
+                for node_id, execution in run_executions.items()
+                if execution.last_known_state == metadata_store_pb2.Execution.FAILED
+            ]
+            assert not failed, failed
+        for run_executions in executions:
+            for node_id in ("ConllExampleGen", "Transform", "Trainer"):
+                state = run_executions[node_id].last_known_state
+                assert state == metadata_store_pb2.Execution.COMPLETE, (node_id, state)
+        inputs = [
+            {n: execution_artifacts(store, e, Event.INPUT) for n, e in x.items()}
+            for x in executions
+        ]  # noqa: E501
+        outputs = [
+            {n: execution_artifacts(store, e, Event.OUTPUT) for n, e in x.items()}
+            for x in executions
+        ]  # noqa: E501
+
+        # Each run's ExampleGen ingested that run's span, and only it.
+        assert [[span_of(a) for a in o["ConllExampleGen"]["examples"]] for o in outputs] == [
+            [1], [2], [3]
+        ]  # fmt: skip
+        # Transform's inputs: the spans ingested so far, at most the last two.
+        assert [sorted(span_of(a) for a in i["Transform"]["examples"]) for i in inputs] == [
+            [1], [1, 2], [2, 3]
+        ]  # fmt: skip
+        last_examples = inputs[2]["Transform"]["examples"]
+        ingested = [a.id for o in outputs[1:] for a in o["ConllExampleGen"]["examples"]]
+        assert sorted(a.id for a in last_examples) == sorted(ingested)
+        # The Trainer of the last run read what that run's Transform wrote, nothing else.
+        last_transform, last_trainer = outputs[2]["Transform"], inputs[2]["Trainer"]
+        assert [a.id for a in last_trainer["examples"]] == [
+            a.id for a in last_transform["transformed_examples"]
+        ]
+        assert [a.id for a in last_trainer["transform_graph"]] == [
+            a.id for a in last_transform["transform_graph"]
+        ]
+
+        # Run 1 produced an analyzer cache, run 2's Transform read it (and run 3's read run 2's).
+        caches = [o["Transform"]["updated_analyzer_cache"] for o in outputs]
+        assert all(len(cache) == 1 for cache in caches)
+        assert "analyzer_cache" not in inputs[0]["Transform"]
+        assert [a.id for a in inputs[1]["Transform"]["analyzer_cache"]] == [caches[0][0].id]
+        assert [a.id for a in inputs[2]["Transform"]["analyzer_cache"]] == [caches[1][0].id]
+        cache_files = [
+            os.path.join(root, name) for root, _, names in os.walk(caches[0][0].uri) for name in names
+        ]  # fmt: skip
+        assert cache_files, f"empty analyzer cache {caches[0][0].uri}"
+
+    # The files on disk agree with the span properties: the last Transform read spans 2 and 3.
+    read = set()
+    for artifact in last_examples:
+        read |= source_files(artifact.uri, "train")
+    assert {os.path.basename(os.path.dirname(path)) for path in read} == {"span-2", "span-3"}
+    transformed = sum(count_records(a.uri, "train") for a in last_transform["transformed_examples"])
+    assert transformed == train_sizes[2] + train_sizes[3]

@@ -84,3 +84,19 @@ def test_warm_start_feeds_the_latest_blessed_model(tmp_path):
     # Without resolvers (open-source KFP) there is nothing to warm-start from.
     pipeline = create_pipeline(config(tmp_path, "--warm-start", "--no-baseline"))
     assert "base_model" not in node(pipeline, "Trainer").inputs
+
+
+def test_the_analyzer_cache_resolver_gives_nothing_rather_than_failing_without_a_cache(tmp_path):
+    from pipeline.pipeline import LatestArtifactIfAnyStrategy
+
+    pipeline = create_pipeline(config(tmp_path, "--span-window", "2"))
+    cache_resolver = node(pipeline, "transform_cache_resolver")
+    assert cache_resolver.exec_properties[RESOLVER_STRATEGY_CLASS] is LatestArtifactIfAnyStrategy
+    caches = []
+    for artifact_id in (3, 7, 5):
+        cache = tfx.types.standard_artifacts.TransformCache()
+        cache.id = artifact_id
+        caches.append(cache)
+    strategy = LatestArtifactIfAnyStrategy()
+    assert strategy.resolve_artifacts(None, {"cache": []}) == {"cache": []}
+    assert [a.id for a in strategy.resolve_artifacts(None, {"cache": caches})["cache"]] == [7]
