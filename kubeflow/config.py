@@ -17,6 +17,17 @@ of the pipeline spec that `KubeflowV2DagRunner` writes (see kubeflow/README.md):
   (`--min-entity-f1`) alone.
 - `vertex`: Vertex AI Pipelines, which runs TFX's resolver executors: the Evaluator also requires
   no regression against the latest blessed model, as in the local runner.
+
+The retraining options are the local runner's flags too (`--span-window` / `NER_SPAN_WINDOW`,
+`--warm-start` / `NER_WARM_START`), refused where they cannot mean what they mean locally rather
+than silently dropped:
+
+- `warm_start` feeds the latest blessed model (the baseline resolver's output) to the Trainer:
+  `vertex` only; `oss` drops that resolver, so it is refused there.
+- `span_window` > 1 needs a `SpanRangeStrategy` resolver, which neither target can run: open-source
+  KFP runs no resolver at all, and TFX's `KubeflowV2DagRunner` compiles only
+  `LatestArtifactStrategy` and `LatestBlessedModelStrategy` resolvers (a `TypeError` from
+  `tfx/orchestration/kubeflow/v2/step_builder.py`, `_build_resolver_spec`). Refused on both.
 """
 
 from __future__ import annotations
@@ -101,6 +112,9 @@ class KubeflowConfig:
         min_entity_f1: blessing floor: the candidate's entity F1 on the eval split, in percent.
         beam_pipeline_args: Beam options of every Beam-based component.
         enable_cache: let Kubeflow reuse a component's earlier outputs when its inputs are equal.
+        span_window: as `PipelineConfig.span_window`; only 1 here (see the module docstring).
+        warm_start: as `PipelineConfig.warm_start`: the Trainer starts from the latest blessed
+            model's weights. Target `vertex` only (it needs the baseline resolver).
     """
 
     image: str
@@ -116,6 +130,8 @@ class KubeflowConfig:
     min_entity_f1: float = 1.0
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
+    span_window: int = 1
+    warm_start: bool = False
 
     def __post_init__(self):
         if not self.image or any(character.isspace() for character in self.image):
@@ -143,6 +159,34 @@ class KubeflowConfig:
                 )
         if not 0.0 <= self.min_entity_f1 <= 100.0:
             raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
+        if (
+            isinstance(self.span_window, bool)
+            or not isinstance(self.span_window, int)
+            or self.span_window < 1
+        ):
+            raise _invalid("span_window", "a positive integer", self.span_window)
+        if self.span_window != 1:
+            # Refused, not dropped: a pipeline that silently trained on the newest span only
+            # would not be the one asked for.
+            reason = (
+                "open-source KFP runs no resolver node"
+                if self.target == "oss"
+                else "TFX's KubeflowV2DagRunner compiles only LatestArtifactStrategy and "
+                "LatestBlessedModelStrategy resolvers"
+            )
+            raise _invalid(
+                "span_window",
+                f"1 for target {self.target!r}: a rolling window of spans needs a "
+                f"SpanRangeStrategy resolver, and {reason}",
+                self.span_window,
+            )
+        if self.warm_start and not self.keeps_baseline_resolver:
+            raise _invalid(
+                "warm_start",
+                f"False for target {self.target!r}: warm start reads the latest blessed model "
+                "through a resolver node, which open-source KFP cannot run (target 'vertex' can)",
+                self.warm_start,
+            )
         embeddings = self.tagger.model.pretrained_embeddings_path
         # The Trainer opens the vectors file with Python's open() inside its pod: only a file
         # baked into the image can be read there (no gs:// until models/embeddings.py reads
@@ -182,6 +226,8 @@ class KubeflowConfig:
             enable_cache=self.enable_cache,
             remote_pipeline_root=self.pipeline_root,
             remote_serving_dir=self.serving_uri,
+            span_window=self.span_window,
+            warm_start=self.warm_start,
         )
 
     @classmethod
@@ -224,6 +270,8 @@ class KubeflowConfig:
             min_entity_f1=local.min_entity_f1,
             beam_pipeline_args=tuple(shlex.split(args.beam_args)),
             enable_cache=not args.no_cache,
+            span_window=local.span_window,
+            warm_start=local.warm_start,
         )
 
 

@@ -147,3 +147,62 @@ def test_open_source_kfp_problems_on_hand_written_specs():
     assert [problem.split("'")[1] for problem in problems] == sorted(
         ["latest_blessed", "-x", "a" * 122]
     )
+
+
+def test_retraining_options_default_off():
+    config = KubeflowConfig.from_args(REQUIRED, environ={})
+    assert (config.span_window, config.warm_start) == (1, False)
+    pipeline_config = config.pipeline_config()
+    assert (pipeline_config.span_window, pipeline_config.warm_start) == (1, False)
+
+
+def test_warm_start_from_flag_or_variable_on_vertex():
+    config = KubeflowConfig.from_args(REQUIRED + ["--target", "vertex", "--warm-start"], environ={})
+    assert config.warm_start and config.pipeline_config().warm_start
+    environ = {"NER_KFP_TARGET": "vertex", "NER_WARM_START": "1", "NER_SPAN_WINDOW": "1"}
+    config = KubeflowConfig.from_args(REQUIRED, environ=environ)
+    assert config.warm_start and config.pipeline_config().warm_start
+    assert config.pipeline_config().span_window == 1
+
+
+@pytest.mark.parametrize("how", ["flag", "variable"])
+def test_warm_start_is_refused_on_open_source_kfp(how):
+    flags, environ = (["--warm-start"], {}) if how == "flag" else ([], {"NER_WARM_START": "1"})
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for `warm_start`. Expected False for target 'oss': warm start "
+        r"reads the latest blessed model through a resolver node, which open-source KFP cannot",
+    ):
+        KubeflowConfig.from_args(REQUIRED + flags, environ=environ)
+
+
+@pytest.mark.parametrize(
+    "target, reason",
+    [
+        ("oss", r"open-source KFP runs no resolver node"),
+        (
+            "vertex",
+            r"TFX.s KubeflowV2DagRunner compiles only LatestArtifactStrategy and "
+            r"LatestBlessedModelStrategy resolvers",
+        ),
+    ],
+)
+def test_span_window_is_refused_on_both_targets(target, reason):
+    flags = REQUIRED + ["--target", target, "--span-window", "2"]
+    with pytest.raises(
+        ValueError,
+        match=rf"Invalid value for `span_window`. Expected 1 for target '{target}': a rolling "
+        rf"window of spans needs a SpanRangeStrategy resolver, and {reason}\. "
+        r"Received: span_window=2",
+    ):
+        KubeflowConfig.from_args(flags, environ={})
+    with pytest.raises(ValueError, match=r"Invalid value for `span_window`. Expected 1 for"):
+        KubeflowConfig.from_args(REQUIRED + ["--target", target], {"NER_SPAN_WINDOW": "3"})
+
+
+@pytest.mark.parametrize("value", [0, True, 1.5])
+def test_bad_span_window(value):
+    base = KubeflowConfig.from_args(REQUIRED, environ={})
+    values = {field: getattr(base, field) for field in base.__dataclass_fields__}
+    with pytest.raises(ValueError, match=r"Invalid value for `span_window`. Expected a positive"):
+        KubeflowConfig(**{**values, "span_window": value})
