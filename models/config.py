@@ -118,6 +118,8 @@ class ModelConfig:
         char_kernel_size: width (in characters) of those filters.
         lstm_units: units of each direction of the BiLSTM.
         dropout: dropout rate on the token representation and on the BiLSTM output.
+        word_dropout: while training, the probability that a word id is replaced by the OOV id
+            (`models.tagger.WordDropout`), so the model learns to tag unknown words.
         output: "crf" (linear-chain CRF) or "softmax" (per-token softmax, the ablation).
         tag_scheme: tag scheme whose forbidden transitions the CRF masks ("iob2" or "bioes").
     """
@@ -131,6 +133,7 @@ class ModelConfig:
     char_kernel_size: int = 3
     lstm_units: int = 64
     dropout: float = 0.5
+    word_dropout: float = 0.0
     output: str = "crf"
     tag_scheme: str = "iob2"
 
@@ -145,6 +148,7 @@ class ModelConfig:
         ):
             _check_positive_int(name, getattr(self, name))
         _check_fraction("dropout", self.dropout)
+        _check_fraction("word_dropout", self.word_dropout)
         if self.output not in OUTPUT_LAYERS:
             raise _invalid("output", f"one of {OUTPUT_LAYERS}", self.output)
         if self.tag_scheme not in TAG_SCHEMES:

@@ -25,11 +25,47 @@ from models.preprocessing import (
     CASING_IDS_KEY,
     CASINGS,
     CHAR_IDS_KEY,
+    OOV_ID,
     TOKEN_IDS_KEY,
 )
 
 INPUT_KEYS = (TOKEN_IDS_KEY, CASING_IDS_KEY, CHAR_IDS_KEY)
 """Transformed features the model reads."""
+
+
+@keras.saving.register_keras_serializable(package="ner_tfx")
+class WordDropout(layers.Layer):
+    """While training, replaces each real word id by the OOV id with probability `rate`.
+
+    The model then learns to tag from the characters, the casing and the context when the word
+    is unknown, which is what happens to every word missing from the vocabulary at serving time
+    (the "UNK replacement" of Lample et al., 2016). Padding (id 0) is kept; inference is unchanged.
+
+    Args:
+        rate: probability of replacing a word id, in [0, 1).
+        oov_id: the id that replaces it.
+        seed: seed of the replacement draws.
+    """
+
+    def __init__(self, rate: float, oov_id: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.oov_id = oov_id
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=None):
+        if not training or self.rate == 0:
+            return ids
+        draws = keras.random.uniform(ops.shape(ids), seed=self.seed_generator)
+        replace = ops.logical_and(ops.less(draws, self.rate), ops.greater(ids, 0))
+        return ops.where(replace, ops.full_like(ids, self.oov_id), ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id, "seed": self.seed}
 
 
 def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
@@ -108,6 +144,11 @@ def build_tagger(
     # BiLSTM and the CRF: Keras 3's Concatenate merges a masked and an unmasked input into an
     # all-True mask (and fails to trace it with an unknown batch size).
     mask = ops.greater(token_ids, 0)  # (batch_size, max_length)
+    word_ids = token_ids
+    if config.word_dropout > 0:
+        word_ids = WordDropout(config.word_dropout, OOV_ID, seed=seed, name="word_dropout")(
+            word_ids
+        )
     words = layers.Embedding(
         num_words,
         config.word_embedding_dim,
@@ -118,7 +159,7 @@ def build_tagger(
             else "uniform"
         ),
         name="word_embedding",
-    )(token_ids)
+    )(word_ids)
     casings = layers.Embedding(len(CASINGS), config.casing_embedding_dim, name="casing_embedding")(
         casing_ids
     )

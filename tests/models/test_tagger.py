@@ -206,3 +206,32 @@ def test_tag_vocabulary_is_pad_then_sorted():
 def test_config_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_word_dropout_replaces_real_words_at_the_rate_while_training_only():
+    from models.tagger import WordDropout
+
+    ids = np.tile(np.array([[5, 7, 9, 0, 0]], np.int64), (4000, 1))
+    layer = WordDropout(0.25, oov_id=1, seed=3)
+    dropped = np.asarray(layer(ids, training=True))
+    real = ids > 0
+    replaced = (dropped == 1) & real
+    # 12,000 real ids: the share replaced is within 4 standard deviations of the rate.
+    assert abs(replaced[real].mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / real.sum())
+    np.testing.assert_array_equal(dropped[~replaced], ids[~replaced])  # the others, padding too
+    np.testing.assert_array_equal(np.asarray(layer(ids, training=False)), ids)
+    clone = WordDropout.from_config(layer.get_config())
+    assert (clone.rate, clone.oov_id, clone.seed) == (0.25, 1, 3)
+
+
+def test_model_with_word_dropout_trains_saves_and_predicts_deterministically(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build("crf", word_dropout=0.5)
+    tagger.compile_tagger(model, ModelConfig(word_dropout=0.5, **SMALL), TrainingConfig())
+    inputs, tag_ids, _ = random_batch(0)
+    model.train_on_batch(inputs, tag_ids)
+    first = np.asarray(model.predict(inputs, verbose=0))
+    np.testing.assert_array_equal(np.asarray(model.predict(inputs, verbose=0)), first)
+    model.save(tmp_path / "tagger.keras")
+    loaded = keras.saving.load_model(tmp_path / "tagger.keras")
+    np.testing.assert_allclose(np.asarray(loaded.predict(inputs, verbose=0)), first, atol=1e-5)
