@@ -1,59 +1,69 @@
-"""Warm start: begin training from the weights of a previous model when they still fit.
+"""Warm start: begin training from the weights of a previous model, matching embedding rows by word.
 
 The Trainer's `base_model` (the latest blessed model, see `pipeline.pipeline`) is a Model artifact
 whose `Format-Serving/` folder is what the Pusher publishes. Reading Keras weights back out of that
 SavedModel (a `tf.Module` holding the TFT graph and the Keras 3 model) would tie this to the
 export's layout, so `run_fn` also writes, beside `Format-Serving/` and never pushed:
 
-    <model artifact>/warm_start/tagger.weights.h5      the Keras 3 weights
+    <model artifact>/warm_start/weights.npz            every weight, keyed by its variable path
     <model artifact>/warm_start/compatibility.json     what the weights depend on
 
-The weights are reused only if `compatibility.json` is equal: the word and character
-vocabularies (the rows of the embedding matrices; a new span usually brings new words, so
-the rows would mean other words), the tag vocabulary, the model configuration and the sizes. Else
-the model trains from its fresh initialisation and the reason is logged.
+A new span of data usually brings new words and changes the frequency order of the vocabulary,
+so the rows of the word and character embeddings are matched by word (and by character), not by
+id: a word both models know starts from the base model's row, a new word from its fresh
+initialisation (its pretrained vector, if any). Everything else in the record (the tag
+vocabulary, the model configuration, the sizes) must be equal; if not, the model trains from its
+fresh initialisation and the reason is logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import io
 import json
 import os
+from collections.abc import Mapping, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 WARM_START_DIR = "warm_start"
-WEIGHTS_FILE = "tagger.weights.h5"
+WEIGHTS_FILE = "weights.npz"
 COMPATIBILITY_FILE = "compatibility.json"
+VOCABULARIES_KEY = "vocabularies"
+WORD_EMBEDDING = "word_embedding"
+CHAR_EMBEDDING = "char_embedding"
+"""Names of the tagger's embedding layers (`models.tagger`) whose rows are matched by word."""
 
 
-def vocabulary_fingerprint(words) -> str:
-    """SHA-256 of a vocabulary, in id order (bytes or str entries)."""
-    digest = hashlib.sha256()
-    for word in words:
-        digest.update(word if isinstance(word, bytes) else word.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def compatibility_record(tagger_config, token_vocabulary, char_vocabulary) -> dict:
-    """What a model's weights depend on: two models with equal records have the same shapes
-    and the same meaning of every embedding row and tag id.
+def compatibility_record(
+    tagger_config, token_vocabulary: Sequence, char_vocabulary: Sequence
+) -> dict:
+    """What a model's weights depend on.
 
     Args:
         tagger_config: `models.config.TaggerConfig`.
-        token_vocabulary: the word vocabulary in id order (Transform's output).
-        char_vocabulary: the character vocabulary in id order.
+        token_vocabulary: the words of the word embedding's rows after the reserved ones (padding,
+            OOV), in id order (`models.preprocessing.word_vocabulary`).
+        char_vocabulary: the same for the character embedding.
+    Returns:
+        A JSON-serialisable dict. Two models whose records are equal except for `vocabularies`
+        have the same weight shapes (the embeddings aside) and the same meaning of every tag id.
     """
     model = dataclasses.asdict(tagger_config.model)
     # The embeddings file only initialises the weights: the weights themselves replace it.
     model.pop("pretrained_embeddings_path", None)
+
+    def text(items):
+        return [item.decode("utf-8") if isinstance(item, bytes) else item for item in items]
+
     return {
-        "token_vocabulary": vocabulary_fingerprint(token_vocabulary),
-        "char_vocabulary": vocabulary_fingerprint(char_vocabulary),
+        VOCABULARIES_KEY: {
+            WORD_EMBEDDING: text(token_vocabulary),
+            CHAR_EMBEDDING: text(char_vocabulary),
+        },
         "tag_vocabulary": list(tagger_config.preprocessing.tag_vocabulary),
         "max_length": tagger_config.preprocessing.max_length,
         "max_word_length": tagger_config.preprocessing.max_word_length,
@@ -75,42 +85,102 @@ def save_warm_start_state(model: keras.Model, record: dict, serving_model_dir: s
     """
     directory = os.path.join(model_artifact_dir(serving_model_dir), WARM_START_DIR)
     tf.io.gfile.makedirs(directory)
-    model.save_weights(os.path.join(directory, WEIGHTS_FILE))
+    weights = {variable.path: np.asarray(variable) for variable in model.weights}
+    if len(weights) != len(model.weights):
+        raise ValueError(f"Weights of {model.name} with the same path: cannot key them by path.")
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)
+    with tf.io.gfile.GFile(os.path.join(directory, WEIGHTS_FILE), "wb") as file:
+        file.write(buffer.getvalue())
     with tf.io.gfile.GFile(os.path.join(directory, COMPATIBILITY_FILE), "w") as file:
-        json.dump(record, file, indent=1, sort_keys=True)
+        json.dump(record, file, sort_keys=True)
     return directory
 
 
+def _rows_by_item(
+    base: np.ndarray, fresh: np.ndarray, base_items: Sequence[str], items: Sequence[str]
+) -> tuple[np.ndarray, int]:
+    """`fresh` with the base's rows for the items both vocabularies have; (value, rows reused).
+
+    The leading rows that are not items (padding, OOV) are the base's.
+    """
+    reserved = fresh.shape[0] - len(items)
+    if base.shape[0] - len(base_items) != reserved or base.shape[1:] != fresh.shape[1:]:
+        raise ValueError("reserved rows or row size differ")
+    value = fresh.copy()
+    value[:reserved] = base[:reserved]
+    base_rows = {item: reserved + row for row, item in enumerate(base_items)}
+    new_rows, old_rows = [], []
+    for row, item in enumerate(items):
+        if item in base_rows:
+            new_rows.append(reserved + row)
+            old_rows.append(base_rows[item])
+    value[new_rows] = base[old_rows]
+    return value, len(new_rows)
+
+
 def warm_start(model: keras.Model, record: dict, base_model: str | None) -> str | None:
-    """Loads the base model's weights into `model` if their compatibility records are equal.
+    """Loads the base model's weights into `model` when their compatibility records allow it.
 
     Args:
         model: the freshly built tagger.
         record: `compatibility_record` of this run.
         base_model: `fn_args.base_model` (the base model's `Format-Serving` folder), or None.
     Returns:
-        None if the weights were loaded, else why not (a sentence, also logged).
+        None if the weights were loaded (all of them, or none: never a mix), else why not (a
+        sentence, also logged).
     """
-    if not base_model:
-        reason = "no base model (no blessed model yet, or warm start disabled)"
-    else:
-        directory = os.path.join(model_artifact_dir(base_model), WARM_START_DIR)
-        compatibility_path = os.path.join(directory, COMPATIBILITY_FILE)
-        if not tf.io.gfile.exists(compatibility_path):
-            reason = f"the base model has no warm-start weights ({compatibility_path} missing)"
-        else:
-            with tf.io.gfile.GFile(compatibility_path) as file:
-                base_record = json.load(file)
-            changed = sorted(
-                key
-                for key in set(record) | set(base_record)
-                if record.get(key) != base_record.get(key)
-            )
-            if changed:
-                reason = f"changed since the base model: {', '.join(changed)}"
-            else:
-                model.load_weights(os.path.join(directory, WEIGHTS_FILE))
-                logging.info("Trainer: warm start from the weights of %s", base_model)
-                return None
-    logging.info("Trainer: no warm start, training from scratch: %s.", reason)
+    reason = _warm_start(model, record, base_model)
+    if reason:
+        logging.info("Trainer: no warm start, training from scratch: %s.", reason)
     return reason
+
+
+def _warm_start(model: keras.Model, record: dict, base_model: str | None) -> str | None:
+    if not base_model:
+        return "no base model (no blessed model yet, or warm start disabled)"
+    directory = os.path.join(model_artifact_dir(base_model), WARM_START_DIR)
+    compatibility_path = os.path.join(directory, COMPATIBILITY_FILE)
+    weights_path = os.path.join(directory, WEIGHTS_FILE)
+    if not (tf.io.gfile.exists(compatibility_path) and tf.io.gfile.exists(weights_path)):
+        return f"the base model has no warm-start weights ({weights_path} missing)"
+    with tf.io.gfile.GFile(compatibility_path) as file:
+        base_record = json.load(file)
+    changed = sorted(
+        key
+        for key in (set(record) | set(base_record)) - {VOCABULARIES_KEY}
+        if record.get(key) != base_record.get(key)
+    )
+    if changed:
+        return f"changed since the base model: {', '.join(changed)}"
+    with tf.io.gfile.GFile(weights_path, "rb") as file:
+        base_weights = dict(np.load(io.BytesIO(file.read())))
+    vocabularies: Mapping[str, Sequence[str]] = record.get(VOCABULARIES_KEY, {})
+    base_vocabularies = base_record.get(VOCABULARIES_KEY, {})
+    values, reused = [], []
+    for variable in model.weights:
+        base = base_weights.get(variable.path)
+        if base is None:
+            return f"the base model has no weight {variable.path}"
+        layer = variable.path.split("/")[0]
+        if layer in vocabularies and variable.path == f"{layer}/embeddings":
+            try:
+                value, count = _rows_by_item(
+                    base, np.asarray(variable), base_vocabularies[layer], vocabularies[layer]
+                )
+            except (KeyError, ValueError):
+                return f"the rows of {variable.path} cannot be matched to the base model's"
+            reused.append(f"{count} of {len(vocabularies[layer])} {layer} rows")
+        elif base.shape != tuple(variable.shape):
+            return f"{variable.path} has shape {tuple(variable.shape)}, the base's {base.shape}"
+        else:
+            value = base
+        values.append(value)
+    for variable, value in zip(model.weights, values):
+        variable.assign(value)
+    logging.info(
+        "Trainer: warm start from the weights of %s (%s reused by word)",
+        base_model,
+        ", ".join(reused) or "no embedding",
+    )
+    return None

@@ -1,4 +1,5 @@
-"""Warm start: weights reused only when the compatibility records are equal, else a reason."""
+"""Warm start: the base model's weights, embedding rows matched by word; else a reason and nothing
+loaded."""
 
 import dataclasses
 import os
@@ -16,83 +17,127 @@ from models.warm_start import (
 )
 
 CONFIG = TaggerConfig(preprocessing=PreprocessingConfig(tag_names=("O", "B-person", "I-person")))
-TOKENS = ["[PAD]", "[OOV]", "paris", "alice"]
-CHARS = ["[PAD]", "[OOV]", "a", "p"]
+WORDS = ["paris", "alice"]  # ids 2 and 3: 0 is padding, 1 OOV
+CHARS = ["a", "p"]
 
 
-def small_model(seed):
+def small_model(seed, num_words=4, num_chars=4):
+    """The tagger's embedding layer names (rows matched by word) and a dense layer."""
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((3,), dtype="int32")
-    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Embedding(4, 2)(inputs)))
-    return keras.Model(inputs, outputs)
+    words = keras.Input((3,), dtype="int32")
+    chars = keras.Input((3,), dtype="int32")
+    embedded = keras.layers.Concatenate()(
+        [
+            keras.layers.Embedding(num_words, 2, name="word_embedding")(words),
+            keras.layers.Embedding(num_chars, 2, name="char_embedding")(chars),
+        ]
+    )
+    outputs = keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(embedded))
+    return keras.Model([words, chars], outputs)
 
 
-def saved_base(tmp_path, record):
+def saved_base(tmp_path, record, **sizes):
     """A trained-model stand-in saved as run_fn saves it; returns (model, base_model path)."""
-    model = small_model(seed=1)
+    model = small_model(seed=1, **sizes)
     serving = str(tmp_path / "base_model" / "Format-Serving")
     directory = save_warm_start_state(model, record, serving)
     assert directory == str(tmp_path / "base_model" / WARM_START_DIR)
     return model, serving
 
 
-def weights_equal(first, second):
-    return all(
-        np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights(), strict=True)
-    )
+def weights(model):
+    return {variable.path: np.array(variable) for variable in model.weights}
 
 
 def test_same_vocabularies_load_the_base_weights(tmp_path):
-    record = compatibility_record(CONFIG, TOKENS, CHARS)
-    base, serving = saved_base(tmp_path, record)
+    base, serving = saved_base(tmp_path, compatibility_record(CONFIG, WORDS, CHARS))
     fresh = small_model(seed=2)
-    assert not weights_equal(base, fresh)
     assert (
-        warm_start(fresh, compatibility_record(CONFIG, list(TOKENS), list(CHARS)), serving) is None
+        warm_start(fresh, compatibility_record(CONFIG, list(WORDS), list(CHARS)), serving) is None
     )
-    assert weights_equal(base, fresh)
+    for path, value in weights(base).items():
+        np.testing.assert_array_equal(weights(fresh)[path], value, err_msg=path)
+
+
+def test_rows_follow_the_words_when_the_vocabularies_change(tmp_path):
+    # New data: "alice" is now more frequent than "paris" (other ids), "lima" is new, and a new
+    # character "z" joins the character vocabulary.
+    base, serving = saved_base(tmp_path, compatibility_record(CONFIG, WORDS, CHARS))
+    words, chars = ["alice", "lima", "paris"], ["z", "a", "p"]
+    fresh = small_model(seed=2, num_words=5, num_chars=5)
+    initial = weights(fresh)
+    assert warm_start(fresh, compatibility_record(CONFIG, words, chars), serving) is None
+    old, new = weights(base), weights(fresh)
+    np.testing.assert_array_equal(new["dense/kernel"], old["dense/kernel"])
+    word_rows, old_words = new["word_embedding/embeddings"], old["word_embedding/embeddings"]
+    np.testing.assert_array_equal(word_rows[:2], old_words[:2])  # padding, OOV
+    np.testing.assert_array_equal(word_rows[2], old_words[3])  # alice
+    np.testing.assert_array_equal(word_rows[4], old_words[2])  # paris
+    np.testing.assert_array_equal(word_rows[3], initial["word_embedding/embeddings"][3])  # lima
+    char_rows, old_chars = new["char_embedding/embeddings"], old["char_embedding/embeddings"]
+    np.testing.assert_array_equal(char_rows[2], initial["char_embedding/embeddings"][2])  # z
+    np.testing.assert_array_equal(char_rows[3:], old_chars[2:])  # a, p
 
 
 @pytest.mark.parametrize(
-    "tokens, chars, config, changed",
+    "config, changed",
     [
-        (TOKENS + ["lima"], CHARS, CONFIG, "token_vocabulary"),
-        # Same words, other ids: the embedding rows would mean other words.
-        (TOKENS[:2] + TOKENS[:1:-1], CHARS, CONFIG, "token_vocabulary"),
-        (TOKENS, CHARS + ["z"], CONFIG, "char_vocabulary"),
+        (dataclasses.replace(CONFIG, model=ModelConfig(lstm_units=3)), "model"),
         (
-            TOKENS,
-            CHARS,
-            dataclasses.replace(CONFIG, model=ModelConfig(lstm_units=3)),
-            "model",
-        ),
-        (
-            TOKENS,
-            CHARS,
             dataclasses.replace(
                 CONFIG, preprocessing=PreprocessingConfig(tag_names=("O", "B-person"))
             ),
             "tag_vocabulary",
         ),
+        (
+            dataclasses.replace(
+                CONFIG, preprocessing=dataclasses.replace(CONFIG.preprocessing, max_length=9)
+            ),
+            "max_length",
+        ),
     ],
 )
-def test_a_change_skips_the_warm_start_and_names_it(tmp_path, tokens, chars, config, changed):
-    base, serving = saved_base(tmp_path, compatibility_record(CONFIG, TOKENS, CHARS))
+def test_a_change_skips_the_warm_start_and_names_it(tmp_path, config, changed):
+    _, serving = saved_base(tmp_path, compatibility_record(CONFIG, WORDS, CHARS))
     fresh = small_model(seed=2)
-    before = fresh.get_weights()
-    reason = warm_start(fresh, compatibility_record(config, tokens, chars), serving)
+    before = weights(fresh)
+    reason = warm_start(fresh, compatibility_record(config, WORDS, CHARS), serving)
     assert reason == f"changed since the base model: {changed}"
-    assert all(np.array_equal(a, b) for a, b in zip(before, fresh.get_weights()))
+    for path, value in weights(fresh).items():
+        np.testing.assert_array_equal(value, before[path])
+
+
+def test_other_shapes_load_nothing(tmp_path):
+    # A record that does not describe the saved weights (a dense layer of another size): no
+    # weight is loaded, not even the ones that would fit.
+    _, serving = saved_base(tmp_path, compatibility_record(CONFIG, WORDS, CHARS))
+    keras.utils.set_random_seed(2)
+    words = keras.Input((3,), dtype="int32")
+    chars = keras.Input((3,), dtype="int32")
+    embedded = keras.layers.Concatenate()(
+        [
+            keras.layers.Embedding(4, 2, name="word_embedding")(words),
+            keras.layers.Embedding(4, 2, name="char_embedding")(chars),
+        ]
+    )
+    other = keras.Model(
+        [words, chars], keras.layers.Dense(3, name="dense")(keras.layers.Flatten()(embedded))
+    )
+    before = weights(other)
+    reason = warm_start(other, compatibility_record(CONFIG, WORDS, CHARS), serving)
+    assert reason.startswith("dense/kernel has shape (12, 3)")
+    for path, value in weights(other).items():
+        np.testing.assert_array_equal(value, before[path])
 
 
 def test_pretrained_embeddings_path_does_not_matter(tmp_path):
-    _, serving = saved_base(tmp_path, compatibility_record(CONFIG, TOKENS, CHARS))
+    _, serving = saved_base(tmp_path, compatibility_record(CONFIG, WORDS, CHARS))
     other = dataclasses.replace(CONFIG, model=ModelConfig(pretrained_embeddings_path="/x.txt"))
-    assert warm_start(small_model(2), compatibility_record(other, TOKENS, CHARS), serving) is None
+    assert warm_start(small_model(2), compatibility_record(other, WORDS, CHARS), serving) is None
 
 
 def test_no_base_model_or_no_saved_weights(tmp_path):
-    record = compatibility_record(CONFIG, TOKENS, CHARS)
+    record = compatibility_record(CONFIG, WORDS, CHARS)
     assert warm_start(small_model(2), record, None).startswith("no base model")
     serving = str(tmp_path / "old_model" / "Format-Serving")
     os.makedirs(serving)
