@@ -1,5 +1,7 @@
-"""The scheduler without TFX runs: span discovery, the flock, and when a span is recorded."""
+"""The scheduler: span discovery, the flock, when a span is recorded, and bounded retries (the
+last test with real, failing child runs)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,7 +11,7 @@ import time
 import pytest
 
 from pipeline import scheduler
-from pipeline.config import PipelineConfig
+from pipeline.config import REPOSITORY_ROOT, PipelineConfig
 
 TRAIN = "span-{SPAN}/train.conll"
 EVAL = "span-{SPAN}/eval.conll"
@@ -135,3 +137,145 @@ def test_child_run_keeps_the_lock_after_the_scheduler_dies(tmp_path):
 def test_main_refuses_patterns_without_span(tmp_path):
     with pytest.raises(ValueError, match="Expected patterns holding"):
         scheduler.main(["--once", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path)])
+
+
+def test_a_span_that_keeps_failing_is_given_up_after_max_attempts(tmp_path, caplog):
+    """The counting and skipping, with `runner` standing in for the child run (exit statuses
+    chosen here) so that it takes milliseconds; the test below runs real failing children."""
+    cfg = config(tmp_path)
+    paths = scheduler.SchedulerPaths.for_config(cfg)
+    calls = []
+
+    def runner(status):
+        def run(argv, pass_fds):
+            calls.append(status)
+            return status
+
+        return run
+
+    for span in (1, 2):
+        touch(tmp_path / "data" / f"span-{span}" / "train.conll")
+        touch(tmp_path / "data" / f"span-{span}" / "eval.conll")
+    assert scheduler.tick(cfg, [], runner(0)) == 0
+    assert scheduler.read_last_span(paths) == 2
+    touch(tmp_path / "data" / "span-3" / "train.conll")
+    touch(tmp_path / "data" / "span-3" / "eval.conll")
+    assert scheduler.tick(cfg, [], runner(2)) == 2
+    assert scheduler.read_failure(paths, 3)["status"] == "retrying"
+    assert scheduler.tick(cfg, [], runner(-9)) == -9  # killed by a signal: an attempt too
+    assert scheduler.read_failure(paths, 3)["attempts"] == 2
+    with caplog.at_level("ERROR", logger="pipeline.scheduler"):
+        assert scheduler.tick(cfg, [], runner(1)) == 1
+    assert "failed 3 times (last exit status 1): giving up" in caplog.text
+    assert calls == [0, 2, -9, 1]
+    # Read back from the file itself.
+    with open(paths.state_path, encoding="utf-8") as file:
+        state = json.load(file)
+    assert state["last_span"] == 2
+    record = state["failures"]["3"]
+    assert (record["attempts"], record["last_exit_status"], record["status"]) == (3, 1, "failed")
+    # Given up: later checks run nothing.
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="pipeline.scheduler"):
+        assert scheduler.tick(cfg, [], runner(0)) == 0
+    assert "Span 3 failed 3 times" in caplog.text and "not retried" in caplog.text
+    assert calls == [0, 2, -9, 1]
+    # Deleting the span's record gives it new attempts; success forgets the failures.
+    del state["failures"]["3"]
+    scheduler.write_state(paths, state)
+    assert scheduler.tick(cfg, [], runner(0)) == 0
+    assert calls == [0, 2, -9, 1, 0]
+    assert scheduler.read_state(paths).keys() == {"last_span", "finished_at"}
+    assert scheduler.read_last_span(paths) == 3
+
+
+def test_a_newer_span_is_trained_after_a_failed_one(tmp_path):
+    cfg = config(tmp_path)
+    paths = scheduler.SchedulerPaths.for_config(cfg)
+    touch(tmp_path / "data" / "span-1" / "train.conll")
+    touch(tmp_path / "data" / "span-1" / "eval.conll")
+    assert scheduler.tick(cfg, [], lambda argv, fds: 1, max_attempts=1) == 1
+    assert scheduler.read_failure(paths, 1)["status"] == "failed"
+    touch(tmp_path / "data" / "span-2" / "train.conll")
+    touch(tmp_path / "data" / "span-2" / "eval.conll")
+    assert scheduler.tick(cfg, [], lambda argv, fds: 0, max_attempts=1) == 0
+    assert scheduler.read_last_span(paths) == 2
+    # The failed span's record stays, as history; it is older than the last trained span.
+    assert scheduler.read_failure(paths, 1)["status"] == "failed"
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.5])
+def test_bad_max_attempts(tmp_path, value):
+    with pytest.raises(ValueError, match=r"Invalid value for `max_attempts`. Expected a positive"):
+        scheduler.tick(config(tmp_path), [], lambda argv, fds: 0, max_attempts=value)
+
+
+def write_bad_span(data, span):
+    """A span whose training file has a line without a tag: ConllExampleGen stops the run."""
+    (data / f"span-{span}").mkdir(parents=True)
+    (data / f"span-{span}" / "train.conll").write_text("Paris\tB-location\nvisited\n\n")
+    (data / f"span-{span}" / "eval.conll").write_text("Paris\tB-location\n\n")
+
+
+@pytest.mark.slow
+def test_real_runs_that_keep_failing_are_given_up(tmp_path):
+    """`python -m pipeline.scheduler --once` with real child runs (`pipeline.local_runner`) that
+    fail on bad data, and ML Metadata's records of those runs as evidence of what ran."""
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.orchestration import metadata
+
+    cfg = config(tmp_path)
+    paths = scheduler.SchedulerPaths.for_config(cfg)
+    environment = {**os.environ, "PYTHONPATH": REPOSITORY_ROOT}
+    command = [
+        sys.executable, "-m", "pipeline.scheduler", "--once", "--max-attempts", "2",
+        "--data-dir", cfg.data_dir, "--output-dir", cfg.output_dir,
+        "--train-pattern", TRAIN, "--eval-pattern", EVAL,
+    ]  # fmt: skip
+
+    def check():
+        return subprocess.run(
+            command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600
+        )
+
+    def failed_example_gen_runs():
+        """Failed ConllExampleGen executions, from the pipeline's metadata store."""
+        connection = metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+        with metadata.Metadata(connection) as handle:
+            return sum(
+                execution.last_known_state == metadata_store_pb2.Execution.FAILED
+                for execution in handle.store.get_executions()
+            )
+
+    write_bad_span(tmp_path / "data", 1)
+    first = check()
+    assert first.returncode != 0, first.stderr[-2000:]
+    assert "span-1/train.conll:2: " in first.stderr  # the child's ConllFormatError, file:line
+    record = scheduler.read_failure(paths, 1)
+    assert record["status"] == "retrying" and record["attempts"] == 1
+    assert record["last_exit_status"] == first.returncode
+    assert failed_example_gen_runs() == 1
+
+    second = check()
+    assert second.returncode == first.returncode
+    assert "failed 2 times" in second.stderr and "giving up" in second.stderr
+    record = scheduler.read_failure(paths, 1)
+    assert (record["status"], record["attempts"]) == ("failed", 2)
+    assert failed_example_gen_runs() == 2
+
+    # Given up: the check starts no run.
+    third = check()
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert "not retried until a newer span appears" in third.stderr
+    assert failed_example_gen_runs() == 2
+    assert scheduler.read_failure(paths, 1)["attempts"] == 2
+
+    # A newer span is run (failing too here: what matters is that it ran).
+    write_bad_span(tmp_path / "data", 2)
+    fourth = check()
+    assert fourth.returncode == first.returncode
+    assert "span-2/train.conll:2: " in fourth.stderr
+    assert failed_example_gen_runs() == 3
+    assert scheduler.read_failure(paths, 2)["attempts"] == 1
+    assert scheduler.read_failure(paths, 1)["status"] == "failed"
+    assert scheduler.read_last_span(paths) is None
