@@ -97,8 +97,9 @@ class PipelineConfig:
             ExampleGen's outputs feeding Transform, which then reuses its analyzer cache for the
             spans it has already analysed). Needs `baseline` (resolver nodes).
         warm_start: initialise the Trainer from the latest blessed model's weights (the baseline
-            resolver's model as the Trainer's `base_model`) when the vocabularies and the
-            architecture are unchanged; otherwise train from scratch and log why. Off by
+            resolver's model as the Trainer's `base_model`), embedding rows matched by word,
+            when the tags and the architecture are unchanged; otherwise train from scratch and
+            log why (`models.warm_start`). Off by
             default: the base model changes with every blessing, so the Trainer is never reused
             from the cache. Ignored without `baseline`.
     """
@@ -283,7 +284,7 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--warm-start",
         action="store_true",
         default=environ.get("NER_WARM_START", "") not in ("", "0", "false"),
-        help="start training from the latest blessed model's weights when the vocabularies are "
-        "unchanged ($NER_WARM_START)",
+        help="start training from the latest blessed model's weights, embedding rows matched by "
+        "word ($NER_WARM_START)",
     )
     return parser
