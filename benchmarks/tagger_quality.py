@@ -275,14 +275,7 @@ def train_and_score(
     dev_dataset = dataset("dev", shuffle=False)
     history = keras.callbacks.History()
     callbacks = [
-        run_fn.EntityF1Callback(dev_dataset, vocabulary, output, model_config.tag_scheme),
-        keras.callbacks.EarlyStopping(
-            monitor="val_entity_f1",
-            mode="max",
-            patience=training.early_stopping_patience,
-            start_from_epoch=training.early_stopping_start_epoch,
-            restore_best_weights=True,
-        ),
+        *run_fn.training_callbacks(dev_dataset, dataclasses.replace(config, training=training)),
         EpochPrinter(setting, seed),
         history,
     ]

@@ -112,6 +112,10 @@ class ModelConfig:
             gzipped) whose vectors initialise the rows of known words; its vector size must equal
             `word_embedding_dim`.
         trainable_word_embeddings: whether the word embedding is fine-tuned.
+        frozen_pretrained_channel: with pretrained vectors, also give the BiLSTM a second, frozen
+            copy of them, so that words seen in training (whose fine-tuned rows drift) and words
+            never seen (whose rows stay pretrained) still meet in one space (the multi-channel
+            input of Aguilar et al., 2017).
         casing_embedding_dim: size of the casing-class embedding.
         char_embedding_dim: size of the character embedding of the character CNN.
         char_filters: number of convolution filters of the character CNN.
@@ -127,6 +131,7 @@ class ModelConfig:
     word_embedding_dim: int = 50
     pretrained_embeddings_path: str | None = None
     trainable_word_embeddings: bool = True
+    frozen_pretrained_channel: bool = False
     casing_embedding_dim: int = 8
     char_embedding_dim: int = 25
     char_filters: int = 30
@@ -171,7 +176,9 @@ class TrainingConfig:
     Attributes:
         batch_size: sentences per training step.
         epochs: maximum number of passes over the training split.
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate (of the first epoch).
+        learning_rate_decay: the learning rate of epoch e (from 0) is
+            `learning_rate / (1 + learning_rate_decay * e)` (Ma & Hovy, 2016); 0 keeps it constant.
         clipnorm: gradients are clipped to this global norm (Pascanu et al., 2013).
         early_stopping_patience: epochs without improvement of the entity F1 on the eval split
             before training stops; the best epoch's weights are kept.
@@ -184,6 +191,7 @@ class TrainingConfig:
     batch_size: int = 32
     epochs: int = 15
     learning_rate: float = 1e-2
+    learning_rate_decay: float = 0.0
     clipnorm: float = 5.0
     early_stopping_patience: int = 4
     early_stopping_start_epoch: int = 3
@@ -194,6 +202,12 @@ class TrainingConfig:
         for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
             _check_positive_int(name, getattr(self, name))
         _check_non_negative_int("early_stopping_start_epoch", self.early_stopping_start_epoch)
+        if (
+            isinstance(self.learning_rate_decay, bool)
+            or not isinstance(self.learning_rate_decay, (int, float))
+            or self.learning_rate_decay < 0
+        ):
+            raise _invalid("learning_rate_decay", "a non-negative number", self.learning_rate_decay)
         for name in ("learning_rate", "clipnorm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

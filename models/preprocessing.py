@@ -128,12 +128,39 @@ def word_vocabulary(
 
     The pretrained words (`pretrained_words`), then the transform output's `token_vocabulary`
     (training tokens that are not among them). The model has `NUM_RESERVED_IDS + len(...)` rows.
+
+    Raises:
+        ValueError: if the transform graph was built with other pretrained words (another
+            vectors file or `pretrained_vocabulary_size` in Transform's configuration than in
+            `config`): the rows would then belong to other words.
     """
     trained = tuple(
         word.decode("utf-8") if isinstance(word, bytes) else word
         for word in tf_transform_output.vocabulary_by_name(TOKEN_VOCABULARY_NAME)
     )
-    return pretrained_words(config) + trained
+    pretrained = pretrained_words(config)
+    # Ask the graph: the first and last pretrained words and the first trained word must get
+    # the ids this vocabulary gives them.
+    vocabulary = pretrained + trained
+    positions = sorted({0, len(pretrained) - 1, len(pretrained)} & set(range(len(vocabulary))))
+    if positions:
+        probes = [vocabulary[position] for position in positions]
+        expected = [NUM_RESERVED_IDS + position for position in positions]
+        features = tf_transform_output.transform_raw_features(
+            {TOKENS_KEY: tf.sparse.from_dense(tf.constant([[word] for word in probes]))},
+            drop_unused_features=True,
+        )
+        found = [int(i) for i in features[TOKEN_IDS_KEY][:, 0].numpy()]
+        if found != expected:
+            raise ValueError(
+                "The transform graph was built with other pretrained words than "
+                f"model.pretrained_embeddings_path={config.model.pretrained_embeddings_path!r} "
+                "and preprocessing.pretrained_vocabulary_size="
+                f"{config.preprocessing.pretrained_vocabulary_size} give ({len(pretrained)} "
+                f"words): ids {found} for {probes}, expected {expected}. Transform and Trainer "
+                "need the same configuration and the same vectors file."
+            )
+    return vocabulary
 
 
 def _word_ids(lowercased: tf.Tensor, config: TaggerConfig) -> tf.Tensor:

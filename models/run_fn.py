@@ -113,6 +113,39 @@ class EntityF1Callback(keras.callbacks.Callback):
             logs["val_entity_f1"] = scores.f1
 
 
+def training_callbacks(eval_dataset: tf.data.Dataset, config: TaggerConfig) -> list:
+    """The callbacks that decide how the tagger trains (shared by `run_fn` and the benchmark).
+
+    The learning-rate schedule (`TrainingConfig.learning_rate_decay`), the eval entity F1 and
+    early stopping on it, keeping the best epoch's weights.
+    """
+    training = config.training
+    callbacks = []
+    if training.learning_rate_decay > 0:
+        # Ma & Hovy (2016): lr / (1 + decay * epoch), epoch counted from 0.
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: training.learning_rate / (1.0 + training.learning_rate_decay * epoch)
+            )
+        )
+    return callbacks + [
+        # Before EarlyStopping: it adds the value that EarlyStopping watches to the logs.
+        EntityF1Callback(
+            eval_dataset,
+            config.preprocessing.tag_vocabulary,
+            config.model.output,
+            config.model.tag_scheme,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor="val_entity_f1",
+            mode="max",
+            patience=training.early_stopping_patience,
+            start_from_epoch=training.early_stopping_start_epoch,
+            restore_best_weights=True,
+        ),
+    ]
+
+
 def _dataset(
     file_pattern: list[str],
     data_accessor: Any,
@@ -389,20 +422,7 @@ def run_fn(fn_args: Any) -> None:
         config.preprocessing.num_tags,
     )
     callbacks = [
-        # Before EarlyStopping: it adds the value that EarlyStopping watches to the logs.
-        EntityF1Callback(
-            eval_dataset,
-            config.preprocessing.tag_vocabulary,
-            config.model.output,
-            config.model.tag_scheme,
-        ),
-        keras.callbacks.EarlyStopping(
-            monitor="val_entity_f1",
-            mode="max",
-            patience=training.early_stopping_patience,
-            start_from_epoch=training.early_stopping_start_epoch,
-            restore_best_weights=True,
-        ),
+        *training_callbacks(eval_dataset, config),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         EpochLogger(training.epochs),
     ]

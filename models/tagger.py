@@ -164,7 +164,18 @@ def build_tagger(
         casing_ids
     )
     chars = _char_features(char_ids, config, num_chars, seed)
-    tokens = layers.Concatenate(name="token_representation")([words, casings, chars])
+    features = [words, casings, chars]
+    if config.frozen_pretrained_channel and pretrained_word_embeddings is not None:
+        features.append(
+            layers.Embedding(
+                num_words,
+                config.word_embedding_dim,
+                trainable=False,
+                embeddings_initializer=keras.initializers.Constant(pretrained_word_embeddings),
+                name="frozen_word_embedding",
+            )(word_ids)
+        )
+    tokens = layers.Concatenate(name="token_representation")(features)
     tokens = layers.Dropout(config.dropout, seed=seed, name="token_dropout")(tokens)
     hidden = layers.Bidirectional(
         layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm"

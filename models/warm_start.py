@@ -36,6 +36,8 @@ VOCABULARIES_KEY = "vocabularies"
 WORD_EMBEDDING = "word_embedding"
 CHAR_EMBEDDING = "char_embedding"
 """Names of the tagger's embedding layers (`models.tagger`) whose rows are matched by word."""
+_SAME_ROWS_AS = {"frozen_word_embedding": WORD_EMBEDDING}
+"""Embedding layers whose rows are those of another (the frozen pretrained channel's)."""
 
 
 def compatibility_record(
@@ -163,14 +165,15 @@ def _warm_start(model: keras.Model, record: dict, base_model: str | None) -> str
         if base is None:
             return f"the base model has no weight {variable.path}"
         layer = variable.path.split("/")[0]
-        if layer in vocabularies and variable.path == f"{layer}/embeddings":
+        rows = _SAME_ROWS_AS.get(layer, layer)
+        if rows in vocabularies and variable.path == f"{layer}/embeddings":
             try:
                 value, count = _rows_by_item(
-                    base, np.asarray(variable), base_vocabularies[layer], vocabularies[layer]
+                    base, np.asarray(variable), base_vocabularies[rows], vocabularies[rows]
                 )
             except (KeyError, ValueError):
                 return f"the rows of {variable.path} cannot be matched to the base model's"
-            reused.append(f"{count} of {len(vocabularies[layer])} {layer} rows")
+            reused.append(f"{count} of {len(vocabularies[rows])} {layer} rows")
         elif base.shape != tuple(variable.shape):
             return f"{variable.path} has shape {tuple(variable.shape)}, the base's {base.shape}"
         else:

@@ -41,10 +41,19 @@ def custom_config(embeddings_path=None, word_embedding_dim=4):
 
 
 @pytest.fixture(scope="module")
-def transformed(tmp_path_factory):
-    """A Transform output and transformed train/eval TFRecords, like TFX's Transform writes."""
+def vectors(tmp_path_factory):
+    """A pretrained vectors file (4 values per word)."""
+    path = tmp_path_factory.mktemp("vectors") / "vectors.txt"
+    path.write_text("paris 1 2 3 4\nobama 5 6 7 8\nzebra 9 9 9 9\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory, vectors):
+    """A Transform output and transformed train/eval TFRecords, like TFX's Transform writes,
+    with the pretrained words of `vectors` in the word vocabulary."""
     directory = tmp_path_factory.mktemp("transformed")
-    write_transformed(directory, SENTENCES, custom_config())
+    write_transformed(directory, SENTENCES, custom_config(vectors))
     return directory
 
 
@@ -65,10 +74,8 @@ def fn_args(directory, output_directory, config):
     )
 
 
-def test_trains_and_exports_both_signatures(transformed, tmp_path):
-    vectors = tmp_path / "vectors.txt"
-    vectors.write_text("paris 1 2 3 4\nobama 5 6 7 8\n", encoding="utf-8")
-    args = fn_args(transformed, tmp_path, custom_config(str(vectors)))
+def test_trains_and_exports_both_signatures(transformed, vectors, tmp_path):
+    args = fn_args(transformed, tmp_path, custom_config(vectors))
     run_fn.run_fn(args)
 
     assert os.listdir(args.model_run_dir)  # TensorBoard logs
@@ -94,11 +101,62 @@ def test_trains_and_exports_both_signatures(transformed, tmp_path):
         assert set(row[length:]) <= {b""}
 
 
-def test_vectors_of_another_size_are_refused(transformed, tmp_path):
+def test_vectors_of_another_size_are_refused(tmp_path):
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("paris 1 2 3\n", encoding="utf-8")
-    args = fn_args(transformed, tmp_path, custom_config(str(vectors), word_embedding_dim=4))
+    config = custom_config(str(vectors), word_embedding_dim=4)
+    write_transformed(tmp_path, SENTENCES, config)
     with pytest.raises(
         ValueError, match=r"Invalid value for `word_embedding_dim`. Expected the size"
     ):
+        run_fn.run_fn(fn_args(tmp_path, tmp_path, config))
+
+
+@pytest.mark.parametrize("trainer_vectors", ["other", None])
+def test_trainer_refuses_other_pretrained_words_than_transform(
+    transformed, tmp_path, trainer_vectors
+):
+    # Transform put "paris", "obama", "zebra" at ids 2-4; a Trainer configured with another
+    # vectors file (or none) would give those rows to other words.
+    if trainer_vectors == "other":
+        trainer_vectors = tmp_path / "other.txt"
+        trainer_vectors.write_text("zebra 1 2 3 4\nparis 5 6 7 8\n", encoding="utf-8")
+        trainer_vectors = str(trainer_vectors)
+    args = fn_args(transformed, tmp_path, custom_config(trainer_vectors))
+    with pytest.raises(ValueError, match=r"The transform graph was built with other pretrained"):
         run_fn.run_fn(args)
+
+
+def test_learning_rate_decays_per_epoch_as_ma_and_hovy(transformed):
+    import keras
+
+    from models.config import TaggerConfig
+
+    config = custom_config()
+    config["tagger"]["training"].update(learning_rate=0.01, learning_rate_decay=0.5)
+    tagger_config = TaggerConfig.from_custom_config(config)
+    eval_dataset = tf.data.Dataset.from_tensors(
+        ({"x": tf.zeros((1, 2))}, tf.ones((1, 3), tf.int64))
+    )
+    callbacks = run_fn.training_callbacks(eval_dataset, tagger_config)
+    schedulers = [c for c in callbacks if isinstance(c, keras.callbacks.LearningRateScheduler)]
+    assert len(schedulers) == 1
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=4, verbose=0,
+              callbacks=[schedulers[0], Record()])  # fmt: skip
+    # 0.01 / (1 + 0.5 e) for e = 0..3, worked out by hand.
+    np.testing.assert_allclose(seen, [0.01, 0.01 / 1.5, 0.005, 0.004], rtol=1e-6)
+    tagger_config = TaggerConfig.from_custom_config(custom_config())
+    assert not [
+        c
+        for c in run_fn.training_callbacks(eval_dataset, tagger_config)
+        if isinstance(c, keras.callbacks.LearningRateScheduler)
+    ]

@@ -141,6 +141,32 @@ def test_pretrained_matrix_initialises_the_word_embedding():
     assert not layer.trainable
 
 
+def test_frozen_pretrained_channel_stays_pretrained_while_the_word_embedding_trains():
+    matrix = np.random.default_rng(0).normal(size=(NUM_WORDS, 8)).astype(np.float32)
+    config = ModelConfig(frozen_pretrained_channel=True, dropout=0.0, **SMALL)
+    keras.utils.set_random_seed(0)
+    model = tagger.build_tagger(
+        config,
+        tag_names=TAG_NAMES,
+        num_words=NUM_WORDS,
+        num_chars=NUM_CHARS,
+        max_length=MAX_LENGTH,
+        max_word_length=MAX_WORD_LENGTH,
+        pretrained_word_embeddings=matrix,
+    )
+    tagger.compile_tagger(model, config, TrainingConfig(learning_rate=0.05))
+    inputs, tag_ids, _ = random_batch(0)
+    model.train_on_batch(inputs, tag_ids)
+    frozen = model.get_layer("frozen_word_embedding")
+    assert not frozen.trainable
+    np.testing.assert_array_equal(np.asarray(frozen.embeddings), matrix)
+    trained = np.asarray(model.get_layer("word_embedding").embeddings)
+    used = np.unique(inputs["token_ids"][inputs["token_ids"] > 0])
+    assert not np.allclose(trained[used], matrix[used])
+    # 8 (word) + 3 (casing) + 5 (characters) + 8 (frozen copy) features per token.
+    assert model.get_layer("token_representation").output.shape[-1] == 24
+
+
 def test_pretrained_matrix_of_wrong_shape():
     with pytest.raises(ValueError, match=r"Invalid value for `pretrained_word_embeddings`"):
         tagger.build_tagger(
@@ -181,6 +207,10 @@ def test_tag_vocabulary_is_pad_then_sorted():
         (lambda: ModelConfig(lstm_units=0), r"Invalid value for `lstm_units`"),
         (lambda: ModelConfig(tag_scheme="iob1"), r"Invalid value for `tag_scheme`"),
         (lambda: TrainingConfig(learning_rate=0), r"Invalid value for `learning_rate`"),
+        (
+            lambda: TrainingConfig(learning_rate_decay=-0.1),
+            r"`learning_rate_decay`. Expected a non-negative number",
+        ),
         (lambda: TrainingConfig(batch_size=1.5), r"Invalid value for `batch_size`"),
         (
             lambda: TrainingConfig(early_stopping_start_epoch=-1),

@@ -30,6 +30,9 @@ def small_model(seed, num_words=4, num_chars=4):
         [
             keras.layers.Embedding(num_words, 2, name="word_embedding")(words),
             keras.layers.Embedding(num_chars, 2, name="char_embedding")(chars),
+            keras.layers.Embedding(num_words, 2, trainable=False, name="frozen_word_embedding")(
+                words
+            ),
         ]
     )
     outputs = keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(embedded))
@@ -74,6 +77,13 @@ def test_rows_follow_the_words_when_the_vocabularies_change(tmp_path):
     np.testing.assert_array_equal(word_rows[2], old_words[3])  # alice
     np.testing.assert_array_equal(word_rows[4], old_words[2])  # paris
     np.testing.assert_array_equal(word_rows[3], initial["word_embedding/embeddings"][3])  # lima
+    # The frozen pretrained channel's rows are the word embedding's rows.
+    frozen, old_frozen = (
+        new["frozen_word_embedding/embeddings"],
+        old["frozen_word_embedding/embeddings"],
+    )
+    np.testing.assert_array_equal(frozen[[2, 4]], old_frozen[[3, 2]])
+    np.testing.assert_array_equal(frozen[3], initial["frozen_word_embedding/embeddings"][3])
     char_rows, old_chars = new["char_embedding/embeddings"], old["char_embedding/embeddings"]
     np.testing.assert_array_equal(char_rows[2], initial["char_embedding/embeddings"][2])  # z
     np.testing.assert_array_equal(char_rows[3:], old_chars[2:])  # a, p
@@ -118,6 +128,7 @@ def test_other_shapes_load_nothing(tmp_path):
         [
             keras.layers.Embedding(4, 2, name="word_embedding")(words),
             keras.layers.Embedding(4, 2, name="char_embedding")(chars),
+            keras.layers.Embedding(4, 2, trainable=False, name="frozen_word_embedding")(words),
         ]
     )
     other = keras.Model(
@@ -125,7 +136,7 @@ def test_other_shapes_load_nothing(tmp_path):
     )
     before = weights(other)
     reason = warm_start(other, compatibility_record(CONFIG, WORDS, CHARS), serving)
-    assert reason.startswith("dense/kernel has shape (12, 3)")
+    assert reason.startswith("dense/kernel has shape (18, 3)")
     for path, value in weights(other).items():
         np.testing.assert_array_equal(value, before[path])
 
