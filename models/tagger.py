@@ -1,8 +1,10 @@
 """The BiLSTM-CRF named-entity tagger (Lample et al., 2016; Ma & Hovy, 2016), Keras 3.
 
 Per token: a word embedding of the lowercased token (optionally initialised from pretrained
-vectors), a casing-class embedding (the case the lowercased word lost) and a character CNN with
-max pooling over the characters (Ma & Hovy, 2016); concatenated, dropout, a bidirectional LSTM,
+vectors, optionally with a second, frozen copy of them: `frozen_pretrained_channel`; while
+training, `word_dropout` replaces words by the OOV id), a casing-class embedding (the case the
+lowercased word lost) and a character CNN with max pooling over the characters (Ma & Hovy,
+2016); concatenated, dropout, a bidirectional LSTM,
 dropout, a Dense layer giving per-tag emission scores, and a linear-chain CRF (Lafferty et al.,
 2001) that scores whole tag paths and decodes with Viterbi. `ModelConfig.output="softmax"` replaces
 the CRF by an independent softmax per token (the ablation of Lample et al., 2016, Table 1).

@@ -186,6 +186,7 @@ class PipelineConfig:
                 max_length=args.max_length,
                 max_word_length=args.max_word_length,
                 token_frequency_threshold=args.token_frequency_threshold,
+                pretrained_vocabulary_size=args.pretrained_vocabulary_size,
             ),
             model=ModelConfig(
                 word_embedding_dim=args.word_embedding_dim,
@@ -257,6 +258,12 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     add("--word-embedding-dim", model.word_embedding_dim, int, "word embedding size")
     add("--embeddings", "", str, "optional GloVe text file (.txt or .txt.gz) of that size")
+    add(
+        "--pretrained-vocabulary-size",
+        preprocessing["pretrained_vocabulary_size"],
+        int,
+        "with --embeddings: its first N words join the vocabulary, seen in training or not",
+    )
     add("--lstm-units", model.lstm_units, int, "BiLSTM units per direction")
     add("--char-filters", model.char_filters, int, "character CNN filters")
     add("--output", model.output, str, "output layer: crf, or softmax (ablation)")

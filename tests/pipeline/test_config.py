@@ -36,12 +36,18 @@ def test_tags_come_from_the_curated_schema():
 
 
 def test_flag_beats_environment_beats_default(tmp_path):
-    environ = {"NER_EPOCHS": "3", "NER_MAX_LENGTH": "20", "NER_BEAM_ARGS": "--a=1 --b=2"}
+    environ = {
+        "NER_EPOCHS": "3",
+        "NER_MAX_LENGTH": "20",
+        "NER_BEAM_ARGS": "--a=1 --b=2",
+        "NER_PRETRAINED_VOCABULARY_SIZE": "7",
+    }
     config = PipelineConfig.from_args(
         ["--epochs", "5", "--output-dir", str(tmp_path), "--no-cache"], environ=environ
     )
     assert config.tagger.training.epochs == 5  # flag
     assert config.tagger.preprocessing.max_length == 20  # environment
+    assert config.tagger.preprocessing.pretrained_vocabulary_size == 7  # environment
     assert config.tagger.model.output == "crf"  # default
     assert config.beam_pipeline_args == ("--a=1", "--b=2")
     assert config.output_dir == str(tmp_path)
