@@ -68,7 +68,7 @@ class PreprocessingConfig:
     max_word_length: int = 20
     token_frequency_threshold: int = 2
     char_frequency_threshold: int = 1
-    pretrained_vocabulary_size: int = 100_000
+    pretrained_vocabulary_size: int = 400_000
 
     def __post_init__(self):
         if (
@@ -131,12 +131,12 @@ class ModelConfig:
     word_embedding_dim: int = 50
     pretrained_embeddings_path: str | None = None
     trainable_word_embeddings: bool = True
-    frozen_pretrained_channel: bool = False
+    frozen_pretrained_channel: bool = True
     casing_embedding_dim: int = 8
     char_embedding_dim: int = 25
     char_filters: int = 30
     char_kernel_size: int = 3
-    lstm_units: int = 64
+    lstm_units: int = 128
     dropout: float = 0.5
     word_dropout: float = 0.0
     output: str = "crf"
@@ -170,8 +170,8 @@ class ModelConfig:
 class TrainingConfig:
     """How the Trainer fits the model.
 
-    The defaults suit small data sets (the bundled 560-sentence sample trains in under a minute on
-    2 CPU cores); for the full WNUT-17 lower the learning rate (1e-3) and raise the patience.
+    The defaults (and those of `ModelConfig`, `PreprocessingConfig`) are the best measured on
+    WNUT-17 (benchmarks/tagger_quality.py, BENCHMARKS.md).
 
     Attributes:
         batch_size: sentences per training step.
@@ -189,11 +189,11 @@ class TrainingConfig:
     """
 
     batch_size: int = 32
-    epochs: int = 15
-    learning_rate: float = 1e-2
+    epochs: int = 25
+    learning_rate: float = 3e-3
     learning_rate_decay: float = 0.0
     clipnorm: float = 5.0
-    early_stopping_patience: int = 4
+    early_stopping_patience: int = 5
     early_stopping_start_epoch: int = 3
     shuffle_buffer_size: int = 4096
     seed: int = 42
