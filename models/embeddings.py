@@ -1,7 +1,9 @@
 """Pretrained word vectors (GloVe, word2vec text, fastText .vec; plain or gzipped) as an embedding matrix.
 
-The file is read as a stream: only the rows of the vocabulary are kept, so a multi-gigabyte vectors
-file needs no more memory than the matrix being built.
+The file is a local path or a URI that TensorFlow's file systems read (gs://, hdfs://, ...), so the
+vectors can live in a bucket rather than in the pipeline image. It is read as a stream: only the
+rows of the vocabulary are kept, so a multi-gigabyte vectors file needs no more memory than the
+matrix being built.
 """
 
 from __future__ import annotations
@@ -37,12 +39,26 @@ class EmbeddingMatrix:
         return self.num_found / words if words else 0.0
 
 
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def _open_binary(path: str):
+    """A local path with `open`; a URI (gs://, s3://, hdfs://...) through TensorFlow's gfile."""
+    if _is_uri(path):
+        import tensorflow as tf  # Only for URIs: local files need no TensorFlow.
+
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
+
+
 def _open_text(path: str) -> io.TextIOBase:
-    with open(path, "rb") as probe:
+    with _open_binary(path) as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
+    binary = _open_binary(path)
     if gzipped:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        binary = gzip.GzipFile(fileobj=binary, mode="rb")
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
 
 
 def _vector_lines(path: str):
@@ -72,8 +88,15 @@ def vector_words(path: str, limit: int) -> tuple[str, ...]:
         raise ValueError(
             f"Invalid value for `limit`. Expected a non-negative integer. Received: limit={limit!r}"
         )
-    status = os.stat(path)
-    return _vector_words(path, limit, status.st_size, status.st_mtime_ns)
+    if _is_uri(path):
+        import tensorflow as tf
+
+        status = tf.io.gfile.stat(path)
+        size, mtime_ns = status.length, status.mtime_nsec
+    else:
+        status = os.stat(path)
+        size, mtime_ns = status.st_size, status.st_mtime_ns
+    return _vector_words(path, limit, size, mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)

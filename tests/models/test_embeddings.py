@@ -76,3 +76,17 @@ def test_real_glove_vectors():
     assert result.matrix.shape == (5, 50) and result.num_found == 2
     # First values of the published GloVe 6B 50d vector of "the".
     np.testing.assert_allclose(result.matrix[2, :3], [0.418, 0.24968, -0.41242], atol=1e-5)
+
+
+def test_uris_are_read_through_tensorflow_file_systems(tmp_path):
+    # TensorFlow's in-memory file system (ram://) stands in for gs:// (no bucket here): the same
+    # gfile code path, a scheme that plain `open` cannot read.
+    import tensorflow as tf
+
+    data = gzip.compress(b"the 1 2\nparis 3 4\n")
+    with tf.io.gfile.GFile("ram://vectors/v.txt.gz", "wb") as file:
+        file.write(data)
+    uri = "ram://vectors/v.txt.gz"
+    assert vector_words(uri, 5) == ("the", "paris")
+    matrix = load_embedding_matrix(uri, ["paris"], num_reserved=1).matrix
+    np.testing.assert_array_equal(matrix[1], [3, 4])
