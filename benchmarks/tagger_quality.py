@@ -10,28 +10,18 @@ The featurisation and the model are the pipeline's own, not a copy:
 
 - Transform's `models.preprocessing.preprocessing_fn` runs once with tft_beam: `AnalyzeDataset` on
   train, `TransformDataset` on train, dev and test; the transform graph and the transformed
-  TFRecords are cached under `--cache-dir` (keyed by the preprocessing config), so later runs and
-  settings reuse them.
-- Training uses `models.run_fn`'s dataset reader, pretrained-embedding loader, `EntityF1Callback`
-  and early stopping, and `models.tagger.build_tagger` / `compile_tagger`, with the defaults of
-  `models.config` unless overridden with `--set section.field=value`.
+  TFRecords are cached under `--cache-dir` (keyed by the preprocessing config and the vectors
+  file, which decides the word vocabulary), so later runs and settings reuse them.
+- Training uses `models.run_fn`'s dataset reader, pretrained-embedding loader and
+  `training_callbacks` (learning-rate schedule, eval entity F1, early stopping), and
+  `models.tagger.build_tagger` / `compile_tagger`, with the defaults of `models.config` unless
+  overridden with `--set section.field=value`.
 
 Sentences are truncated to `PreprocessingConfig.max_length` tokens (as in the pipeline). The test
 F1 is nevertheless scored against the complete gold: gold entities that start beyond the window
 are counted as missed (none is predicted there). Some WNUT-17 test sentences are longer than 64.
 
-Measured 2026-11-24, models/config.py defaults, 2 CPU cores shared with other jobs (load 5-10),
-so minutes vary 2-3x with the load (same seed gives the same F1):
-
-| setting | test F1 mean ± std (seeds 1-3) | dev F1 mean | epochs | minutes per run |
-|---|---|---|---|---|
-| crf+glove | 19.25 ± 2.53 | 29.49 | 12.7 | 2.6 |
-| softmax+glove | 18.30 ± 0.80 | 29.87 | 12.0 | 4.3 |
-| crf | 19.10 ± 1.26 | 30.09 | 13.3 | 6.4 |
-| softmax | 14.51 ± 0.71 | 25.39 | 11.7 | 3.2 |
-
-GloVe helps little because the word vocabulary comes from the train split only (tokens seen twice):
-52% of the test entity tokens are in GloVe but map to the OOV id.
+Figures (3 seeds, the four settings, and the tuning sweep that chose the defaults): BENCHMARKS.md.
 
 Data: `$NER_SHARED_DIR` or `<repo>/../shared` (`datasets/wnut17`, `embeddings/glove.6B.50d`).
 
@@ -147,9 +137,12 @@ def transform(splits: dict[str, list], config, cache_dir: Path) -> Path:
         },
         sort_keys=True,
     )
-    directory = cache_dir / hashlib.sha256(key.encode()).hexdigest()[:16]
-    if (directory / "done").exists():
-        return directory
+    final = cache_dir / hashlib.sha256(key.encode()).hexdigest()[:16]
+    if (final / "done").exists():
+        return final
+    # Built under a name of this process's own and renamed when complete: two processes that
+    # featurise the same configuration at once never mix their files.
+    directory = cache_dir / f".{final.name}.{os.getpid()}"
     directory.mkdir(parents=True, exist_ok=True)
     raw_metadata = dataset_metadata.DatasetMetadata(
         schema_utils.schema_from_feature_spec(
@@ -191,7 +184,12 @@ def transform(splits: dict[str, list], config, cache_dir: Path) -> Path:
                 )
             )
     (directory / "done").write_text(key)
-    return directory
+    try:
+        directory.rename(final)
+    except OSError:  # Another process finished first (or an unfinished folder is in the way).
+        if not (final / "done").exists():
+            raise
+    return final
 
 
 def _gold_entities_beyond(sentences, max_length: int) -> tuple[int, int]:
