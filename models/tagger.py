@@ -180,7 +180,7 @@ def build_tagger(
     tokens = layers.Concatenate(name="token_representation")(features)
     tokens = layers.Dropout(config.dropout, seed=seed, name="token_dropout")(tokens)
     hidden = layers.Bidirectional(
-        layers.LSTM(config.lstm_units, return_sequences=True), name="bilstm"
+        layers.LSTM(config.lstm_units, return_sequences=True, name="lstm"), name="bilstm"
     )(tokens, mask=mask)
     hidden = layers.Dropout(config.dropout, seed=seed, name="bilstm_dropout")(hidden)
     if config.output == "crf":

@@ -265,3 +265,13 @@ def test_model_with_word_dropout_trains_saves_and_predicts_deterministically(tmp
     model.save(tmp_path / "tagger.keras")
     loaded = keras.saving.load_model(tmp_path / "tagger.keras")
     np.testing.assert_allclose(np.asarray(loaded.predict(inputs, verbose=0)), first, atol=1e-5)
+
+
+def test_weight_paths_do_not_depend_on_what_the_process_built_before():
+    # Warm start matches weights by path: a Trainer in a long-lived process (an in-process
+    # LocalDagRunner, a notebook) must name them as a fresh process does.
+    first = [v.path for v in build("crf").weights]
+    keras.layers.LSTM(3)  # Auto-named layers built in between move Keras's name counters.
+    keras.layers.Bidirectional(keras.layers.LSTM(3))
+    assert [v.path for v in build("crf").weights] == first
+    assert "bilstm/forward_lstm/lstm_cell/kernel" in first
