@@ -121,6 +121,17 @@ def pretrained_words(config: TaggerConfig) -> tuple[str, ...]:
     return vector_words(path, config.preprocessing.pretrained_vocabulary_size)
 
 
+def word_ids(tf_transform_output: tft.TFTransformOutput, words: list[str]) -> list[int]:
+    """The `token_ids` the transform graph itself gives each word (as a one-token sentence)."""
+    if not words:
+        return []
+    features = tf_transform_output.transform_raw_features(
+        {TOKENS_KEY: tf.sparse.from_dense(tf.constant([[word] for word in words]))},
+        drop_unused_features=True,
+    )
+    return [int(i) for i in features[TOKEN_IDS_KEY][:, 0].numpy()]
+
+
 def word_vocabulary(
     tf_transform_output: tft.TFTransformOutput, config: TaggerConfig
 ) -> tuple[str, ...]:
@@ -146,11 +157,7 @@ def word_vocabulary(
     if positions:
         probes = [vocabulary[position] for position in positions]
         expected = [NUM_RESERVED_IDS + position for position in positions]
-        features = tf_transform_output.transform_raw_features(
-            {TOKENS_KEY: tf.sparse.from_dense(tf.constant([[word] for word in probes]))},
-            drop_unused_features=True,
-        )
-        found = [int(i) for i in features[TOKEN_IDS_KEY][:, 0].numpy()]
+        found = word_ids(tf_transform_output, probes)
         if found != expected:
             raise ValueError(
                 "The transform graph was built with other pretrained words than "

@@ -406,19 +406,12 @@ def known_words(transform_graph_uri: str, tokens: set[str]) -> set[str]:
     Asks the graph itself, so the answer holds whatever its vocabulary is made of (training
     words, pretrained vectors' words).
     """
-    import tensorflow as tf
     import tensorflow_transform as tft
 
     from models import preprocessing
 
     words = sorted({token.lower() for token in tokens})
-    if not words:
-        return set()
-    features = tft.TFTransformOutput(transform_graph_uri).transform_raw_features(
-        {preprocessing.TOKENS_KEY: tf.sparse.from_dense(tf.constant([[w] for w in words]))},
-        drop_unused_features=True,
-    )
-    ids = features[preprocessing.TOKEN_IDS_KEY][:, 0].numpy()
+    ids = preprocessing.word_ids(tft.TFTransformOutput(transform_graph_uri), words)
     return {word for word, word_id in zip(words, ids) if word_id != preprocessing.OOV_ID}
 
 
