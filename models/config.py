@@ -38,6 +38,17 @@ def _check_non_negative_int(name: str, value: Any) -> None:
         raise _invalid(name, "a non-negative integer", value)
 
 
+def _check_number(name: str, value: Any, *, positive: bool) -> None:
+    """A real number (not a bool), > 0 if `positive`, else >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or (positive and value == 0)
+    ):
+        raise _invalid(name, "a positive number" if positive else "a non-negative number", value)
+
+
 def _check_fraction(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise _invalid(name, "a number in [0, 1)", value)
@@ -202,16 +213,9 @@ class TrainingConfig:
         for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
             _check_positive_int(name, getattr(self, name))
         _check_non_negative_int("early_stopping_start_epoch", self.early_stopping_start_epoch)
-        if (
-            isinstance(self.learning_rate_decay, bool)
-            or not isinstance(self.learning_rate_decay, (int, float))
-            or self.learning_rate_decay < 0
-        ):
-            raise _invalid("learning_rate_decay", "a non-negative number", self.learning_rate_decay)
+        _check_number("learning_rate_decay", self.learning_rate_decay, positive=False)
         for name in ("learning_rate", "clipnorm"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise _invalid(name, "a positive number", value)
+            _check_number(name, getattr(self, name), positive=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise _invalid("seed", "an integer", self.seed)
 
