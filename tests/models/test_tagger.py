@@ -42,7 +42,7 @@ def random_batch(seed: int, lengths=(6, 3, 1)):
     return inputs, tag_ids.astype(np.int64), np.asarray(lengths)
 
 
-def build(output: str, **model_values):
+def build(output: str, pretrained=None, **model_values):
     return tagger.build_tagger(
         ModelConfig(output=output, **{**SMALL, **model_values}),
         tag_names=TAG_NAMES,
@@ -50,6 +50,7 @@ def build(output: str, **model_values):
         num_chars=NUM_CHARS,
         max_length=MAX_LENGTH,
         max_word_length=MAX_WORD_LENGTH,
+        pretrained_word_embeddings=pretrained,
         seed=1,
     )
 
@@ -127,15 +128,7 @@ def test_model_is_keras_3_next_to_the_tf_keras_tft_layer():
 
 def test_pretrained_matrix_initialises_the_word_embedding():
     matrix = np.random.default_rng(0).normal(size=(NUM_WORDS, 8)).astype(np.float32)
-    model = tagger.build_tagger(
-        ModelConfig(trainable_word_embeddings=False, **SMALL),
-        tag_names=TAG_NAMES,
-        num_words=NUM_WORDS,
-        num_chars=NUM_CHARS,
-        max_length=MAX_LENGTH,
-        max_word_length=MAX_WORD_LENGTH,
-        pretrained_word_embeddings=matrix,
-    )
+    model = build("crf", matrix, trainable_word_embeddings=False)
     layer = model.get_layer("word_embedding")
     np.testing.assert_allclose(np.asarray(layer.embeddings), matrix)
     assert not layer.trainable
@@ -145,15 +138,7 @@ def test_frozen_pretrained_channel_stays_pretrained_while_the_word_embedding_tra
     matrix = np.random.default_rng(0).normal(size=(NUM_WORDS, 8)).astype(np.float32)
     config = ModelConfig(frozen_pretrained_channel=True, dropout=0.0, **SMALL)
     keras.utils.set_random_seed(0)
-    model = tagger.build_tagger(
-        config,
-        tag_names=TAG_NAMES,
-        num_words=NUM_WORDS,
-        num_chars=NUM_CHARS,
-        max_length=MAX_LENGTH,
-        max_word_length=MAX_WORD_LENGTH,
-        pretrained_word_embeddings=matrix,
-    )
+    model = build("crf", matrix, frozen_pretrained_channel=True, dropout=0.0)
     tagger.compile_tagger(model, config, TrainingConfig(learning_rate=0.05))
     inputs, tag_ids, _ = random_batch(0)
     model.train_on_batch(inputs, tag_ids)
@@ -169,15 +154,7 @@ def test_frozen_pretrained_channel_stays_pretrained_while_the_word_embedding_tra
 
 def test_pretrained_matrix_of_wrong_shape():
     with pytest.raises(ValueError, match=r"Invalid value for `pretrained_word_embeddings`"):
-        tagger.build_tagger(
-            ModelConfig(**SMALL),
-            tag_names=TAG_NAMES,
-            num_words=NUM_WORDS,
-            num_chars=NUM_CHARS,
-            max_length=MAX_LENGTH,
-            max_word_length=MAX_WORD_LENGTH,
-            pretrained_word_embeddings=np.zeros((3, 8), np.float32),
-        )
+        build("crf", np.zeros((3, 8), np.float32))
 
 
 # -- config -----------------------------------------------------------------------------------
