@@ -22,6 +22,12 @@ def touch(path):
     path.write_text("Paris\tB-location\n\n")
 
 
+def add_span(tmp_path, span):
+    """A complete span: both split files of `span-<span>/` under the data folder."""
+    touch(tmp_path / "data" / f"span-{span}" / "train.conll")
+    touch(tmp_path / "data" / f"span-{span}" / "eval.conll")
+
+
 def config(tmp_path) -> PipelineConfig:
     return PipelineConfig.from_args(
         [
@@ -99,8 +105,7 @@ def test_tick_runs_on_a_new_span_and_records_it_only_on_success(tmp_path):
 
     assert scheduler.tick(cfg, ["--x"], runner(0)) == 0  # no data
     assert calls == []
-    touch(tmp_path / "data" / "span-1" / "train.conll")
-    touch(tmp_path / "data" / "span-1" / "eval.conll")
+    add_span(tmp_path, 1)
     assert scheduler.tick(cfg, ["--x"], runner(1)) == 1  # failed: not recorded
     assert scheduler.read_last_span(paths) is None
     assert scheduler.tick(cfg, ["--x"], runner(0)) == 0
@@ -108,8 +113,7 @@ def test_tick_runs_on_a_new_span_and_records_it_only_on_success(tmp_path):
     assert len(calls) == 2
     assert scheduler.tick(cfg, ["--x"], runner(0)) == 0  # nothing new
     assert len(calls) == 2
-    touch(tmp_path / "data" / "span-2" / "train.conll")
-    touch(tmp_path / "data" / "span-2" / "eval.conll")
+    add_span(tmp_path, 2)
     assert scheduler.tick(cfg, ["--x"], runner(0)) == 0
     assert scheduler.read_last_span(paths) == 2
     assert calls == [["--x"]] * 3
@@ -154,12 +158,10 @@ def test_a_span_that_keeps_failing_is_given_up_after_max_attempts(tmp_path, capl
         return run
 
     for span in (1, 2):
-        touch(tmp_path / "data" / f"span-{span}" / "train.conll")
-        touch(tmp_path / "data" / f"span-{span}" / "eval.conll")
+        add_span(tmp_path, span)
     assert scheduler.tick(cfg, [], runner(0)) == 0
     assert scheduler.read_last_span(paths) == 2
-    touch(tmp_path / "data" / "span-3" / "train.conll")
-    touch(tmp_path / "data" / "span-3" / "eval.conll")
+    add_span(tmp_path, 3)
     assert scheduler.tick(cfg, [], runner(2)) == 2
     assert scheduler.read_failure(paths, 3)["status"] == "retrying"
     assert scheduler.tick(cfg, [], runner(-9)) == -9  # killed by a signal: an attempt too
@@ -192,12 +194,10 @@ def test_a_span_that_keeps_failing_is_given_up_after_max_attempts(tmp_path, capl
 def test_a_newer_span_is_trained_after_a_failed_one(tmp_path):
     cfg = config(tmp_path)
     paths = scheduler.SchedulerPaths.for_config(cfg)
-    touch(tmp_path / "data" / "span-1" / "train.conll")
-    touch(tmp_path / "data" / "span-1" / "eval.conll")
+    add_span(tmp_path, 1)
     assert scheduler.tick(cfg, [], lambda argv, fds: 1, max_attempts=1) == 1
     assert scheduler.read_failure(paths, 1)["status"] == "failed"
-    touch(tmp_path / "data" / "span-2" / "train.conll")
-    touch(tmp_path / "data" / "span-2" / "eval.conll")
+    add_span(tmp_path, 2)
     assert scheduler.tick(cfg, [], lambda argv, fds: 0, max_attempts=1) == 0
     assert scheduler.read_last_span(paths) == 2
     # The failed span's record stays, as history; it is older than the last trained span.
