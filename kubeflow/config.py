@@ -188,13 +188,18 @@ class KubeflowConfig:
                 self.warm_start,
             )
         embeddings = self.tagger.model.pretrained_embeddings_path
-        # The Trainer opens the vectors file with Python's open() inside its pod: only a file
-        # baked into the image can be read there (no gs:// until models/embeddings.py reads
-        # through tf.io.gfile).
-        if embeddings is not None and not embeddings.startswith(IMAGE_ROOT + "/"):
+        # Transform and Trainer read the vectors file inside their pods: a file baked into the
+        # image, or a URI that TensorFlow's file systems read (models/embeddings.py), never a
+        # path of the machine that compiles.
+        if (
+            embeddings is not None
+            and not embeddings.startswith(IMAGE_ROOT + "/")
+            and not _URI_PATTERN.fullmatch(embeddings)
+        ):
             raise _invalid(
                 "pretrained_embeddings_path",
-                f"a file inside the image, under {IMAGE_ROOT}/ (--embeddings)",
+                f"a file inside the image, under {IMAGE_ROOT}/, or a URI such as "
+                "gs://bucket/glove.6B.50d.txt.gz (--embeddings)",
                 embeddings,
             )
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))

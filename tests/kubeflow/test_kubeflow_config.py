@@ -103,6 +103,12 @@ def test_embeddings_must_be_inside_the_image(tmp_path):
         KubeflowConfig.from_args(flags, environ={})
 
 
+def test_embeddings_may_be_a_uri():
+    uri = "gs://bucket/vectors/glove.6B.50d.txt.gz"
+    config = KubeflowConfig.from_args(REQUIRED + ["--embeddings", uri], environ={})
+    assert config.tagger.model.pretrained_embeddings_path == uri
+
+
 def test_span_patterns_are_fine_on_vertex():
     base = KubeflowConfig.from_args(REQUIRED + ["--target", "vertex"], environ={})
     values = {field: getattr(base, field) for field in base.__dataclass_fields__}
