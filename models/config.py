@@ -191,6 +191,10 @@ class TrainingConfig:
         learning_rate_decay: the learning rate of epoch e (from 0) is
             `learning_rate / (1 + learning_rate_decay * e)` (Ma & Hovy, 2016); 0 keeps it constant.
         clipnorm: gradients are clipped to this global norm (Pascanu et al., 2013).
+        weight_averaging: 0 trains and keeps the raw weights. Otherwise the momentum of an
+            exponential moving average of the weights, updated after every step (Polyak
+            averaging, `keras.optimizers.Adam(use_ema=True)`): the eval F1, early stopping and
+            the kept model all use the averaged weights. 0.99 averages over about 100 steps.
         early_stopping_patience: epochs without improvement of the entity F1 on the eval split
             before training stops; the best epoch's weights are kept.
         early_stopping_start_epoch: epochs trained before early stopping starts watching (the
@@ -204,6 +208,7 @@ class TrainingConfig:
     learning_rate: float = 3e-3
     learning_rate_decay: float = 0.0
     clipnorm: float = 5.0
+    weight_averaging: float = 0.0
     early_stopping_patience: int = 5
     early_stopping_start_epoch: int = 3
     shuffle_buffer_size: int = 4096
@@ -216,6 +221,7 @@ class TrainingConfig:
         _check_number("learning_rate_decay", self.learning_rate_decay, positive=False)
         for name in ("learning_rate", "clipnorm"):
             _check_number(name, getattr(self, name), positive=True)
+        _check_fraction("weight_averaging", self.weight_averaging)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise _invalid("seed", "an integer", self.seed)
 

@@ -117,10 +117,15 @@ def training_callbacks(eval_dataset: tf.data.Dataset, config: TaggerConfig) -> l
     """The callbacks that decide how the tagger trains (shared by `run_fn` and the benchmark).
 
     The learning-rate schedule (`TrainingConfig.learning_rate_decay`), the eval entity F1 and
-    early stopping on it, keeping the best epoch's weights.
+    early stopping on it, keeping the best epoch's weights. With `weight_averaging` (the model
+    compiled by `compile_tagger`), the averaged weights are swapped in at every epoch's end, so
+    the eval F1 and early stopping judge, and keep, the averaged weights.
     """
     training = config.training
     callbacks = []
+    if training.weight_averaging > 0:
+        # First: the callbacks after it see the averaged weights at the epoch's end.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if training.learning_rate_decay > 0:
         # Ma & Hovy (2016): lr / (1 + decay * epoch), epoch counted from 0.
         callbacks.append(

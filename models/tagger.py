@@ -202,10 +202,19 @@ def build_tagger(
 def compile_tagger(model: keras.Model, model_config: ModelConfig, training: TrainingConfig):
     """Compiles with Adam, global-norm gradient clipping and the output's loss.
 
+    With `training.weight_averaging`, Adam also keeps the moving average of the weights; the
+    callbacks of `models.run_fn.training_callbacks` swap it in for evaluation and keep it.
+
     The CRF's loss is its mean negative log-likelihood per sentence; the softmax's the masked
     token-level cross-entropy (padding excluded through the Keras mask).
     """
-    optimizer = keras.optimizers.Adam(training.learning_rate, global_clipnorm=training.clipnorm)
+    averaging = training.weight_averaging > 0
+    optimizer = keras.optimizers.Adam(
+        training.learning_rate,
+        global_clipnorm=training.clipnorm,
+        use_ema=averaging,
+        ema_momentum=training.weight_averaging if averaging else 0.99,
+    )
     if model_config.output == "crf":
         loss = model.get_layer("crf").loss
     else:

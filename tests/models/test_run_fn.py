@@ -160,3 +160,66 @@ def test_learning_rate_decays_per_epoch_as_ma_and_hovy(transformed):
         for c in run_fn.training_callbacks(eval_dataset, tagger_config)
         if isinstance(c, keras.callbacks.LearningRateScheduler)
     ]
+
+
+def test_weight_averaging_evaluates_and_keeps_the_moving_average(transformed):
+    import keras
+
+    from models.config import ModelConfig, TaggerConfig, TrainingConfig
+    from models.tagger import compile_tagger
+
+    config = custom_config()
+    config["tagger"]["training"].update(weight_averaging=0.5)
+    tagger_config = TaggerConfig.from_custom_config(config)
+    eval_dataset = tf.data.Dataset.from_tensors(
+        ({"x": tf.zeros((1, 2))}, tf.ones((1, 3), tf.int64))
+    )
+    callbacks = run_fn.training_callbacks(eval_dataset, tagger_config)
+    kinds = [type(c) for c in callbacks]
+    assert kinds.index(keras.callbacks.SwapEMAWeights) < kinds.index(run_fn.EntityF1Callback)
+    swap = callbacks[kinds.index(keras.callbacks.SwapEMAWeights)]
+
+    class Record(keras.callbacks.Callback):
+        """The model's weights after every step and at every epoch's end."""
+
+        def __init__(self):
+            super().__init__()
+            self.steps, self.epoch_ends = [], []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps.append([w.copy() for w in self.model.get_weights()])
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_ends.append([w.copy() for w in self.model.get_weights()])
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 2)), rng.integers(1, 3, size=(8,))
+
+    def fit(training, callbacks):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+        compile_tagger(model, ModelConfig(output="softmax"), training)
+        model.fit(x, y, batch_size=2, epochs=2, shuffle=False, verbose=0, callbacks=callbacks)
+        return model
+
+    record, plain = Record(), Record()
+    averaged = fit(tagger_config.training, [swap, record])
+    fit(TrainingConfig(learning_rate=tagger_config.training.learning_rate), [plain])
+    raw, plain_raw, at_epoch_end = record.steps, plain.steps, record.epoch_ends
+    # Averaging does not change the trained weights: the same steps as plain Adam.
+    assert len(raw) == len(plain_raw) == 8
+    for ours, reference in zip(raw, plain_raw):
+        for a, b in zip(ours, reference):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    # Keras's EMA: the first step's weights, then average = 0.5 * average + 0.5 * weights.
+    expected, average = [], raw[0]
+    for step, weights in enumerate(raw[1:], start=2):
+        average = [0.5 * a + 0.5 * w for a, w in zip(average, weights)]
+        if step % 4 == 0:
+            expected.append(average)
+    assert len(at_epoch_end) == 2
+    for seen, wanted in zip(at_epoch_end, expected):
+        for a, b in zip(seen, wanted):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for a, b in zip(averaged.get_weights(), expected[-1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -190,6 +190,10 @@ def test_tag_vocabulary_is_pad_then_sorted():
         ),
         (lambda: TrainingConfig(batch_size=1.5), r"Invalid value for `batch_size`"),
         (
+            lambda: TrainingConfig(weight_averaging=1.0),
+            r"Invalid value for `weight_averaging`. Expected a number in \[0, 1\)",
+        ),
+        (
             lambda: TrainingConfig(early_stopping_start_epoch=-1),
             r"Invalid value for `early_stopping_start_epoch`",
         ),
