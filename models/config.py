@@ -132,6 +132,8 @@ class ModelConfig:
         char_filters: number of convolution filters of the character CNN.
         char_kernel_size: width (in characters) of those filters.
         lstm_units: units of each direction of the BiLSTM.
+        lstm_layers: stacked BiLSTM layers (each one's output, after dropout, is the next one's
+            input).
         dropout: dropout rate on the token representation and on the BiLSTM output.
         word_dropout: while training, the probability that a word id is replaced by the OOV id
             (`models.tagger.WordDropout`), so the model learns to tag unknown words.
@@ -148,6 +150,7 @@ class ModelConfig:
     char_filters: int = 30
     char_kernel_size: int = 3
     lstm_units: int = 128
+    lstm_layers: int = 1
     dropout: float = 0.5
     word_dropout: float = 0.0
     output: str = "crf"
@@ -161,6 +164,7 @@ class ModelConfig:
             "char_filters",
             "char_kernel_size",
             "lstm_units",
+            "lstm_layers",
         ):
             _check_positive_int(name, getattr(self, name))
         _check_fraction("dropout", self.dropout)

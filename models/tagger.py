@@ -4,7 +4,7 @@ Per token: a word embedding of the lowercased token (optionally initialised from
 vectors, optionally with a second, frozen copy of them: `frozen_pretrained_channel`; while
 training, `word_dropout` replaces words by the OOV id), a casing-class embedding (the case the
 lowercased word lost) and a character CNN with max pooling over the characters (Ma & Hovy,
-2016); concatenated, dropout, a bidirectional LSTM,
+2016); concatenated, dropout, a bidirectional LSTM (or `lstm_layers` stacked ones),
 dropout, a Dense layer giving per-tag emission scores, and a linear-chain CRF (Lafferty et al.,
 2001) that scores whole tag paths and decodes with Viterbi. `ModelConfig.output="softmax"` replaces
 the CRF by an independent softmax per token (the ablation of Lample et al., 2016, Table 1).
@@ -179,10 +179,15 @@ def build_tagger(
         )
     tokens = layers.Concatenate(name="token_representation")(features)
     tokens = layers.Dropout(config.dropout, seed=seed, name="token_dropout")(tokens)
-    hidden = layers.Bidirectional(
-        layers.LSTM(config.lstm_units, return_sequences=True, name="lstm"), name="bilstm"
-    )(tokens, mask=mask)
-    hidden = layers.Dropout(config.dropout, seed=seed, name="bilstm_dropout")(hidden)
+    hidden = tokens
+    for layer in range(config.lstm_layers):
+        # Fixed names (the first layer's without a suffix): warm start matches weights by name.
+        suffix = f"_{layer + 1}" if layer else ""
+        hidden = layers.Bidirectional(
+            layers.LSTM(config.lstm_units, return_sequences=True, name="lstm"),
+            name=f"bilstm{suffix}",
+        )(hidden, mask=mask)
+        hidden = layers.Dropout(config.dropout, seed=seed, name=f"bilstm{suffix}_dropout")(hidden)
     if config.output == "crf":
         from models.crf import CRF  # The softmax ablation does not need the CRF.
 

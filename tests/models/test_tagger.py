@@ -55,11 +55,11 @@ def build(output: str, pretrained=None, **model_values):
     )
 
 
-@pytest.mark.parametrize("output", ["crf", "softmax"])
-def test_one_training_step_changes_every_parameter(output):
+@pytest.mark.parametrize("output, lstm_layers", [("crf", 1), ("softmax", 1), ("crf", 2)])
+def test_one_training_step_changes_every_parameter(output, lstm_layers):
     keras.utils.set_random_seed(0)
-    model = build(output, dropout=0.0)
-    model_config = ModelConfig(output=output, dropout=0.0, **SMALL)
+    model = build(output, dropout=0.0, lstm_layers=lstm_layers)
+    model_config = ModelConfig(output=output, dropout=0.0, lstm_layers=lstm_layers, **SMALL)
     tagger.compile_tagger(model, model_config, TrainingConfig(learning_rate=0.01))
     inputs, tag_ids, _ = random_batch(0)
     before = [np.array(v) for v in model.trainable_variables]
@@ -83,11 +83,11 @@ def test_output_shapes_and_padding(output):
     assert (tag_ids[mask] > 0).all()  # [PAD] is never predicted at a real token
 
 
-@pytest.mark.parametrize("output", ["crf", "softmax"])
-def test_values_at_padding_change_nothing(output):
+@pytest.mark.parametrize("output, lstm_layers", [("crf", 1), ("softmax", 1), ("crf", 2)])
+def test_values_at_padding_change_nothing(output, lstm_layers):
     # The mask comes from token_ids; whatever casing/char ids sit at padded positions must not
     # change the tags of the real tokens.
-    model = build(output)
+    model = build(output, lstm_layers=lstm_layers)
     inputs, _, lengths = random_batch(2)
     garbage = {key: value.copy() for key, value in inputs.items()}
     mask = np.arange(MAX_LENGTH)[None, :] < lengths[:, None]
@@ -251,8 +251,9 @@ def test_model_with_word_dropout_trains_saves_and_predicts_deterministically(tmp
 def test_weight_paths_do_not_depend_on_what_the_process_built_before():
     # Warm start matches weights by path: a Trainer in a long-lived process (an in-process
     # LocalDagRunner, a notebook) must name them as a fresh process does.
-    first = [v.path for v in build("crf").weights]
+    first = [v.path for v in build("crf", lstm_layers=2).weights]
     keras.layers.LSTM(3)  # Auto-named layers built in between move Keras's name counters.
     keras.layers.Bidirectional(keras.layers.LSTM(3))
-    assert [v.path for v in build("crf").weights] == first
+    assert [v.path for v in build("crf", lstm_layers=2).weights] == first
     assert "bilstm/forward_lstm/lstm_cell/kernel" in first
+    assert "bilstm_2/backward_lstm/lstm_cell/kernel" in first
