@@ -257,12 +257,21 @@ class TaggerServingModule(tf.Module):
         float32 (the CRF marginal of each chosen tag, 0 at padding), `lengths` int64
         `(batch_size,)` and the entity spans of `serving.sentence_graph.entity_spans`.
         """
-        from models.crf import marginals, viterbi_decode
         from models.tokenization import tokenize_tensor
+
+        return self.tag_token_lists(tokenize_tensor(sentences))
+
+    def tag_token_lists(self, tokens: tf.RaggedTensor) -> dict[str, tf.Tensor]:
+        """Tags tokenised sentences, string `(batch_size, None)` ragged, at any length.
+
+        What `serve_sentences` does after tokenising (and returns the same), for callers that
+        have their own tokens, such as a CoNLL test split: sentences longer than `max_length`
+        are tagged whole through overlapping windows.
+        """
+        from models.crf import marginals, viterbi_decode
         from serving import sentence_graph
 
         num_tags = len(self._tag_names)
-        tokens = tokenize_tensor(sentences)  # (batch_size, None)
         lengths = tokens.row_lengths()  # (batch_size,)
         windows, token_indices = sentence_graph.window_tokens(tokens, self._max_length)
         transformed = self.tft_layer({preprocessing.TOKENS_KEY: windows.to_sparse()})
