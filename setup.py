@@ -15,9 +15,20 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["models", "models.*", "components", "components.*",
-                                    "pipeline", "pipeline.*", "kubeflow", "kubeflow.*",
-                                    "serving", "serving.*"]),
+    packages=find_packages(
+        include=[
+            "models",
+            "models.*",
+            "components",
+            "components.*",
+            "pipeline",
+            "pipeline.*",
+            "kubeflow",
+            "kubeflow.*",
+            "serving",
+            "serving.*",
+        ]
+    ),
     install_requires=[
         "tfx[kfp]>=1.16,<1.17",
         "tensorflow>=2.16,<2.17",

@@ -321,9 +321,7 @@ def train_and_score(
     served_test_f1 = score_served(model, tf_transform_output, config, test_sentences)
     best_epoch = int(np.argmax(dev_f1s)) + 1
     minutes = (time.monotonic() - start) / 60.0
-    result = RunResult(
-        setting, seed, test_f1, dev_f1, epochs, best_epoch, minutes, served_test_f1
-    )
+    result = RunResult(setting, seed, test_f1, dev_f1, epochs, best_epoch, minutes, served_test_f1)
     print(f"run: {json.dumps(dataclasses.asdict(result))}", flush=True)
     return result
 
