@@ -39,13 +39,14 @@ class EmbeddingMatrix:
         return self.num_found / words if words else 0.0
 
 
-def _is_uri(path: str) -> bool:
-    return "://" in path
+def is_uri(location: str) -> bool:
+    """Whether a location is a URI with a scheme (gs://b/x), not a local path."""
+    return "://" in location
 
 
 def _open_binary(path: str):
     """A local path with `open`; a URI (gs://, s3://, hdfs://...) through TensorFlow's gfile."""
-    if _is_uri(path):
+    if is_uri(path):
         import tensorflow as tf  # Only for URIs: local files need no TensorFlow.
 
         return tf.io.gfile.GFile(path, "rb")
@@ -88,7 +89,7 @@ def vector_words(path: str, limit: int) -> tuple[str, ...]:
         raise ValueError(
             f"Invalid value for `limit`. Expected a non-negative integer. Received: limit={limit!r}"
         )
-    if _is_uri(path):
+    if is_uri(path):
         import tensorflow as tf
 
         status = tf.io.gfile.stat(path)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
+from models.embeddings import is_uri
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA_PATH = os.path.join(REPOSITORY_ROOT, "pipeline", "schema", "schema.pbtxt")
@@ -39,11 +40,6 @@ def _invalid(name: str, expected: str, received) -> ValueError:
     return ValueError(
         f"Invalid value for `{name}`. Expected {expected}. Received: {name}={received!r}"
     )
-
-
-def is_uri(location: str) -> bool:
-    """Whether a location is a URI with a scheme (gs://b/x), not a local path."""
-    return "://" in location
 
 
 def _absolute(location: str) -> str:
