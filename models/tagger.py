@@ -213,12 +213,11 @@ def compile_tagger(model: keras.Model, model_config: ModelConfig, training: Trai
     The CRF's loss is its mean negative log-likelihood per sentence; the softmax's the masked
     token-level cross-entropy (padding excluded through the Keras mask).
     """
-    averaging = training.weight_averaging > 0
     optimizer = keras.optimizers.Adam(
         training.learning_rate,
         global_clipnorm=training.clipnorm,
-        use_ema=averaging,
-        ema_momentum=training.weight_averaging if averaging else 0.99,
+        use_ema=training.weight_averaging > 0,
+        ema_momentum=training.weight_averaging,  # Read by Keras only with use_ema.
     )
     if model_config.output == "crf":
         loss = model.get_layer("crf").loss
