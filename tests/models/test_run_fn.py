@@ -127,7 +127,12 @@ def test_trainer_refuses_other_pretrained_words_than_transform(
         run_fn.run_fn(args)
 
 
-def test_learning_rate_decays_per_epoch_as_ma_and_hovy(transformed):
+def placeholder_eval_dataset():
+    """An eval split for `training_callbacks` in tests that only use its other callbacks."""
+    return tf.data.Dataset.from_tensors(({"x": tf.zeros((1, 2))}, tf.ones((1, 3), tf.int64)))
+
+
+def test_learning_rate_decays_per_epoch_as_ma_and_hovy():
     import keras
 
     from models.config import TaggerConfig
@@ -135,9 +140,7 @@ def test_learning_rate_decays_per_epoch_as_ma_and_hovy(transformed):
     config = custom_config()
     config["tagger"]["training"].update(learning_rate=0.01, learning_rate_decay=0.5)
     tagger_config = TaggerConfig.from_custom_config(config)
-    eval_dataset = tf.data.Dataset.from_tensors(
-        ({"x": tf.zeros((1, 2))}, tf.ones((1, 3), tf.int64))
-    )
+    eval_dataset = placeholder_eval_dataset()
     callbacks = run_fn.training_callbacks(eval_dataset, tagger_config)
     schedulers = [c for c in callbacks if isinstance(c, keras.callbacks.LearningRateScheduler)]
     assert len(schedulers) == 1
@@ -162,7 +165,7 @@ def test_learning_rate_decays_per_epoch_as_ma_and_hovy(transformed):
     ]
 
 
-def test_weight_averaging_evaluates_and_keeps_the_moving_average(transformed):
+def test_weight_averaging_evaluates_and_keeps_the_moving_average():
     import keras
 
     from models.config import ModelConfig, TaggerConfig, TrainingConfig
@@ -171,9 +174,7 @@ def test_weight_averaging_evaluates_and_keeps_the_moving_average(transformed):
     config = custom_config()
     config["tagger"]["training"].update(weight_averaging=0.5)
     tagger_config = TaggerConfig.from_custom_config(config)
-    eval_dataset = tf.data.Dataset.from_tensors(
-        ({"x": tf.zeros((1, 2))}, tf.ones((1, 3), tf.int64))
-    )
+    eval_dataset = placeholder_eval_dataset()
     callbacks = run_fn.training_callbacks(eval_dataset, tagger_config)
     kinds = [type(c) for c in callbacks]
     assert kinds.index(keras.callbacks.SwapEMAWeights) < kinds.index(run_fn.EntityF1Callback)
