@@ -257,6 +257,7 @@ def train_and_score(
             seed,
             training.shuffle_buffer_size,
             output,
+            trim=shuffle,
         )
 
     vocabulary = config.preprocessing.tag_vocabulary
@@ -270,7 +271,6 @@ def train_and_score(
         tag_names=vocabulary,
         num_words=num_words,
         num_chars=num_chars,
-        max_length=config.preprocessing.max_length,
         max_word_length=config.preprocessing.max_word_length,
         pretrained_word_embeddings=run_fn._pretrained_embeddings(model_config, words, seed),
         seed=seed,

@@ -38,6 +38,7 @@ from models.config import ModelConfig, TaggerConfig
 from models.embeddings import load_embedding_matrix
 from models.entity_scoring import score_entities
 from models.tagger import (
+    INPUT_KEYS,
     build_tagger,
     compile_tagger,
     loss_sample_weights,
@@ -160,8 +161,14 @@ def _dataset(
     seed: int,
     shuffle_buffer_size: int,
     output: str,
+    trim: bool = False,
 ) -> tf.data.Dataset:
-    """One pass of (model inputs, tag_ids int64 `(batch_size, max_length)`[, sample weights])."""
+    """One pass of (model inputs, tag_ids int64 `(batch_size, max_length)`[, sample weights]).
+
+    With `trim`, each batch is cut to its longest sentence instead of `max_length` tokens: the
+    same values at the real tokens, about half the work on WNUT-17's training split (its batches
+    of 32 are 32 tokens long on average, padded to 64).
+    """
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(
@@ -175,6 +182,12 @@ def _dataset(
     )
 
     def split(features):
+        if trim:
+            longest = tf.maximum(tf.reduce_max(features[preprocessing.LENGTHS_KEY]), 1)
+            features = {
+                key: features[key][:, :longest]
+                for key in (*INPUT_KEYS, preprocessing.TAG_IDS_KEY)
+            }
         tag_ids = features[preprocessing.TAG_IDS_KEY]
         sample_weights = loss_sample_weights(tag_ids, output)
         if sample_weights is None:
@@ -192,8 +205,7 @@ class TaggerServingModule(tf.Module):
         tf_transform_output: the Transform component's output (its graph is saved inside).
         tag_vocabulary: tag name of every tag id, `[PAD]` at 0.
         output: `ModelConfig.output` ("crf" or "softmax").
-        max_length: tokens per window of `serve_sentences` (the Transform graph's `max_length`);
-            by default the length of the model's `token_ids` input.
+        max_length: tokens per window of `serve_sentences`: the Transform graph's `max_length`.
     """
 
     def __init__(
@@ -202,7 +214,7 @@ class TaggerServingModule(tf.Module):
         tf_transform_output: tft.TFTransformOutput,
         tag_vocabulary: tuple[str, ...],
         output: str,
-        max_length: int | None = None,
+        max_length: int,
     ):
         super().__init__(name="tagger_serving")
         self.model = model
@@ -210,9 +222,7 @@ class TaggerServingModule(tf.Module):
         self._output = output
         self._tag_vocabulary = tf.constant(tag_vocabulary)
         self._tag_names = tuple(tag_vocabulary)
-        self._max_length = int(
-            max_length or model.get_layer(preprocessing.TOKEN_IDS_KEY).batch_shape[1]
-        )
+        self._max_length = int(max_length)
         # serve_sentences decodes the stitched emissions itself: stop before the CRF layer,
         # whose own Viterbi pass over each window would be thrown away.
         self._scores_model = (
@@ -399,6 +409,7 @@ def run_fn(fn_args: Any) -> None:
             training.seed,
             training.shuffle_buffer_size,
             config.model.output,
+            trim=shuffle,  # The eval F1 wants whole batches of one width.
         )
 
     train_dataset = dataset(fn_args.train_files, shuffle=True)
@@ -416,7 +427,6 @@ def run_fn(fn_args: Any) -> None:
         tag_names=config.preprocessing.tag_vocabulary,
         num_words=num_words,
         num_chars=num_chars,
-        max_length=config.preprocessing.max_length,
         max_word_length=config.preprocessing.max_word_length,
         pretrained_word_embeddings=_pretrained_embeddings(config.model, words, training.seed),
         seed=training.seed,

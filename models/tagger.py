@@ -74,9 +74,9 @@ def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
     """Character CNN of Ma & Hovy (2016): embed, convolve over characters, max-pool.
 
     Args:
-        char_ids: int `(batch_size, max_length, max_word_length)` KerasTensor, 0 at padding.
+        char_ids: int `(batch_size, length, max_word_length)` KerasTensor, 0 at padding.
     Returns:
-        float32 `(batch_size, max_length, char_filters)` KerasTensor; 0 for padding tokens.
+        float32 `(batch_size, length, char_filters)` KerasTensor; 0 for padding tokens.
     """
     char_mask = ops.expand_dims(ops.greater(char_ids, 0), -1)  # (batch, length, word_length, 1)
     chars = layers.Embedding(num_chars, config.char_embedding_dim, name="char_embedding")(char_ids)
@@ -102,7 +102,6 @@ def build_tagger(
     tag_names: Sequence[str],
     num_words: int,
     num_chars: int,
-    max_length: int,
     max_word_length: int,
     pretrained_word_embeddings: np.ndarray | None = None,
     seed: int = 0,
@@ -114,17 +113,18 @@ def build_tagger(
         tag_names: tag name of each tag id, `[PAD]` at 0 (`PreprocessingConfig.tag_vocabulary`).
         num_words: size of the word vocabulary, reserved ids (padding, OOV) included.
         num_chars: size of the character vocabulary, reserved ids included.
-        max_length: tokens per (padded) sentence.
         max_word_length: characters per (padded) token.
         pretrained_word_embeddings: optional float `(num_words, word_embedding_dim)` initial word
             embedding (`models.embeddings.load_embedding_matrix`).
         seed: seed of the dropout layers.
     Returns:
-        A Keras model taking a dict of int tensors `token_ids` `(batch_size, max_length)`,
-        `casing_ids` `(batch_size, max_length)`, `char_ids` `(batch_size, max_length,
-        max_word_length)` and returning, for `output="crf"`, the CRF layer's float32 outputs
-        `(batch_size, max_length, num_tags + 2)`, for `output="softmax"`, float32 tag
-        probabilities `(batch_size, max_length, num_tags)`. Read tag ids with `predicted_tag_ids`.
+        A Keras model taking a dict of int tensors `token_ids` `(batch_size, length)`,
+        `casing_ids` `(batch_size, length)`, `char_ids` `(batch_size, length, max_word_length)`
+        and returning, for `output="crf"`, the CRF layer's float32 outputs
+        `(batch_size, length, num_tags + 2)`, for `output="softmax"`, float32 tag
+        probabilities `(batch_size, length, num_tags)`. Read tag ids with `predicted_tag_ids`.
+        Any `length` will do: padding is masked, so a batch cut to its longest sentence gets the
+        same tags as one padded to `PreprocessingConfig.max_length`.
     Raises:
         ValueError: if the pretrained matrix does not have shape `(num_words, word_embedding_dim)`.
     """
@@ -138,14 +138,14 @@ def build_tagger(
             f"{(num_words, config.word_embedding_dim)}. "
             f"Received: pretrained_word_embeddings.shape={pretrained_word_embeddings.shape}"
         )
-    token_ids = keras.Input((max_length,), dtype="int64", name=TOKEN_IDS_KEY)
-    casing_ids = keras.Input((max_length,), dtype="int64", name=CASING_IDS_KEY)
-    char_ids = keras.Input((max_length, max_word_length), dtype="int64", name=CHAR_IDS_KEY)
+    token_ids = keras.Input((None,), dtype="int64", name=TOKEN_IDS_KEY)
+    casing_ids = keras.Input((None,), dtype="int64", name=CASING_IDS_KEY)
+    char_ids = keras.Input((None, max_word_length), dtype="int64", name=CHAR_IDS_KEY)
 
     # True at real tokens: token id 0 is padding, OOV is 1. The mask is passed explicitly to the
     # BiLSTM and the CRF: Keras 3's Concatenate merges a masked and an unmasked input into an
     # all-True mask (and fails to trace it with an unknown batch size).
-    mask = ops.greater(token_ids, 0)  # (batch_size, max_length)
+    mask = ops.greater(token_ids, 0)  # (batch_size, length)
     word_ids = token_ids
     if config.word_dropout > 0:
         word_ids = WordDropout(config.word_dropout, OOV_ID, seed=seed, name="word_dropout")(

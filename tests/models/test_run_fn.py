@@ -101,6 +101,44 @@ def test_trains_and_exports_both_signatures(transformed, vectors, tmp_path):
         assert set(row[length:]) <= {b""}
 
 
+def test_trimmed_batches_are_the_padded_ones_cut_to_their_longest_sentence(transformed):
+    import tensorflow_transform as tft
+
+    from models.config import TaggerConfig
+
+    config = TaggerConfig.from_custom_config(custom_config())
+    args = fn_args(transformed, transformed, custom_config())
+
+    def batches(trim):
+        dataset = run_fn._dataset(
+            args.train_files,
+            args.data_accessor,
+            tft.TFTransformOutput(args.transform_graph_path),
+            batch_size=2,
+            shuffle=False,
+            seed=0,
+            shuffle_buffer_size=1,
+            output=config.model.output,
+            trim=trim,
+        )
+        return [(inputs, tag_ids.numpy()) for inputs, tag_ids in dataset]
+
+    padded, trimmed = batches(trim=False), batches(trim=True)
+    lengths = [min(len(tokens), MAX_LENGTH) for tokens, _ in SENTENCES]  # 3, 4, 6, 1
+    assert [tag_ids.shape[1] for _, tag_ids in padded] == [MAX_LENGTH, MAX_LENGTH]
+    assert [tag_ids.shape[1] for _, tag_ids in trimmed] == [
+        max(lengths[0:2]),
+        max(lengths[2:4]),
+    ]
+    for (padded_inputs, padded_tags), (inputs, tag_ids) in zip(padded, trimmed):
+        width = tag_ids.shape[1]
+        assert (padded_tags[:, width:] == 0).all()  # only padding was cut
+        np.testing.assert_array_equal(tag_ids, padded_tags[:, :width])
+        assert set(inputs) == set(padded_inputs)
+        for key, value in inputs.items():
+            np.testing.assert_array_equal(value.numpy(), padded_inputs[key].numpy()[:, :width])
+
+
 def test_vectors_of_another_size_are_refused(tmp_path):
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("paris 1 2 3\n", encoding="utf-8")

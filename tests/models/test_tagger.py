@@ -48,7 +48,6 @@ def build(output: str, pretrained=None, **model_values):
         tag_names=TAG_NAMES,
         num_words=NUM_WORDS,
         num_chars=NUM_CHARS,
-        max_length=MAX_LENGTH,
         max_word_length=MAX_WORD_LENGTH,
         pretrained_word_embeddings=pretrained,
         seed=1,
@@ -96,6 +95,35 @@ def test_values_at_padding_change_nothing(output, lstm_layers):
     clean_tags = tagger.predicted_tag_ids(model(inputs, training=False), output, lengths)
     garbage_tags = tagger.predicted_tag_ids(model(garbage, training=False), output, lengths)
     np.testing.assert_array_equal(np.asarray(clean_tags), np.asarray(garbage_tags))
+
+
+@pytest.mark.parametrize("output", ["crf", "softmax"])
+def test_a_batch_cut_to_its_longest_sentence_scores_as_the_padded_batch(output):
+    # The Trainer cuts each training batch to its longest sentence (`run_fn._dataset(trim=True)`);
+    # the padded batch is the reference: the same outputs at the real tokens, the same loss.
+    model = build(output)
+    model_config = ModelConfig(output=output, **SMALL)
+    tagger.compile_tagger(model, model_config, TrainingConfig())
+    inputs, tag_ids, lengths = random_batch(4, lengths=(3, 2, 1))
+    cut = {key: value[:, :3] for key, value in inputs.items()}
+    padded_outputs = np.asarray(model(inputs, training=False))
+    cut_outputs = np.asarray(model(cut, training=False))
+    assert cut_outputs.shape[1] == 3
+    mask = np.arange(3)[None, :] < lengths[:, None]
+    np.testing.assert_allclose(cut_outputs[mask], padded_outputs[:, :3][mask], atol=1e-5)
+    np.testing.assert_array_equal(
+        np.asarray(tagger.predicted_tag_ids(cut_outputs, output, lengths)),
+        np.asarray(tagger.predicted_tag_ids(padded_outputs, output, lengths))[:, :3],
+    )
+    padded_loss = model.evaluate(
+        inputs, tag_ids, sample_weight=tagger.loss_sample_weights(tag_ids, output), verbose=0
+    )
+    cut_tags = tag_ids[:, :3]
+    cut_loss = model.evaluate(
+        cut, cut_tags, sample_weight=tagger.loss_sample_weights(cut_tags, output), verbose=0
+    )
+    if output == "crf":  # The softmax's mean runs over all positions, padding (weight 0) too.
+        np.testing.assert_allclose(cut_loss, padded_loss, rtol=1e-5)
 
 
 def test_batched_equals_one_at_a_time():

@@ -93,7 +93,6 @@ def trained(tmp_path_factory):
     config = TaggerConfig(
         preprocessing=PreprocessingConfig(
             tag_names=tuple(tag_names),
-            max_length=MAX_LENGTH,
             max_word_length=MAX_WORD_LENGTH,
             token_frequency_threshold=1,
         ),
@@ -136,7 +135,6 @@ def trained(tmp_path_factory):
         + len(preprocessing.word_vocabulary(transform_output, config)),
         num_chars=preprocessing.NUM_RESERVED_IDS
         + transform_output.vocabulary_size_by_name(preprocessing.CHAR_VOCABULARY_NAME),
-        max_length=MAX_LENGTH,
         max_word_length=MAX_WORD_LENGTH,
         seed=0,
     )
