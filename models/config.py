@@ -135,6 +135,8 @@ class ModelConfig:
         lstm_layers: stacked BiLSTM layers (each one's output, after dropout, is the next one's
             input).
         dropout: dropout rate on the token representation and on the BiLSTM output.
+        recurrent_dropout: dropout rate on the LSTM's recurrent state, one mask per sentence
+            (the variational dropout of Gal & Ghahramani, 2016); 0 turns it off.
         word_dropout: while training, the probability that a word id is replaced by the OOV id
             (`models.tagger.WordDropout`), so the model learns to tag unknown words.
         output: "crf" (linear-chain CRF) or "softmax" (per-token softmax, the ablation).
@@ -152,6 +154,7 @@ class ModelConfig:
     lstm_units: int = 128
     lstm_layers: int = 1
     dropout: float = 0.5
+    recurrent_dropout: float = 0.0
     word_dropout: float = 0.0
     output: str = "crf"
     tag_scheme: str = "iob2"
@@ -168,6 +171,7 @@ class ModelConfig:
         ):
             _check_positive_int(name, getattr(self, name))
         _check_fraction("dropout", self.dropout)
+        _check_fraction("recurrent_dropout", self.recurrent_dropout)
         _check_fraction("word_dropout", self.word_dropout)
         if self.output not in OUTPUT_LAYERS:
             raise _invalid("output", f"one of {OUTPUT_LAYERS}", self.output)

@@ -184,7 +184,13 @@ def build_tagger(
         # Fixed names (the first layer's without a suffix): warm start matches weights by name.
         suffix = f"_{layer + 1}" if layer else ""
         hidden = layers.Bidirectional(
-            layers.LSTM(config.lstm_units, return_sequences=True, name="lstm"),
+            layers.LSTM(
+                config.lstm_units,
+                return_sequences=True,
+                # Unseeded: the draws follow keras.utils.set_random_seed.
+                recurrent_dropout=config.recurrent_dropout,
+                name="lstm",
+            ),
             name=f"bilstm{suffix}",
         )(hidden, mask=mask)
         hidden = layers.Dropout(config.dropout, seed=seed, name=f"bilstm{suffix}_dropout")(hidden)

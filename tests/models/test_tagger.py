@@ -210,6 +210,7 @@ def test_tag_vocabulary_is_pad_then_sorted():
         (lambda: ModelConfig(output="crf2"), r"Invalid value for `output`. Expected one of"),
         (lambda: ModelConfig(dropout=1.0), r"Invalid value for `dropout`. Expected a number"),
         (lambda: ModelConfig(lstm_units=0), r"Invalid value for `lstm_units`"),
+        (lambda: ModelConfig(recurrent_dropout=-0.1), r"Invalid value for `recurrent_dropout`"),
         (lambda: ModelConfig(tag_scheme="iob1"), r"Invalid value for `tag_scheme`"),
         (lambda: TrainingConfig(learning_rate=0), r"Invalid value for `learning_rate`"),
         (
@@ -274,6 +275,22 @@ def test_model_with_word_dropout_trains_saves_and_predicts_deterministically(tmp
     model.save(tmp_path / "tagger.keras")
     loaded = keras.saving.load_model(tmp_path / "tagger.keras")
     np.testing.assert_allclose(np.asarray(loaded.predict(inputs, verbose=0)), first, atol=1e-5)
+
+
+def test_recurrent_dropout_acts_while_training_only():
+    plain = build("crf", dropout=0.0)
+    dropped = build("crf", dropout=0.0, recurrent_dropout=0.5)
+    dropped.set_weights(plain.get_weights())
+    inputs, _, _ = random_batch(5)
+    # The emissions (the CRF decodes only when not training): no dropout anywhere in `plain`.
+    reference = np.asarray(plain(inputs, training=True))[..., : len(TAG_NAMES)]
+
+    def emissions(training):
+        return np.asarray(dropped(inputs, training=training))[..., : len(TAG_NAMES)]
+
+    np.testing.assert_allclose(emissions(training=False), reference, atol=1e-6)
+    assert not np.allclose(emissions(training=True), reference, atol=1e-3)
+    assert dropped.get_layer("bilstm").forward_layer.cell.recurrent_dropout == 0.5
 
 
 def test_weight_paths_do_not_depend_on_what_the_process_built_before():
