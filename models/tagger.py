@@ -83,15 +83,14 @@ def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
     chars = layers.Dropout(config.dropout, seed=seed, name="char_dropout")(chars)
     # A (1, k) kernel over (tokens, characters) is a 1-D convolution over each token's characters.
     convolved = layers.Conv2D(
-        config.char_filters,
-        (1, config.char_kernel_size),
-        padding="same",
-        activation="tanh",
-        name="char_cnn",
+        config.char_filters, (1, config.char_kernel_size), padding="same", name="char_cnn"
     )(chars)  # (batch, length, word_length, char_filters)
-    # Max over real characters only; a padding token (no character) gets 0.
-    convolved = ops.where(char_mask, convolved, ops.full_like(convolved, -1e9))
-    pooled = ops.max(convolved, axis=2)  # (batch, length, char_filters)
+    # Max over real characters only: padding characters get -1e9 added (a broadcast add, cheaper
+    # than selecting from a full-size tensor). The tanh comes after the max: tanh is increasing,
+    # so tanh of the max is the max of the tanh, computed on max_word_length times fewer values.
+    padding_bias = ops.where(char_mask, 0.0, -1e9)  # (batch, length, word_length, 1)
+    pooled = ops.tanh(ops.max(convolved + padding_bias, axis=2))  # (batch, length, char_filters)
+    # A padding token (no character) gets 0.
     has_chars = ops.any(ops.greater(char_ids, 0), axis=2, keepdims=True)
     return ops.where(has_chars, pooled, ops.zeros_like(pooled))
 

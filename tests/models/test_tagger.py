@@ -126,6 +126,33 @@ def test_a_batch_cut_to_its_longest_sentence_scores_as_the_padded_batch(output):
         np.testing.assert_allclose(cut_loss, padded_loss, rtol=1e-5)
 
 
+def test_char_features_are_ma_and_hovys_cnn_in_numpy():
+    # Reference: embed, convolve ("same" zero padding), tanh, max over the real characters.
+    config = ModelConfig(**SMALL)
+    char_input = keras.Input((None, MAX_WORD_LENGTH), dtype="int64")
+    features = keras.Model(
+        char_input, tagger._char_features(char_input, config, NUM_CHARS, seed=0)
+    )
+    embedding, kernel, bias = (np.asarray(w) for w in features.get_weights())
+    char_ids = random_batch(6, lengths=(6, 3, 0))[0]["char_ids"]
+    char_ids[0, 0, 2:] = 0  # a two-character word
+    char_ids[0, 1, 1:] = 0  # a one-character word
+    got = np.asarray(features(char_ids, training=False))
+
+    width = kernel.shape[1]  # kernel: (1, width, char_embedding_dim, char_filters)
+    expected = np.zeros(got.shape, np.float32)
+    for b, t in np.ndindex(char_ids.shape[:2]):
+        ids = char_ids[b, t]
+        if not (ids > 0).any():
+            continue  # a padding token: 0
+        chars = np.pad(embedding[ids], ((width // 2, width - 1 - width // 2), (0, 0)))
+        convolved = np.stack(
+            [np.einsum("wc,wcf->f", chars[i : i + width], kernel[0]) for i in range(len(ids))]
+        )
+        expected[b, t] = np.tanh(convolved + bias)[ids > 0].max(axis=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_batched_equals_one_at_a_time():
     model = build("crf")
     inputs, _, lengths = random_batch(3)
