@@ -183,11 +183,7 @@ def _dataset(
 
     def split(features):
         if trim:
-            longest = tf.maximum(tf.reduce_max(features[preprocessing.LENGTHS_KEY]), 1)
-            features = {
-                key: features[key][:, :longest]
-                for key in (*INPUT_KEYS, preprocessing.TAG_IDS_KEY)
-            }
+            features = _cut_to_longest(features, (*INPUT_KEYS, preprocessing.TAG_IDS_KEY))
         tag_ids = features[preprocessing.TAG_IDS_KEY]
         sample_weights = loss_sample_weights(tag_ids, output)
         if sample_weights is None:
@@ -195,6 +191,13 @@ def _dataset(
         return training_model_inputs(features), tag_ids, sample_weights
 
     return dataset.map(split).prefetch(tf.data.AUTOTUNE)
+
+
+def _cut_to_longest(features: dict[str, tf.Tensor], keys) -> dict[str, tf.Tensor]:
+    """The `keys` of a batch of transformed features, cut from `max_length` tokens to the batch's
+    longest sentence. The model masks padding: the tags stay the same, the work shrinks."""
+    longest = tf.maximum(tf.reduce_max(features[preprocessing.LENGTHS_KEY]), 1)
+    return {key: features[key][:, :longest] for key in keys}
 
 
 class TaggerServingModule(tf.Module):
@@ -235,10 +238,11 @@ class TaggerServingModule(tf.Module):
 
     def _tag(self, raw_features: dict[str, Any]) -> dict[str, tf.Tensor]:
         transformed = self.tft_layer(raw_features)
-        outputs = self.model(training_model_inputs(transformed), training=False)
+        outputs = self.model(_cut_to_longest(transformed, INPUT_KEYS), training=False)
         lengths = transformed[preprocessing.LENGTHS_KEY]  # (batch_size,)
-        tag_ids = predicted_tag_ids(outputs, self._output, lengths)  # (batch_size, max_length)
-        tags = tf.gather(self._tag_vocabulary, tag_ids)
+        tag_ids = predicted_tag_ids(outputs, self._output, lengths)  # (batch_size, longest)
+        tag_ids = tf.pad(tag_ids, [[0, 0], [0, self._max_length - tf.shape(tag_ids)[1]]])
+        tags = tf.gather(self._tag_vocabulary, tag_ids)  # (batch_size, max_length)
         mask = tf.sequence_mask(lengths, tf.shape(tag_ids)[1])
         return {
             "tags": tf.where(mask, tags, tf.constant("")),
@@ -285,8 +289,8 @@ class TaggerServingModule(tf.Module):
         lengths = tokens.row_lengths()  # (batch_size,)
         windows, token_indices = sentence_graph.window_tokens(tokens, self._max_length)
         transformed = self.tft_layer({preprocessing.TOKENS_KEY: windows.to_sparse()})
-        outputs = self._scores_model(training_model_inputs(transformed), training=False)
-        # CRF: the emissions; softmax: the probabilities. (num_windows, max_length, num_tags)
+        outputs = self._scores_model(_cut_to_longest(transformed, INPUT_KEYS), training=False)
+        # CRF: the emissions; softmax: the probabilities. (num_windows, longest, num_tags)
         window_scores = tf.cast(outputs[..., :num_tags], tf.float32)
         scores = sentence_graph.stitch(
             window_scores, token_indices, tf.size(tokens.flat_values, out_type=tf.int64)
