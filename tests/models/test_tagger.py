@@ -130,9 +130,7 @@ def test_char_features_are_ma_and_hovys_cnn_in_numpy():
     # Reference: embed, convolve ("same" zero padding), tanh, max over the real characters.
     config = ModelConfig(**SMALL)
     char_input = keras.Input((None, MAX_WORD_LENGTH), dtype="int64")
-    features = keras.Model(
-        char_input, tagger._char_features(char_input, config, NUM_CHARS, seed=0)
-    )
+    features = keras.Model(char_input, tagger._char_features(char_input, config, NUM_CHARS, seed=0))
     embedding, kernel, bias = (np.asarray(w) for w in features.get_weights())
     char_ids = random_batch(6, lengths=(6, 3, 0))[0]["char_ids"]
     char_ids[0, 0, 2:] = 0  # a two-character word
