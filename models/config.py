@@ -149,7 +149,7 @@ class ModelConfig:
     frozen_pretrained_channel: bool = True
     casing_embedding_dim: int = 8
     char_embedding_dim: int = 25
-    char_filters: int = 30
+    char_filters: int = 100
     char_kernel_size: int = 3
     lstm_units: int = 128
     lstm_layers: int = 1
