@@ -91,7 +91,7 @@ def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
     padding_bias = ops.where(char_mask, 0.0, -1e9)  # (batch, length, word_length, 1)
     pooled = ops.tanh(ops.max(convolved + padding_bias, axis=2))  # (batch, length, char_filters)
     # A padding token (no character) gets 0.
-    has_chars = ops.any(ops.greater(char_ids, 0), axis=2, keepdims=True)
+    has_chars = ops.any(char_mask, axis=2)  # (batch, length, 1)
     return ops.where(has_chars, pooled, ops.zeros_like(pooled))
 
 
