@@ -14,6 +14,7 @@ Sentences are tokenised by `models.tokenization` inside the model (split at whit
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -56,6 +57,16 @@ def _sentences(args) -> tuple[Iterable[str], int | None]:
     return args.sentences, len(args.sentences)
 
 
+def _show_warnings() -> None:
+    """This package's warnings (a model version that failed to load) on stderr, one line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ner-tag: warning: %(message)s"))
+    serving_logger = logging.getLogger("serving")
+    serving_logger.addHandler(handler)
+    serving_logger.setLevel(logging.WARNING)
+    serving_logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command; returns the exit status (2 for bad arguments or input)."""
     parser = _parser()
@@ -70,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up chatter
 
-    from serving.model_version import resolve_model_dir
+    _show_warnings()
+    from serving.model_version import load_newest
+    from serving.tagging import load_signature
 
     try:
-        model_dir = resolve_model_dir(args.serving_dir, args.version)
+        # The newest version that loads: a broken newest version (e.g. a truncated
+        # saved_model.pb) is named in a warning and the previous one serves, as in TF Serving.
+        model_dir, signature = load_newest(args.serving_dir, load_signature, args.version)
     except ValueError as error:
         print(f"ner-tag: {error}", file=sys.stderr)
         return 2
@@ -89,10 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from serving.tagging import load_signature, tag_batches
+    from serving.tagging import tag_batches
 
     try:
-        signature = load_signature(model_dir)
         sentences, total = _sentences(args)
         results = tag_batches(signature, sentences, args.batch_size)
         show_progress = (args.file or args.conll) and not args.no_progress

@@ -1,14 +1,41 @@
-"""Which SavedModel to serve: the newest numeric version of a serving folder, or a named one."""
+"""Which SavedModel to serve: the newest loadable numeric version of a serving folder, or a named one.
+
+A serving folder holds one sub-folder per version (`<serving_dir>/<number>/saved_model.pb`), as
+TF Serving reads it. A version counts once its `saved_model.pb` exists (the Pusher writes it last,
+and publishes the folder with one rename; hidden `.<number>.incomplete` folders are never read).
+Like TF Serving, which keeps serving the previous version when a new one fails to load,
+`load_newest` falls back to the next newest version when the newest cannot be loaded (a truncated
+`saved_model.pb`, a missing variables file), with a warning naming the broken one.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import tensorflow as tf
 
+__all__ = ["load_newest", "resolve_model_dir", "whole_versions"]
+
+logger = logging.getLogger("serving.model_version")
+
+Loaded = TypeVar("Loaded")
+
+
+def whole_versions(serving_dir: str) -> list[int]:
+    """The numeric versions under `serving_dir` that hold a `saved_model.pb`, oldest first."""
+    return sorted(
+        int(name.rstrip("/"))
+        for name in tf.io.gfile.listdir(serving_dir)
+        if name.rstrip("/").isdigit()
+        and tf.io.gfile.exists(os.path.join(serving_dir, name.rstrip("/"), "saved_model.pb"))
+    )
+
 
 def resolve_model_dir(serving_dir: str, version: str | None = None) -> str:
-    """The SavedModel directory to load.
+    """The SavedModel directory to load (the newest whole version; not loaded here).
 
     Args:
         serving_dir: a Pusher destination (`<serving_dir>/<numeric version>/saved_model.pb`, as TF
@@ -19,29 +46,76 @@ def resolve_model_dir(serving_dir: str, version: str | None = None) -> str:
     Raises:
         ValueError: if the folder is missing, holds no numeric version, or `version` is not there.
     """
+    return _candidates(serving_dir, version)[0]
+
+
+def _candidates(serving_dir: str, version: str | None) -> list[str]:
+    """The directories to try, newest first: one when `version` is given or `serving_dir` is a
+    SavedModel itself."""
     if not tf.io.gfile.isdir(serving_dir):
         raise ValueError(
             "Invalid value for `serving_dir`. Expected an existing folder of numbered model "
             f"versions or a SavedModel. Received: serving_dir={serving_dir!r}"
         )
     if version is None and tf.io.gfile.exists(os.path.join(serving_dir, "saved_model.pb")):
-        return serving_dir
-    versions = sorted(
-        (int(name.rstrip("/")) for name in tf.io.gfile.listdir(serving_dir)
-         if name.rstrip("/").isdigit()
-         and tf.io.gfile.exists(os.path.join(serving_dir, name.rstrip("/"), "saved_model.pb"))),
-    )  # fmt: skip
+        return [serving_dir]
+    versions = whole_versions(serving_dir)
     if version is not None:
         if not str(version).isdigit() or int(version) not in versions:
             raise ValueError(
                 f"Invalid value for `version`. Expected one of the versions in {serving_dir}: "
                 f"{versions}. Received: version={version!r}"
             )
-        return os.path.join(serving_dir, str(int(version)))
+        return [os.path.join(serving_dir, str(int(version)))]
     if not versions:
         raise ValueError(
             "Invalid value for `serving_dir`. Expected a folder holding numbered SavedModel "
             f"versions (e.g. {serving_dir}/1795478441/saved_model.pb) or a SavedModel. "
             f"Received: serving_dir={serving_dir!r} with no version"
         )
-    return os.path.join(serving_dir, str(versions[-1]))
+    return [os.path.join(serving_dir, str(number)) for number in reversed(versions)]
+
+
+def load_newest(
+    serving_dir: str, load: Callable[[str], Loaded], version: str | None = None
+) -> tuple[str, Loaded]:
+    """Loads the newest version that loads, falling back past broken ones with a warning.
+
+    Args:
+        serving_dir: as in `resolve_model_dir`.
+        load: `load(model_dir)` returns the loaded model, or raises if it cannot be loaded.
+        version: load this version only (no fallback: the user asked for it).
+    Returns:
+        (the directory loaded, what `load` returned).
+    Raises:
+        ValueError: as `resolve_model_dir`; or when no version loads, naming each and its error.
+    """
+    candidates = _candidates(serving_dir, version)
+    explicit = version is not None or candidates == [serving_dir]
+    errors = []
+    for model_dir in candidates:
+        try:
+            loaded = load(model_dir)
+        except Exception as error:  # noqa: BLE001 (any load failure: try the previous version)
+            message = f"{type(error).__name__}: {(str(error).strip() or '?').splitlines()[0][:300]}"
+            errors.append(f"{model_dir} ({message})")
+            if explicit:
+                break
+            logger.warning(
+                "Model version %s cannot be loaded (%s); trying the next newest version.",
+                model_dir,
+                message,
+            )
+            continue
+        if errors:
+            logger.warning("Serving %s instead of the newer version(s) that failed.", model_dir)
+        return model_dir, loaded
+    if explicit:
+        raise ValueError(
+            "Invalid value for `serving_dir`/`version`. Expected a loadable SavedModel. "
+            f"Received: {errors[0]}"
+        )
+    raise ValueError(
+        f"Invalid value for `serving_dir`. Expected at least one loadable model version in "
+        f"{serving_dir}. Received: versions that all failed to load: {'; '.join(errors)}"
+    )

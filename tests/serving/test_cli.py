@@ -33,6 +33,59 @@ def test_missing_or_empty_serving_dir(tmp_path):
         resolve_model_dir(str(tmp_path))
 
 
+@pytest.fixture
+def broken_newest(serving_root, tmp_path):
+    """A serving folder whose newest version has a truncated saved_model.pb, and a hidden
+    half-written one newer still (as an interrupted Pusher leaves it)."""
+    import shutil
+
+    root = tmp_path / "serving"
+    shutil.copytree(serving_root / "9", root / "9")
+    shutil.copytree(serving_root / "9", root / "12")
+    model_file = root / "12" / "saved_model.pb"
+    model_file.write_bytes(model_file.read_bytes()[:200])
+    (root / ".13.incomplete").mkdir()
+    return root
+
+
+def test_a_version_that_cannot_be_loaded_falls_back_to_the_previous_one(broken_newest, capsys):
+    # Reference: version 9 named explicitly, which loads.
+    status, expected, _ = run(capsys, "--serving-dir", str(broken_newest), "--version", "9",
+                              "--format", "jsonl", "Obama visited Paris")  # fmt: skip
+    assert status == 0
+    status, out, err = run(capsys, "--serving-dir", str(broken_newest), "--format", "jsonl",
+                           "Obama visited Paris")  # fmt: skip
+    assert status == 0
+    assert out == expected
+    assert f"ner-tag: warning: Model version {broken_newest / '12'} cannot be loaded" in err
+    assert f"Serving {broken_newest / '9'} instead" in err
+    # Asked for by number, the broken version is an error, not silently another model.
+    status, out, err = run(capsys, "--serving-dir", str(broken_newest), "--version", "12", "hi")
+    assert status != 0 and not out
+
+
+def test_no_loadable_version_is_one_error_naming_each(broken_newest, capsys):
+    import shutil
+
+    shutil.rmtree(broken_newest / "9")
+    status, out, err = run(capsys, "--serving-dir", str(broken_newest), "hi")
+    assert status == 2 and not out
+    assert "Expected at least one loadable model version" in err
+    assert str(broken_newest / "12") in err
+
+
+def test_beam_batch_inference_falls_back_too(broken_newest, tmp_path, capsys):
+    text = tmp_path / "in.txt"
+    text.write_text("Obama visited Paris\nhi\n", encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    status, _, err = run(capsys, "--serving-dir", str(broken_newest), "--file", str(text),
+                         "--beam", "-o", str(output), "--format", "jsonl")  # fmt: skip
+    assert status == 0
+    assert "cannot be loaded" in err
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["sentence"] for r in records) == ["Obama visited Paris", "hi"]
+
+
 def run(capsys, *argv):
     status = main(list(argv))
     captured = capsys.readouterr()
