@@ -21,7 +21,31 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubeflow.config import KubeflowConfig, parser
-from kubeflow.open_source_kfp import drop_resolvers, open_source_kfp_problems
+from kubeflow.open_source_kfp import TARGET_MARK, drop_resolvers, open_source_kfp_problems
+
+RUN_PARAMETER_NAMES = {"data_dir": "data_uri", "epochs": "epochs", "min_entity_f1": "min_entity_f1"}
+"""`pipeline.pipeline.RunParameters` field -> the KFP run parameter's name."""
+
+
+def run_parameters(config: KubeflowConfig) -> dict[str, Any]:
+    """{RunParameters field: TFX RuntimeParameter}, defaults from `config`.
+
+    A run (the KFP UI, `create_run_from_pipeline_package(arguments=...)`, a recurring run) may set
+    `data_uri` (ExampleGen's input folder), `epochs` and `min_entity_f1` without recompiling.
+    """
+    from tfx import v1 as tfx
+
+    values = {
+        "data_dir": (str, config.data_uri),
+        "epochs": (int, config.tagger.training.epochs),
+        "min_entity_f1": (float, float(config.min_entity_f1)),
+    }
+    return {
+        field: tfx.dsl.experimental.RuntimeParameter(
+            name=RUN_PARAMETER_NAMES[field], ptype=ptype, default=default
+        )
+        for field, (ptype, default) in values.items()
+    }
 
 
 def compile_pipeline_spec(config: KubeflowConfig) -> dict[str, Any]:
@@ -35,9 +59,10 @@ def compile_pipeline_spec(config: KubeflowConfig) -> dict[str, Any]:
     """
     from tfx import v1 as tfx
 
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import RunParameters, create_pipeline
 
-    pipeline = create_pipeline(config.pipeline_config())
+    parameters = run_parameters(config)
+    pipeline = create_pipeline(config.pipeline_config(), RunParameters(**parameters))
     if not config.keeps_baseline_resolver:
         drop_resolvers(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -54,6 +79,16 @@ def compile_pipeline_spec(config: KubeflowConfig) -> dict[str, Any]:
     # The runner puts the root in the PipelineJob's runtime config, which the YAML (the spec
     # alone, as KFP uploads it) leaves out: KFP 2.x reads it from here instead.
     pipeline_spec["defaultPipelineRoot"] = config.pipeline_root
+    # Which target it is for, where kubeflow.schedule (and a person in the KFP UI) can read it.
+    pipeline_spec["pipelineInfo"]["description"] = (
+        f"NER tagger pipeline, compiled by python -m {TARGET_MARK}{config.target}"
+    )
+    # TFX declares the run parameters without the defaults (it passes them in the PipelineJob's
+    # runtime config, which the YAML leaves out): a run that sets none gets the compiled values.
+    declared = pipeline_spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    for parameter in parameters.values():
+        declared[parameter.name]["defaultValue"] = parameter.default
+        declared[parameter.name]["isOptional"] = True
     if config.target == "oss":
         problems = open_source_kfp_problems(pipeline_spec)
         if problems:

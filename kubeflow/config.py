@@ -12,18 +12,20 @@ has folders.
 Two targets, because open-source Kubeflow Pipelines and Vertex AI Pipelines run different subsets
 of the pipeline spec that `KubeflowV2DagRunner` writes (see kubeflow/README.md):
 
-- `oss`: open-source KFP 2.x. Its backend runs only container and importer executors, so the
-  latest-blessed-model resolver is dropped and the Evaluator blesses on the absolute F1 floor
-  (`--min-entity-f1`) alone.
-- `vertex`: Vertex AI Pipelines, which runs TFX's resolver executors: the Evaluator also requires
-  no regression against the latest blessed model, as in the local runner.
+- `oss`: open-source KFP 2.x. Its backend runs only container and importer executors, so no
+  resolver node: the Evaluator's baseline is the model serving now, found in the serving folder
+  at run time by a container task (`components.latest_served_model`).
+- `vertex`: Vertex AI Pipelines, which runs TFX's resolver executors: the baseline is the latest
+  blessed model, as in the local runner.
+
+Both require no regression against their baseline, and an entity F1 of at least the floor.
 
 The retraining options are the local runner's flags too (`--span-window` / `NER_SPAN_WINDOW`,
 `--warm-start` / `NER_WARM_START`), refused where they cannot mean what they mean locally rather
 than silently dropped:
 
 - `warm_start` feeds the latest blessed model (the baseline resolver's output) to the Trainer:
-  `vertex` only; `oss` drops that resolver, so it is refused there.
+  `vertex` only; on `oss` the baseline is a served version, which holds no warm-start weights.
 - `span_window` > 1 needs a `SpanRangeStrategy` resolver, which neither target can run: open-source
   KFP runs no resolver at all, and TFX's `KubeflowV2DagRunner` compiles only
   `LatestArtifactStrategy` and `LatestBlessedModelStrategy` resolvers (a `TypeError` from
@@ -103,8 +105,8 @@ class KubeflowConfig:
         serving_uri: Pusher's destination: `<serving_uri>/<numeric version>/saved_model.pb`.
         tagger: preprocessing, model and training configuration (Transform and Trainer).
         pipeline_name: Kubeflow pipeline name: lowercase letters, digits and '-'.
-        target: "oss" (open-source KFP 2.x: no resolver, absolute F1 floor only) or "vertex"
-            (Vertex AI Pipelines: also no regression against the latest blessed model).
+        target: "oss" (open-source KFP 2.x: no resolver; the baseline is the model serving
+            now) or "vertex" (Vertex AI Pipelines: the baseline is the latest blessed model).
         schema_uri: the curated schema as the components read it: by default the copy inside the
             image; any URI works if it holds the same file as the one the tag set came from.
         train_pattern: glob of the training files, relative to `data_uri`.
@@ -206,7 +208,8 @@ class KubeflowConfig:
 
     @property
     def keeps_baseline_resolver(self) -> bool:
-        """Whether the Evaluator compares with the latest blessed model (Vertex AI only)."""
+        """Whether the baseline comes from TFX's latest-blessed-model resolver (Vertex AI only;
+        otherwise from the serving folder)."""
         return self.target == "vertex"
 
     def pipeline_config(self):
@@ -229,6 +232,8 @@ class KubeflowConfig:
             min_entity_f1=self.min_entity_f1,
             beam_pipeline_args=self.beam_pipeline_args,
             enable_cache=self.enable_cache,
+            baseline=True,
+            baseline_from_serving_dir=not self.keeps_baseline_resolver,
             remote_pipeline_root=self.pipeline_root,
             remote_serving_dir=self.serving_uri,
             span_window=self.span_window,

@@ -24,6 +24,7 @@ where they run (installed, or the repository root on PYTHONPATH).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -32,6 +33,9 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.conll_example_gen import ConllExampleGen
+from components.entity_evaluator import EntityEvaluator
+from components.latest_served_model import LatestServedModel
+from components.tagger_trainer import TaggerTrainer
 from models.entity_metric import ENTITY_F1_NAME
 from pipeline.atomic_pusher import AtomicPusher
 from pipeline.config import PipelineConfig
@@ -60,6 +64,22 @@ class LatestArtifactIfAnyStrategy(tfx.dsl.experimental.ResolverStrategy):
             key: sorted(artifacts, key=lambda artifact: artifact.id)[-1:]
             for key, artifacts in input_dict.items()
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class RunParameters:
+    """Values an orchestrator sets per run, without rebuilding the pipeline (Kubeflow's run
+    parameters); None: the value compiled in from `PipelineConfig`.
+
+    Attributes:
+        data_dir: ExampleGen's `input_base` (a `RuntimeParameter` of type str).
+        epochs: the Trainer's maximum epochs (int).
+        min_entity_f1: the Evaluator's entity-F1 floor, in percent (float).
+    """
+
+    data_dir: tfx.dsl.experimental.RuntimeParameter | None = None
+    epochs: tfx.dsl.experimental.RuntimeParameter | None = None
+    min_entity_f1: tfx.dsl.experimental.RuntimeParameter | None = None
 
 
 def code_fingerprint(packages=("models", "serving"), root: pathlib.Path | None = None) -> str:
@@ -126,10 +146,19 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    """Builds the TFX pipeline described in the module docstring from `config` (pure)."""
+def create_pipeline(
+    config: PipelineConfig, run_parameters: RunParameters | None = None
+) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline described in the module docstring from `config` (pure).
+
+    Args:
+        config: the pipeline's configuration.
+        run_parameters: values set per run by the orchestrator (Kubeflow), replacing the
+            config's; None: everything as in `config`.
+    """
+    run_parameters = run_parameters or RunParameters()
     example_gen = ConllExampleGen(
-        input_base=config.data_dir,
+        input_base=run_parameters.data_dir or config.data_dir,
         input_config=tfx.proto.Input(
             splits=[
                 tfx.proto.Input.Split(name="train", pattern=config.train_pattern),
@@ -188,14 +217,24 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     # Bad data must not reach Transform (nor, through it, the Trainer).
     transform.add_upstream_node(validation_gate)
     baseline_nodes = []
-    if config.baseline:
+    baseline_model = None
+    if config.baseline and config.baseline_from_serving_dir:
+        # Without resolver nodes (open-source KFP): the model serving now, read at run time.
+        served_model = LatestServedModel(serving_dir=config.serving_dir).with_id(
+            "latest-served-model"
+        )
+        baseline_nodes.append(served_model)
+        baseline_model = served_model.outputs["model"]
+    elif config.baseline:
         model_resolver = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id("latest_blessed_model_resolver")
         baseline_nodes.append(model_resolver)
-    trainer = tfx.components.Trainer(
+        baseline_model = model_resolver.outputs["model"]
+    trainer = TaggerTrainer(
+        epochs=run_parameters.epochs,
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -205,17 +244,16 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_config=custom_config,
         # Warm start from the latest *blessed* model: the latest model may be one the Evaluator
         # rejected (trained on bad data).
-        base_model=(
-            model_resolver.outputs["model"] if config.baseline and config.warm_start else None
-        ),
-    )
-    evaluator = tfx.components.Evaluator(
+        base_model=baseline_model if config.warm_start else None,
+    ).with_id("Trainer")
+    evaluator = EntityEvaluator(
+        min_entity_f1=run_parameters.min_entity_f1,
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"] if config.baseline else None,
+        baseline_model=baseline_model,
         eval_config=eval_config(config),
         example_splits=["eval"],
-    )
+    ).with_id("Evaluator")
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

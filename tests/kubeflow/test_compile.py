@@ -18,6 +18,7 @@ import pytest
 import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from kfp_launcher_stand_in import task_parameter_sources
 
 from kubeflow.compile import compile_pipeline_spec, main, write_pipeline_spec
 from kubeflow.config import KubeflowConfig
@@ -37,6 +38,7 @@ URIS = {
 }
 MIN_ENTITY_F1 = "12.5"
 RESOLVER_ID = "latest_blessed_model_resolver"
+SERVED_MODEL_TASK = "latest-served-model"
 
 
 def _flags(target: str) -> list[str]:
@@ -61,11 +63,23 @@ def compiled(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference_nodes():
-    """The nodes of the TFX pipeline itself: {id: node}."""
+    """The nodes of the TFX pipeline itself for target vertex: {id: node}."""
     from pipeline.pipeline import create_pipeline
 
     config = KubeflowConfig.from_args(_flags("vertex"), environ={})
     return {node.id: node for node in create_pipeline(config.pipeline_config()).components}
+
+
+@pytest.fixture(scope="module")
+def target_nodes(reference_nodes):
+    """{target: the node ids that must run as containers}."""
+    from pipeline.pipeline import create_pipeline
+
+    oss = KubeflowConfig.from_args(_flags("oss"), environ={})
+    return {
+        "vertex": {node_id for node_id in reference_nodes if node_id != RESOLVER_ID},
+        "oss": {node.id for node in create_pipeline(oss.pipeline_config()).components},
+    }
 
 
 def _executor(spec: dict, task: str) -> dict:
@@ -96,7 +110,8 @@ def test_every_component_is_a_task(compiled, reference_nodes):
     assert RESOLVER_ID in reference_nodes
     oss_tasks = set(compiled["oss"][0]["root"]["dag"]["tasks"])
     vertex_tasks = set(compiled["vertex"][0]["root"]["dag"]["tasks"])
-    assert oss_tasks == components
+    # Open-source KFP: the baseline comes from the serving folder, read by a container.
+    assert oss_tasks == components | {SERVED_MODEL_TASK}
     # TFX splits the latest-blessed-model resolver into two MLMD queries.
     assert vertex_tasks == components | {
         f"{RESOLVER_ID}-model-blessing-resolver",
@@ -105,12 +120,12 @@ def test_every_component_is_a_task(compiled, reference_nodes):
 
 
 @pytest.mark.parametrize("target", ["oss", "vertex"])
-def test_image_and_beam_arguments(compiled, reference_nodes, target):
+def test_image_and_beam_arguments(compiled, target_nodes, target):
     spec = compiled[target][0]
     beam_args = shlex.split(BEAM_ARGS)
     checked = set()
     for task in spec["root"]["dag"]["tasks"]:
-        if task not in reference_nodes:  # the resolver's MLMD queries: no container
+        if task not in target_nodes[target]:  # the resolver's MLMD queries: no container
             assert set(_executor(spec, task)) == {"resolver"}, task
             continue
         container = _executor(spec, task)["container"]
@@ -120,7 +135,7 @@ def test_image_and_beam_arguments(compiled, reference_nodes, target):
         assert container["args"][-len(beam_args) :] == beam_args, task
         assert container["args"].count(beam_args[0]) == 1, task
         checked.add(task)
-    assert checked == {node_id for node_id in reference_nodes if node_id != RESOLVER_ID}
+    assert checked == target_nodes[target]
     # ExampleGen's driver (a pre-cache-check hook, run by Vertex AI only) gets them too.
     hook = _executor(spec, "ConllExampleGen")["container"]["lifecycle"]["preCacheCheck"]
     assert hook["args"][-len(beam_args) :] == beam_args
@@ -130,7 +145,9 @@ def test_image_and_beam_arguments(compiled, reference_nodes, target):
 def test_locations_and_floor(compiled, target):
     spec = compiled[target][0]
     assert spec["defaultPipelineRoot"] == URIS["--pipeline-root"]
-    assert _constant(spec, "ConllExampleGen", "input_base") == URIS["--data-uri"]
+    run_parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert run_parameters["data_uri"]["defaultValue"] == URIS["--data-uri"]
+    assert run_parameters["min_entity_f1"]["defaultValue"] == float(MIN_ENTITY_F1)
     assert URIS["--serving-uri"] in _constant(spec, "AtomicPusher", "push_destination")
     assert (
         _constant(spec, "ImportSchemaGen", "schema_file")
@@ -140,15 +157,46 @@ def test_locations_and_floor(compiled, target):
     assert f'"lower_bound": {float(MIN_ENTITY_F1)}' in eval_config
 
 
+@pytest.mark.parametrize("target", ["oss", "vertex"])
+def test_run_parameters_reach_their_components(compiled, target):
+    spec, path = compiled[target]
+    # kfp's own loader sees them as the pipeline's inputs, with the compiled values as defaults.
+    component = kfp.components.load_component_from_file(str(path))
+    inputs = component.component_spec.inputs
+    assert set(inputs) == {"data_uri", "epochs", "min_entity_f1"}
+    assert inputs["data_uri"].default == URIS["--data-uri"]
+    assert inputs["epochs"].default == 25 and inputs["epochs"].type == "Integer"
+    assert inputs["min_entity_f1"].default == float(MIN_ENTITY_F1)
+    assert inputs["min_entity_f1"].type == "Float"
+    assert task_parameter_sources(spec) == {
+        "ConllExampleGen": {"input_base": "data_uri"},
+        "Trainer": {"epochs": "epochs"},
+        "Evaluator": {"min_entity_f1": "min_entity_f1"},
+    }
+    # Each executor declares the parameter with its type, so the container casts it
+    # (kubeflow_v2_entrypoint_utils.parse_execution_properties).
+    for task, parameter, kind in (
+        ("Trainer", "epochs", "NUMBER_INTEGER"),
+        ("Evaluator", "min_entity_f1", "NUMBER_DOUBLE"),
+    ):
+        args = _executor(spec, task)["container"]["args"]
+        inputs_spec = json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
+        assert inputs_spec["parameters"][parameter]["parameterType"] == kind
+
+
 def test_oss_spec_has_nothing_open_source_kfp_refuses(compiled):
     spec = compiled["oss"][0]
     for label, executor in spec["deploymentSpec"]["executors"].items():
         assert set(executor) <= {"container", "importer"}, label
     assert open_source_kfp_problems(spec) == []
-    # The Evaluator blesses on the absolute floor alone: no baseline input, no resolver upstream.
+    # The baseline is the model serving now, found by a container task, not a resolver.
     evaluator = spec["root"]["dag"]["tasks"]["Evaluator"]
-    assert set(evaluator["inputs"]["artifacts"]) == {"examples", "model"}
+    baseline = evaluator["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline == {"outputArtifactKey": "model", "producerTask": SERVED_MODEL_TASK}
     assert not any("resolver" in task for task in evaluator.get("dependentTasks", []))
+    assert URIS["--serving-uri"] == _constant(spec, SERVED_MODEL_TASK, "serving_dir")
+    eval_config = _constant(spec, "Evaluator", "eval_config")
+    assert '"change_threshold"' in eval_config  # the no-regression gate
 
 
 def test_vertex_spec_keeps_the_baseline(compiled):
@@ -169,8 +217,8 @@ def test_vertex_spec_keeps_the_baseline(compiled):
 
 
 def test_oss_compile_refuses_a_spec_with_a_resolver(monkeypatch):
-    # As if dropping the resolver had been forgotten.
-    monkeypatch.setattr("kubeflow.compile.drop_resolvers", lambda pipeline: [])
+    # As if target oss had been given the resolver baseline by mistake, and not dropped it.
+    monkeypatch.setattr(KubeflowConfig, "keeps_baseline_resolver", property(lambda self: True))
     config = KubeflowConfig.from_args(_flags("oss"), environ={})
     with pytest.raises(ValueError, match=r"Expected a pipeline open-source KFP can run"):
         compile_pipeline_spec(config)
@@ -203,7 +251,7 @@ def test_drop_resolvers_keeps_beam_arguments_once(reference_nodes):
 
     from pipeline.pipeline import create_pipeline
 
-    config = KubeflowConfig.from_args(_flags("oss"), environ={})
+    config = KubeflowConfig.from_args(_flags("vertex"), environ={})
     pipeline = create_pipeline(config.pipeline_config())
     before = {
         node.id: list(node.executor_spec.beam_pipeline_args)
