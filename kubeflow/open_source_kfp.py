@@ -55,6 +55,17 @@ def open_source_kfp_problems(pipeline_spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+TARGET_MARK = "kubeflow.compile --target "
+"""Written into `pipelineInfo.description` by kubeflow.compile, followed by the target."""
+
+
+def compiled_target(pipeline_spec: Mapping[str, Any]) -> str | None:
+    """The `--target` a spec was compiled for by kubeflow.compile, or None if it does not say."""
+    description = pipeline_spec.get("pipelineInfo", {}).get("description", "")
+    match = re.search(re.escape(TARGET_MARK) + r"(\w+)", description)
+    return match[1] if match else None
+
+
 def drop_resolvers(pipeline) -> list[str]:
     """Removes every `Resolver` node from a TFX pipeline, and the inputs they feed.
 

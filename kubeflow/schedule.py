@@ -22,10 +22,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
+from kubeflow.open_source_kfp import compiled_target, open_source_kfp_problems
 from kubeflow.schedule_config import ScheduleConfig
 
 
@@ -65,6 +68,75 @@ def _latest_version_id(client, pipeline_id: str) -> str:
     return versions[0].pipeline_version_id
 
 
+def check_package(package_path: str) -> dict[str, Any]:
+    """Reads a compiled package and checks that open-source KFP can run it.
+
+    Returns:
+        The pipeline spec.
+    Raises:
+        ValueError: if the file is not a pipeline spec, or was compiled for Vertex AI (its
+            resolver executors fail every run on open-source KFP, see kubeflow/README.md).
+    """
+    import yaml
+
+    try:
+        with open(package_path, encoding="utf-8") as file:
+            spec = yaml.safe_load(file)
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(
+            "Invalid value for `package_path`. Expected a readable pipeline YAML file "
+            f"(python -m kubeflow.compile --output ...). Received: {package_path!r} "
+            f"({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(spec, dict) or "root" not in spec or "pipelineInfo" not in spec:
+        raise ValueError(
+            "Invalid value for `package_path`. Expected a KFP pipeline spec (with `root` and "
+            f"`pipelineInfo`). Received: {package_path!r}"
+        )
+    target = compiled_target(spec)
+    problems = open_source_kfp_problems(spec)
+    if target not in (None, "oss") or problems:
+        raise ValueError(
+            "Invalid value for `package_path`. Expected a pipeline compiled for open-source KFP "
+            "(python -m kubeflow.compile --target oss). Received: "
+            f"{package_path!r}, compiled for target {target or 'vertex'!r}"
+            + (f" ({problems[0]})" if problems else "")
+            + ". On Vertex AI, schedule runs with Vertex's own pipeline-job schedules."
+        )
+    return spec
+
+
+def _parameter_arguments(spec: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """The recurring run's parameters, typed as the spec declares them.
+
+    Raises:
+        ValueError: for a name the pipeline does not declare, or a value of the wrong type.
+    """
+    declared = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    converters = {"NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "STRING": str}
+    arguments = {}
+    for name, text in parameters.items():
+        if name not in declared:
+            raise ValueError(
+                f"Invalid value for `--param`. Expected one of the pipeline's run parameters "
+                f"{sorted(declared)}. Received: {name}={text!r}"
+            )
+        kind = declared[name].get("parameterType", "STRING")
+        try:
+            value = converters.get(kind, str)(text)
+        except ValueError:
+            raise ValueError(
+                f"Invalid value for `--param`. Expected {name} of type {kind}. "
+                f"Received: {name}={text!r}"
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"Invalid value for `--param`. Expected a finite number. Received: {name}={text!r}"
+            )
+        arguments[name] = value
+    return arguments
+
+
 def schedule(config: ScheduleConfig, client=None) -> ScheduleResult:
     """Uploads the pipeline (or a new version) and (re)creates its recurring run.
 
@@ -75,6 +147,7 @@ def schedule(config: ScheduleConfig, client=None) -> ScheduleResult:
     Returns:
         The ids of what was created.
     """
+    arguments = _parameter_arguments(check_package(config.package_path), config.parameters)
     if client is None:
         import kfp
 
@@ -132,6 +205,7 @@ def schedule(config: ScheduleConfig, client=None) -> ScheduleResult:
         enabled=True,
         pipeline_root=config.pipeline_root or None,
         enable_caching=config.enable_caching,
+        params=arguments or None,
     )
     return ScheduleResult(
         pipeline_id=pipeline_id,
@@ -143,12 +217,58 @@ def schedule(config: ScheduleConfig, client=None) -> ScheduleResult:
     )
 
 
+def _unreachable(error: BaseException) -> str | None:
+    """Why the API could not be reached, if `error` (or what it wraps) says that; else None."""
+    import urllib3
+
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, urllib3.exceptions.MaxRetryError):
+            return str(current.reason or current)
+        if isinstance(current, ConnectionError | urllib3.exceptions.HTTPError | TimeoutError):
+            return f"{type(current).__name__}: {current}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parses the flags, schedules, prints what was created."""
-    config = ScheduleConfig.from_args(sys.argv[1:] if argv is None else argv)
+    """Parses the flags, schedules, prints what was created.
+
+    Returns:
+        0; 2 for an invalid flag or package (one line on stderr); 1 when the API cannot be
+        reached or refuses a request (one line naming the host).
+    """
+    try:
+        config = ScheduleConfig.from_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as error:
+        print(f"kubeflow.schedule: {error}", file=sys.stderr)
+        return 2
     # kfp.Client warns on every construction that it needs a KFP 2.x backend: we know.
     warnings.filterwarnings("ignore", category=FutureWarning, module="kfp")
-    result = schedule(config)
+    try:
+        result = schedule(config)
+    except ValueError as error:
+        print(f"kubeflow.schedule: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 (one line for what the user can act on)
+        import kfp_server_api
+
+        reason = _unreachable(error)
+        if reason is not None:
+            print(
+                f"kubeflow.schedule: cannot reach the Kubeflow Pipelines API at {config.host}: "
+                f"{reason}",
+                file=sys.stderr,
+            )
+            return 1
+        if isinstance(error, kfp_server_api.ApiException):
+            print(
+                f"kubeflow.schedule: the Kubeflow Pipelines API at {config.host} answered "
+                f"{error.status} {error.reason}: {(error.body or '').strip()[:300]}",
+                file=sys.stderr,
+            )
+            return 1
+        raise
     print(
         f"Pipeline {config.pipeline_name!r} ({'created' if result.created_pipeline else 'new version'}"
         f" {result.version_id}), experiment {config.experiment!r}: recurring run "

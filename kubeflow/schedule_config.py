@@ -56,6 +56,8 @@ class ScheduleConfig:
         namespace: Kubernetes namespace (multi-user Kubeflow), if any.
         version_name: name of the uploaded pipeline version (default: name and UTC time).
         existing_token: bearer token of the API, if the cluster needs one ($NER_KFP_TOKEN).
+        parameters: run parameters of every scheduled run, {name: value as text}, checked
+            against the package's declared parameters (`--param data_uri=gs://b/ner/data`).
     """
 
     host: str
@@ -71,6 +73,7 @@ class ScheduleConfig:
     namespace: str = ""
     version_name: str = ""
     existing_token: str = dataclasses.field(default="", repr=False)
+    parameters: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not re.fullmatch(r"https?://\S+", self.host or ""):
@@ -131,7 +134,19 @@ class ScheduleConfig:
             namespace=args.namespace,
             version_name=args.version_name,
             existing_token=environ.get("NER_KFP_TOKEN", ""),
+            parameters=_parameters(args.param),
         )
+
+
+def _parameters(items: Sequence[str]) -> dict[str, str]:
+    """{name: value} from NAME=VALUE items."""
+    result = {}
+    for item in items:
+        name, separator, value = item.partition("=")
+        if not separator or not name.strip() or not value:
+            raise _invalid("param", "NAME=VALUE with a non-empty name and value", item)
+        result[name.strip()] = value
+    return result
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -172,4 +187,12 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--version-name", "", str, "name of the new pipeline version (default: name-UTC time)")
     add_switch("--catchup", "start the runs missed while paused")
     add_switch("--enable-caching", "reuse outputs of components whose inputs are equal")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run parameter of every scheduled run (repeatable): data_uri, epochs, "
+        "min_entity_f1; default: the values compiled into the package",
+    )
     return parser

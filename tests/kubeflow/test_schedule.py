@@ -152,3 +152,70 @@ def test_invalid_schedule_config(overrides, message):
 def test_missing_host_names_the_flag_and_variable():
     with pytest.raises(ValueError, match=r"--host or \$NER_KFP_HOST"):
         ScheduleConfig.from_args(["--package", "p.yaml"], environ={})
+
+
+VERTEX_PACKAGE_TEXT = PACKAGE_TEXT.replace(
+    "  name: ner-bilstm-crf\n",
+    "  name: ner-bilstm-crf\n"
+    "  description: NER tagger pipeline, compiled by python -m kubeflow.compile --target vertex\n",
+)
+RESOLVER_PACKAGE_TEXT = PACKAGE_TEXT + (
+    "deploymentSpec:\n  executors:\n    resolver-executor:\n      resolver:\n"
+    "        outputArtifactQueries: {}\n"
+)
+
+
+@pytest.mark.parametrize("text", [VERTEX_PACKAGE_TEXT, RESOLVER_PACKAGE_TEXT])
+def test_a_spec_for_vertex_is_refused_before_anything_is_sent(text, tmp_path, capsys):
+    path = tmp_path / "pipeline-vertex.yaml"
+    path.write_text(text, encoding="utf-8")
+    with KfpApiStandIn() as api:
+        status = main(["--host", api.url, "--package", str(path)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Expected a pipeline compiled for open-source KFP" in err
+    assert "--target oss" in err and "'vertex'" in err
+    assert not api.requests  # nothing uploaded
+
+
+def test_an_unreachable_host_is_one_line_naming_it(package, capsys):
+    with socket.socket() as probe:  # a loopback port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = f"http://127.0.0.1:{port}"
+    status = main(["--host", host, "--package", str(package)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"kubeflow.schedule: cannot reach the Kubeflow Pipelines API at {host}")
+    assert "Traceback" not in err
+
+
+def test_run_parameters_are_forwarded_to_the_recurring_run(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        PACKAGE_TEXT.replace(
+            "root:\n",
+            "root:\n  inputDefinitions:\n    parameters:\n"
+            "      data_uri: {parameterType: STRING, defaultValue: gs://b/a}\n"
+            "      epochs: {parameterType: NUMBER_INTEGER, defaultValue: 25}\n",
+        ),
+        encoding="utf-8",
+    )
+    with KfpApiStandIn() as api:
+        assert main(["--host", api.url, "--package", str(path), "--param", "epochs=3",
+                     "--param", "data_uri=gs://b/ner/span-7"]) == 0  # fmt: skip
+        (create_run,) = api.requests_to("POST", f"{API}/recurringruns")
+    assert create_run.json()["runtime_config"]["parameters"] == {
+        "epochs": 3,
+        "data_uri": "gs://b/ner/span-7",
+    }
+    for bad, message in (
+        ("lr=0.1", r"Expected one of the pipeline's run parameters \['data_uri', 'epochs'\]"),
+        ("epochs=three", r"Expected epochs of type NUMBER_INTEGER"),
+        ("epochs", r"NAME=VALUE"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            schedule(ScheduleConfig.from_args(["--host", "http://127.0.0.1:1", "--package",
+                                               str(path), "--param", bad], environ={}))  # fmt: skip
