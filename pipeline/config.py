@@ -85,6 +85,10 @@ class PipelineConfig:
         baseline: compare with the latest blessed model (a resolver node, the Evaluator's
             baseline and a no-regression threshold); False: bless on the floor alone (for
             orchestrators that cannot run resolver nodes, such as open-source KFP).
+        baseline_from_serving_dir: with `baseline`, take the baseline from the serving folder
+            (the newest whole version there, `components.latest_served_model`) instead of a
+            resolver node over ML Metadata: for orchestrators that run no resolver nodes
+            (open-source KFP).
         explicit_pipeline_root: where TFX writes the artifacts, instead of under `output_dir`.
         explicit_serving_dir: Pusher's destination, instead of under `output_dir`.
         span_window: how many spans to train on: 1, the latest span that ExampleGen ingests
@@ -111,6 +115,7 @@ class PipelineConfig:
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
     baseline: bool = True
+    baseline_from_serving_dir: bool = False
     explicit_pipeline_root: str | None = None
     explicit_serving_dir: str | None = None
     span_window: int = 1
@@ -146,6 +151,13 @@ class PipelineConfig:
                 "1 when `baseline` is False (a rolling window of spans needs a resolver node)",
                 self.span_window,
             )
+        if self.warm_start and self.baseline_from_serving_dir:
+            raise _invalid(
+                "warm_start",
+                "False when the baseline comes from the serving folder (a served version holds "
+                "the SavedModel, not the Trainer's warm-start weights)",
+                self.warm_start,
+            )
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
 
     @property
@@ -159,6 +171,11 @@ class PipelineConfig:
     def metadata_path(self) -> str:
         """The SQLite ML Metadata store."""
         return os.path.join(self.output_dir, "metadata", self.pipeline_name, "metadata.db")
+
+    @property
+    def run_lock_path(self) -> str:
+        """The lock a run holds from start to end (`pipeline.run_lock`), beside the store."""
+        return os.path.join(os.path.dirname(self.metadata_path), "run.lock")
 
     @property
     def serving_dir(self) -> str:
@@ -282,6 +299,12 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=environ.get("NER_NO_BASELINE", "") not in ("", "0", "false"),
         help="bless on --min-entity-f1 alone, without comparing with the latest blessed model "
         "($NER_NO_BASELINE)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run of this pipeline is in progress, wait for it to end (default: "
+        "exit at once with status 75)",
     )
     parser.add_argument(
         "--warm-start",

@@ -104,11 +104,45 @@ def main(argv: list[str] | None = None) -> int:
     from tfx import v1 as tfx
 
     from pipeline.config import PipelineConfig
+    from pipeline.run_lock import EXIT_LOCKED, RunLock
+
+    config = PipelineConfig.from_args(argv)
+    lock = RunLock(config.run_lock_path)
+    if not lock.acquire():
+        if "--wait" not in argv:
+            print(
+                f"Another run of pipeline {config.pipeline_name!r} is in progress (process "
+                f"{lock.holder() or '?'}, lock {config.run_lock_path}): not started, exit status "
+                f"{EXIT_LOCKED}. Give --wait to wait for it instead.",
+                file=sys.stderr,
+            )
+            return EXIT_LOCKED
+        logging.info("Another run of this pipeline is in progress; waiting for it to end.")
+        lock.acquire(wait=True)
+    with lock:
+        return _run(config, tfx)
+
+
+def _run(config, tfx) -> int:
+    """Runs the pipeline while holding its run lock; prints the result."""
+    from absl import logging
+
+    from pipeline.interrupted_runs import abandon_interrupted_executions
     from pipeline.pipeline import create_pipeline
     from pipeline.report import write_run_report
     from pipeline.run_summary import latest_run_executions, summarize
 
-    config = PipelineConfig.from_args(argv)
+    # No other run is in progress: what is still RUNNING in the store belongs to a run that died.
+    for abandoned in abandon_interrupted_executions(
+        config.metadata_path, config.pipeline_name, config.pipeline_root
+    ):
+        logging.warning(
+            "%s (execution %d) was left unfinished by a run that died: marked CANCELED, "
+            "%d orphan folder(s) removed.",
+            abandoned.node_id,
+            abandoned.execution_id,
+            len(abandoned.removed),
+        )
     logging.info(
         "Pipeline %s: data %s, outputs %s", config.pipeline_name, config.data_dir, config.output_dir
     )

@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
-import fcntl
 import glob
 import json
 import logging
@@ -61,8 +59,8 @@ import time
 from collections.abc import Sequence
 
 from pipeline.config import PipelineConfig
+from pipeline.run_lock import EXIT_LOCKED, RunLock
 
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another retrain holds the lock; try again later.
 DEFAULT_MAX_ATTEMPTS = 3
 SPAN_SPEC = "{SPAN}"
 
@@ -196,38 +194,6 @@ def record_failure(paths: SchedulerPaths, span: int, exit_status: int, max_attem
     return record
 
 
-class RetrainLock:
-    """Exclusive, non-blocking `fcntl.flock` on a file; released by the kernel when every process
-    holding the open file (this one, and a child it was passed to) has exited."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        """Takes the lock if free. Returns whether this process now holds it."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                return False
-            raise
-        # For people looking: who holds it (the lock itself is the flock, not this text).
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-
 def tick(
     config: PipelineConfig,
     pipeline_argv: Sequence[str],
@@ -252,7 +218,7 @@ def tick(
         raise _invalid("max_attempts", "a positive integer", max_attempts)
     runner = runner or _run_child
     paths = SchedulerPaths.for_config(config)
-    lock = RetrainLock(paths.lock_path)
+    lock = RunLock(paths.lock_path)
     if not lock.acquire():
         logger.info("Another retrain holds %s; skipping this check.", paths.lock_path)
         return EXIT_LOCKED
@@ -278,6 +244,10 @@ def tick(
             return 0
         logger.info("New span %d (last trained: %s): retraining.", span, last)
         status = runner(list(pipeline_argv), (lock.fd,))
+        if status == EXIT_LOCKED:
+            # A run started by hand holds the pipeline's run lock: not a failure of the span.
+            logger.info("Another run of the pipeline is in progress; span %d waits.", span)
+            return status
         if status == 0:
             write_last_span(paths, span)
             logger.info("Retraining on span %d finished.", span)

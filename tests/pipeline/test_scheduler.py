@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import scheduler
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
+from pipeline.run_lock import EXIT_LOCKED, RunLock
 
 TRAIN = "span-{SPAN}/train.conll"
 EVAL = "span-{SPAN}/eval.conll"
@@ -77,15 +78,15 @@ def test_lock_is_exclusive_and_freed_when_its_holder_is_killed(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert not scheduler.RetrainLock(path).acquire()
+        assert not RunLock(path).acquire()
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # The file is still there (stale), yet the lock is free.
     assert os.path.exists(path)
-    lock = scheduler.RetrainLock(path)
+    lock = RunLock(path)
     assert lock.acquire()
-    assert not scheduler.RetrainLock(path).acquire()  # another open file description
+    assert not RunLock(path).acquire()  # another open file description
     lock.release()
 
 
@@ -98,7 +99,7 @@ def test_tick_runs_on_a_new_span_and_records_it_only_on_success(tmp_path):
         def run(argv, pass_fds):
             calls.append(argv)
             # The run holds the lock: a second tick during it does nothing.
-            assert scheduler.tick(cfg, argv, runner=None) == scheduler.EXIT_LOCKED
+            assert scheduler.tick(cfg, argv, runner=None) == EXIT_LOCKED
             return status
 
         return run
@@ -122,7 +123,7 @@ def test_tick_runs_on_a_new_span_and_records_it_only_on_success(tmp_path):
 def test_child_run_keeps_the_lock_after_the_scheduler_dies(tmp_path):
     cfg = config(tmp_path)
     lock_path = scheduler.SchedulerPaths.for_config(cfg).lock_path
-    lock = scheduler.RetrainLock(lock_path)
+    lock = RunLock(lock_path)
     assert lock.acquire()
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)"], pass_fds=(lock.fd,)
@@ -131,11 +132,11 @@ def test_child_run_keeps_the_lock_after_the_scheduler_dies(tmp_path):
         os.close(lock.fd)  # as if the scheduler died: only the child holds the file now
         lock.fd = None
         time.sleep(0.1)
-        assert not scheduler.RetrainLock(lock_path).acquire()
+        assert not RunLock(lock_path).acquire()
     finally:
         child.kill()
         child.wait()
-    assert scheduler.RetrainLock(lock_path).acquire()
+    assert RunLock(lock_path).acquire()
 
 
 def test_main_refuses_patterns_without_span(tmp_path):
