@@ -33,7 +33,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-SAVED_MODEL_FILE = "saved_model.pb"
+from components.latest_served_model import SAVED_MODEL_FILE, newest_whole_version
+
 
 
 def _walk_files(directory: str):
@@ -50,15 +51,6 @@ def directory_fingerprint(directory: str) -> str:
         with fileio.open(path, "rb") as file:
             digest.update(hashlib.sha256(file.read()).digest())
     return digest.hexdigest()
-
-
-def latest_version(base_directory: str) -> str | None:
-    """The highest numeric version folder under `base_directory`, or None."""
-    if not fileio.exists(base_directory):
-        return None
-    versions = [name.rstrip("/") for name in fileio.listdir(base_directory)]
-    versions = [name for name in versions if name.isdigit()]
-    return max(versions, key=int) if versions else None
 
 
 def copy_model_atomically(model_path: str, base_directory: str, version: str) -> str | None:
@@ -115,7 +107,8 @@ class AtomicPusherExecutor(pusher_executor.Executor):
                 f"Received: push_destination={push_destination}"
             )
         base_directory = push_destination.filesystem.base_directory
-        previous = latest_version(base_directory)
+        # Compared with the newest *whole* version: a half-written one is no reason to skip.
+        previous = newest_whole_version(base_directory)
         if previous is not None and directory_fingerprint(
             os.path.join(base_directory, previous)
         ) == directory_fingerprint(model_path):

@@ -54,11 +54,12 @@ def test_leftover_temporary_folder_is_replaced(tmp_path):
     assert "junk" not in os.listdir(serving / "7")
 
 
-def test_latest_version_is_numeric_maximum(tmp_path):
-    assert atomic_pusher.latest_version(str(tmp_path / "missing")) is None
-    for name in ("9", "10", ".11.incomplete", "notes"):
-        (tmp_path / name).mkdir()
-    assert atomic_pusher.latest_version(str(tmp_path)) == "10"
+def test_an_identical_push_is_judged_against_the_newest_whole_version(tmp_path):
+    serving = tmp_path / "serving"
+    for name in ("9", "10", ".11.incomplete", "12"):
+        make_model(serving / name, name.encode())
+    os.remove(serving / "12" / "saved_model.pb")  # being written (on GCS: no rename)
+    assert atomic_pusher.newest_whole_version(str(serving)) == "10"
 
 
 def test_fingerprint_sees_content_and_names(tmp_path):
