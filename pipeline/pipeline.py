@@ -32,14 +32,15 @@ import pathlib
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.atomic_pusher import AtomicPusher
 from components.conll_example_gen import ConllExampleGen
 from components.entity_evaluator import EntityEvaluator
+from components.latest_artifact_if_any import LatestArtifactIfAnyStrategy
 from components.latest_served_model import LatestServedModel
 from components.tagger_trainer import TaggerTrainer
+from components.validation_gate import ValidationGate
 from models.entity_metric import ENTITY_F1_NAME
-from pipeline.atomic_pusher import AtomicPusher
 from pipeline.config import PipelineConfig
-from pipeline.validation_gate import ValidationGate
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.run_fn.run_fn"
@@ -47,23 +48,6 @@ LABEL_KEY = "tags"
 PREDICTION_KEY = "tags"
 # No regression: a candidate whose F1 is below the baseline's by more than rounding is not blessed.
 NO_REGRESSION_TOLERANCE = 1e-6
-
-
-class LatestArtifactIfAnyStrategy(tfx.dsl.experimental.ResolverStrategy):
-    """The latest artifact (highest id) of each input, or none when there is none yet.
-
-    For the analyzer cache: TFX's `LatestArtifactStrategy` returns None when a channel is empty,
-    which on the first run marks the resolver FAILED in ML Metadata and logs an error traceback
-    (the run goes on, Transform's `analyzer_cache` being optional). An empty list says the same
-    without the failure.
-    """
-
-    def resolve_artifacts(self, store, input_dict):
-        del store  # The inputs are already read from ML Metadata.
-        return {
-            key: sorted(artifacts, key=lambda artifact: artifact.id)[-1:]
-            for key, artifacts in input_dict.items()
-        }
 
 
 @dataclasses.dataclass(frozen=True)

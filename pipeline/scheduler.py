@@ -37,7 +37,7 @@ records nothing: the next check runs the span again, without counting an attempt
   the lock taken does nothing (`--once` then exits with 75, EX_TEMPFAIL).
 - Resuming after a kill: the next tick sees the span still unrecorded and runs again; components
   that had completed are reused from ML Metadata's cache (same inputs), the interrupted one runs
-  afresh in a new output folder, and the Pusher (`pipeline.atomic_pusher`) publishes a version
+  afresh in a new output folder, and the Pusher (`components.atomic_pusher`) publishes a version
   only with one rename, so the serving folder never holds a half-copied version.
 
 Write a new span's files into a hidden or temporary folder and rename it into place when complete:

@@ -14,12 +14,12 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from components.conll_format import read_conll
+from components.validation_gate import DataValidationError
 from models.entity_metric import align_predictions
 from models.entity_scoring import score_entities
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.run_summary import latest_run_executions, summarize
-from pipeline.validation_gate import DataValidationError
 
 pytestmark = pytest.mark.e2e
 

@@ -87,7 +87,7 @@ def test_warm_start_feeds_the_latest_blessed_model(tmp_path):
 
 
 def test_the_analyzer_cache_resolver_gives_nothing_rather_than_failing_without_a_cache(tmp_path):
-    from pipeline.pipeline import LatestArtifactIfAnyStrategy
+    from components.latest_artifact_if_any import LatestArtifactIfAnyStrategy
 
     pipeline = create_pipeline(config(tmp_path, "--span-window", "2"))
     cache_resolver = node(pipeline, "transform_cache_resolver")

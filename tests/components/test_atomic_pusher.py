@@ -1,8 +1,8 @@
-"""Tests of pipeline/atomic_pusher.py's copy logic, without TFX."""
+"""Tests of components/atomic_pusher.py's copy logic, without TFX."""
 
 import os
 
-from pipeline import atomic_pusher
+from components import atomic_pusher
 
 
 def make_model(path, content=b"graph"):

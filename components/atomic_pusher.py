@@ -36,7 +36,6 @@ from tfx.utils import io_utils, proto_utils
 from components.latest_served_model import SAVED_MODEL_FILE, newest_whole_version
 
 
-
 def _walk_files(directory: str):
     for root, _, files in fileio.walk(directory):
         for name in files:

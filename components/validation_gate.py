@@ -28,7 +28,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
-TAGS_FEATURE = "tags"
+from components.schema_tags import TAGS_FEATURE, known_tags
+
 TOKENS_FEATURE = "tokens"
 SENTENCE_ID_FEATURE = "sentence_id"
 MAX_LOCATIONS_PER_TAG = 5
@@ -39,27 +40,6 @@ SCHEMA_FILE = "schema.pbtxt"
 
 class DataValidationError(ValueError):
     """The examples do not match the schema; the message lists every anomaly and where."""
-
-
-def known_tags(schema: schema_pb2.Schema, feature: str = TAGS_FEATURE) -> tuple[str, ...]:
-    """The values of the string domain of `feature` in `schema` (inline or named domain).
-
-    Raises:
-        ValueError: if the schema has no such feature or the feature has no string domain.
-    """
-    for schema_feature in schema.feature:
-        if schema_feature.name != feature:
-            continue
-        if schema_feature.HasField("string_domain"):
-            return tuple(schema_feature.string_domain.value)
-        for domain in schema.string_domain:
-            if domain.name == schema_feature.domain:
-                return tuple(domain.value)
-    raise ValueError(
-        f"Invalid value for `schema`. Expected a feature {feature!r} with a string domain. "
-        f"Received: features {[f.name for f in schema.feature]}, "
-        f"domains {[d.name for d in schema.string_domain]}"
-    )
 
 
 def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[tuple[str, str]]:

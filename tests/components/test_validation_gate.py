@@ -1,16 +1,16 @@
-"""Tests of pipeline/validation_gate.py's logic, without TFX."""
+"""Tests of components/validation_gate.py's logic, without TFX."""
 
 import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
-from pipeline.config import DEFAULT_SCHEMA_PATH
-from pipeline.validation_gate import (
+from components.validation_gate import (
     anomaly_lines,
     find_tags,
     known_tags,
     validation_report,
 )
+from pipeline.config import DEFAULT_SCHEMA_PATH
 
 KNOWN = ("O", "B-person", "I-person")
 
