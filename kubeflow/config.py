@@ -42,6 +42,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from models.config import TaggerConfig
+from pipeline.config import DEFAULT_MIN_ENTITY_F1, PipelineConfig
+from pipeline.switches import switch_from_environment
 
 TARGETS = ("oss", "vertex")
 IMAGE_ROOT = "/pipeline"
@@ -129,7 +131,7 @@ class KubeflowConfig:
     schema_uri: str = IMAGE_SCHEMA_PATH
     train_pattern: str = "train.conll"
     eval_pattern: str = "eval.conll"
-    min_entity_f1: float = 1.0
+    min_entity_f1: float = DEFAULT_MIN_ENTITY_F1
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
     span_window: int = 1
@@ -262,9 +264,6 @@ class KubeflowConfig:
                 flag = "--" + name.replace("_", "-")
                 variable = "NER_KFP_" + name.upper()
                 raise _invalid(name, f"a value from {flag} or ${variable}", getattr(args, name))
-        # Imported here: pipeline.config imports TensorFlow Metadata.
-        from pipeline.config import PipelineConfig
-
         local = PipelineConfig.from_args(rest, environ)
         return cls(
             image=args.image,
@@ -317,7 +316,7 @@ def parser(
     result.add_argument(
         "--no-cache",
         action="store_true",
-        default=environ.get("NER_KFP_NO_CACHE", "") not in ("", "0", "false"),
+        default=switch_from_environment(environ, "NER_KFP_NO_CACHE"),
         help="never reuse a component's earlier outputs ($NER_KFP_NO_CACHE)",
     )
     return result

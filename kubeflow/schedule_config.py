@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from kubeflow.config import DEFAULT_PIPELINE_NAME, check_location, check_pipeline_name
+from pipeline.switches import switch_from_environment
 
 DEFAULT_CRON = "0 0 3 * * *"
 """Every day at 03:00 (the scheduler's time zone, UTC by default)."""
@@ -27,10 +28,6 @@ def _invalid(name: str, expected: str, received) -> ValueError:
     return ValueError(
         f"Invalid value for `{name}`. Expected {expected}. Received: {name}={received!r}"
     )
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +168,7 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         parser.add_argument(
             flag,
             action="store_true",
-            default=_truthy(environ.get(variable)),
+            default=switch_from_environment(environ, variable),
             help=f"{help_text} (${variable})",
         )
 

@@ -19,6 +19,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
 from models.embeddings import is_uri
+from pipeline.switches import switch_from_environment
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA_PATH = os.path.join(REPOSITORY_ROOT, "pipeline", "schema", "schema.pbtxt")
@@ -54,12 +55,11 @@ def tags_from_schema(schema_path: str, feature: str = "tags") -> tuple[str, ...]
     Raises:
         ValueError: if the file has no such feature with a string domain.
     """
-    # Imported here: TensorFlow and TFX (through pipeline/validation_gate.py) are not needed to
-    # define the config.
+    # Imported here: TensorFlow (its file systems read URIs) is not needed to define the config.
     import tensorflow as tf
     from google.protobuf import text_format
 
-    from pipeline.validation_gate import known_tags
+    from components.schema_tags import known_tags
 
     with tf.io.gfile.GFile(schema_path, "r") as file:
         schema = text_format.Parse(file.read(), schema_pb2.Schema())
@@ -111,7 +111,7 @@ class PipelineConfig:
     output_dir: str
     schema_path: str
     tagger: TaggerConfig
-    min_entity_f1: float = 0.0
+    min_entity_f1: float = DEFAULT_MIN_ENTITY_F1
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
     baseline: bool = True
@@ -234,6 +234,21 @@ class PipelineConfig:
         )
 
 
+def _non_empty(flag: str, variable: str):
+    """An argparse type: the string, unless empty or blank (an error naming flag and variable)."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                f"Invalid value for `{flag}` / ${variable}. Expected a non-empty value (leave it "
+                f"unset for the default). Received: {value!r}"
+            )
+        return value
+
+    parse.__name__ = "non-empty string"
+    return parse
+
+
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.local_runner",
@@ -243,11 +258,16 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
     def add(flag: str, default, value_type=str, help_text: str = ""):
         variable = "NER_" + flag.lstrip("-").upper().replace("-", "_")
+        if value_type is str and default != "":
+            # Empty would not mean "unset" but something else (the current folder, no files).
+            value_type = _non_empty(flag, variable)
         raw = environ.get(variable)
         try:
             value = default if raw is None else value_type(raw)
-        except ValueError:
-            raise _invalid(variable, f"a {value_type.__name__}", raw) from None
+        except ValueError as error:
+            if value_type not in (int, float):
+                raise
+            raise _invalid(variable, f"a {value_type.__name__}", raw) from error
         parser.add_argument(flag, type=value_type, default=value, help=f"{help_text} (${variable})")
 
     add("--pipeline-name", "ner_bilstm_crf", str, "pipeline name")
@@ -290,13 +310,13 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-cache",
         action="store_true",
-        default=environ.get("NER_NO_CACHE", "") not in ("", "0", "false"),
+        default=switch_from_environment(environ, "NER_NO_CACHE"),
         help="run every component even if its inputs did not change ($NER_NO_CACHE)",
     )
     parser.add_argument(
         "--no-baseline",
         action="store_true",
-        default=environ.get("NER_NO_BASELINE", "") not in ("", "0", "false"),
+        default=switch_from_environment(environ, "NER_NO_BASELINE"),
         help="bless on --min-entity-f1 alone, without comparing with the latest blessed model "
         "($NER_NO_BASELINE)",
     )
@@ -309,7 +329,7 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--warm-start",
         action="store_true",
-        default=environ.get("NER_WARM_START", "") not in ("", "0", "false"),
+        default=switch_from_environment(environ, "NER_WARM_START"),
         help="start training from the latest blessed model's weights, embedding rows matched by "
         "word ($NER_WARM_START)",
     )
