@@ -263,6 +263,20 @@ class TaggerConfig:
         """The JSON-serialisable dict given to the TFX components as `custom_config`."""
         return {"tagger": dataclasses.asdict(self)}
 
+    def transform_custom_config(self) -> dict[str, Any]:
+        """`custom_config` holding only what preprocessing reads (the preprocessing settings, the
+        tag scheme and the vectors file); read back, the other settings are the defaults. Given
+        to Transform, so that a model or training setting does not change its cache key."""
+        return {
+            "tagger": {
+                "preprocessing": dataclasses.asdict(self.preprocessing),
+                "model": {
+                    "tag_scheme": self.model.tag_scheme,
+                    "pretrained_embeddings_path": self.model.pretrained_embeddings_path,
+                },
+            }
+        }
+
     @classmethod
     def from_custom_config(cls, custom_config: Mapping[str, Any] | str | None) -> TaggerConfig:
         """Builds the typed configuration from a component's `custom_config` (dict or JSON).

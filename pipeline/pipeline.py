@@ -24,6 +24,7 @@ where they run (installed, or the repository root on PYTHONPATH).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
@@ -66,17 +67,51 @@ class RunParameters:
     min_entity_f1: tfx.dsl.experimental.RuntimeParameter | None = None
 
 
-def code_fingerprint(packages=("models", "serving"), root: pathlib.Path | None = None) -> str:
-    """A hash of the code Transform and Trainer import by module path.
+REPOSITORY_PACKAGES = ("models", "components", "pipeline", "kubeflow", "serving")
+
+
+def _imported_modules(path: pathlib.Path) -> set[str]:
+    """Every module name a Python file imports, at the top or inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def module_files(entry_module: str, root: pathlib.Path | None = None) -> list[pathlib.Path]:
+    """The repository's files that `entry_module` imports, directly or not (itself included)."""
+    root = pathlib.Path(__file__).resolve().parents[1] if root is None else root
+    found: dict[str, pathlib.Path] = {}
+    pending = [entry_module]
+    while pending:
+        name = pending.pop()
+        if name.split(".")[0] not in REPOSITORY_PACKAGES:
+            continue
+        base = root.joinpath(*name.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file() and name not in found:
+                found[name] = candidate
+                pending.extend(_imported_modules(candidate))
+    return sorted(set(found.values()))
+
+
+def code_fingerprint(entry_module: str, root: pathlib.Path | None = None) -> str:
+    """A hash of the code a component's executor imports by module path (`entry_module` and what
+    it imports from this repository, followed through the imports).
 
     TFX's cache key holds `preprocessing_fn` / `run_fn` as module paths, not their code: without
-    this in `custom_config`, a run after a code change would reuse the old trained model.
+    this in `custom_config`, a run after a code change would reuse the old trained model. Only
+    what the module imports counts, so a change to the `ner-tag` command does not retrain, and a
+    change to the export code does not rerun Transform.
     """
-    digest = hashlib.sha256()
     root = pathlib.Path(__file__).resolve().parents[1] if root is None else root
-    for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    digest = hashlib.sha256()
+    for path in module_files(entry_module, root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -162,7 +197,16 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
     )
-    custom_config = {**config.tagger.to_custom_config(), "code_fingerprint": code_fingerprint()}
+    # Each component's cache key holds what it reads: Transform the preprocessing settings and its
+    # code; the Trainer everything (--epochs reruns the Trainer, not Transform).
+    transform_config = {
+        **config.tagger.transform_custom_config(),
+        "code_fingerprint": code_fingerprint(PREPROCESSING_FN.rsplit(".", 1)[0]),
+    }
+    trainer_config = {
+        **config.tagger.to_custom_config(),
+        "code_fingerprint": code_fingerprint(RUN_FN.rsplit(".", 1)[0]),
+    }
     window_nodes = []
     training_examples = example_gen.outputs["examples"]
     analyzer_cache = None
@@ -194,7 +238,7 @@ def create_pipeline(
         analyzer_cache=analyzer_cache,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=custom_config,
+        custom_config=transform_config,
         # The statistics of the transformed data are not used: skip computing them.
         disable_statistics=True,
     )
@@ -225,7 +269,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=custom_config,
+        custom_config=trainer_config,
         # Warm start from the latest *blessed* model: the latest model may be one the Evaluator
         # rejected (trained on bad data).
         base_model=baseline_model if config.warm_start else None,

@@ -48,13 +48,65 @@ def test_entity_types():
     assert entity_types(["O", "B-person", "I-person", "B-loc"]) == ["loc", "person"]
 
 
-def test_code_fingerprint_follows_the_model_code(tmp_path):
-    """A change to the Trainer's code must change custom_config, or TFX reuses the old model."""
+def _tree(root, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_code_fingerprint_follows_the_imports_of_each_component(tmp_path):
+    """A change to a component's code must change its custom_config, or TFX reuses the old
+    output; a change to code it does not import must not, or it reruns for nothing."""
     from pipeline.pipeline import code_fingerprint
 
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "run_fn.py").write_text("EPOCHS = 1\n")
-    before = code_fingerprint(("models",), root=tmp_path)
-    assert code_fingerprint(("models",), root=tmp_path) == before
-    (tmp_path / "models" / "run_fn.py").write_text("EPOCHS = 2\n")
-    assert code_fingerprint(("models",), root=tmp_path) != before
+    _tree(tmp_path, {
+        "models/__init__.py": "",
+        "models/preprocessing.py": "from models.config import X\n",
+        "models/config.py": "X = 1\n",
+        "models/run_fn.py": "from models import preprocessing\n\ndef f():\n"
+                            "    from serving import sentence_graph\n",
+        "serving/__init__.py": "",
+        "serving/sentence_graph.py": "Y = 1\n",
+        "serving/cli.py": "import numpy\n",
+    })  # fmt: skip
+
+    def fingerprints():
+        return (
+            code_fingerprint("models.preprocessing", root=tmp_path),
+            code_fingerprint("models.run_fn", root=tmp_path),
+        )
+
+    transform, trainer = fingerprints()
+    assert fingerprints() == (transform, trainer)
+    (tmp_path / "serving" / "cli.py").write_text("import numpy  # changed\n")
+    assert fingerprints() == (transform, trainer)  # the CLI: nothing reruns
+    (tmp_path / "serving" / "sentence_graph.py").write_text("Y = 2\n")
+    assert fingerprints()[0] == transform and fingerprints()[1] != trainer  # imported in a function
+    trainer = fingerprints()[1]
+    (tmp_path / "models" / "config.py").write_text("X = 2\n")
+    assert fingerprints()[0] != transform and fingerprints()[1] != trainer  # both, indirectly
+
+
+def test_epochs_change_the_trainer_key_not_the_transform_key(tmp_path):
+    from pipeline.pipeline import create_pipeline
+
+    def exec_properties(*flags):
+        config = PipelineConfig.from_args(["--output-dir", str(tmp_path), *flags], environ={})
+        nodes = {node.id: node for node in create_pipeline(config).components}
+        return nodes["Transform"].exec_properties, nodes["Trainer"].exec_properties
+
+    transform, trainer = exec_properties("--epochs", "3")
+    other_transform, other_trainer = exec_properties("--epochs", "4", "--lstm-units", "16")
+    assert other_transform == transform
+    assert other_trainer["custom_config"] != trainer["custom_config"]
+    # What preprocessing reads still changes Transform's key.
+    changed, _ = exec_properties("--max-length", "32")
+    assert changed["custom_config"] != transform["custom_config"]
+    # Read back, Transform's config holds the preprocessing settings the pipeline was given.
+    import json
+
+    from models.config import TaggerConfig
+
+    read = TaggerConfig.from_custom_config(json.loads(changed["custom_config"]))
+    assert read.preprocessing.max_length == 32
