@@ -51,7 +51,5 @@ def test_kubeflow_schedule_switches_use_the_same_parser():
 @pytest.mark.parametrize("variable", ["NER_DATA_DIR", "NER_OUTPUT_DIR", "NER_SCHEMA",
                                       "NER_PIPELINE_NAME", "NER_TRAIN_PATTERN"])  # fmt: skip
 def test_an_empty_value_that_would_change_meaning_is_refused(variable):
-    with pytest.raises(
-        ValueError, match=rf"/ \${variable}\. Expected a non-empty value"
-    ):
+    with pytest.raises(ValueError, match=rf"/ \${variable}\. Expected a non-empty value"):
         PipelineConfig.from_args([], environ={variable: ""})
