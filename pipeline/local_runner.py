@@ -129,7 +129,7 @@ def _run(config, tfx) -> int:
 
     from pipeline.interrupted_runs import abandon_interrupted_executions
     from pipeline.pipeline import create_pipeline
-    from pipeline.report import write_run_report
+    from pipeline.report import latest_run_artifacts, validation_reasons, write_run_report
     from pipeline.run_summary import latest_run_executions, summarize
 
     # No other run is in progress: what is still RUNNING in the store belongs to a run that died.
@@ -168,10 +168,14 @@ def _run(config, tfx) -> int:
             f"(token accuracy {summary.token_accuracy:.2f}); pipeline run: {elapsed:.0f} s"
         )
     else:
+        try:
+            evaluation_uri = latest_run_artifacts(connection_config).evaluation_uri
+            reasons = validation_reasons(evaluation_uri, False)
+        except Exception as error:  # noqa: BLE001 (the run is over: say what is known)
+            reasons = [f"the Evaluator's reasons could not be read ({type(error).__name__})"]
         print(
-            f"Model NOT pushed (not blessed: entity F1 {summary.entity_f1:.2f} is below the floor "
-            f"{config.min_entity_f1:.2f} or below the latest blessed model's); "
-            f"pipeline run: {elapsed:.0f} s"
+            f"Model NOT pushed (not blessed, entity F1 {summary.entity_f1:.2f}); pipeline run: "
+            f"{elapsed:.0f} s\n" + "\n".join(f"  {reason}" for reason in reasons)
         )
     try:
         print(f"Report: {write_run_report(connection_config, config.serving_dir)}")

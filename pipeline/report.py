@@ -225,14 +225,38 @@ def validation_reasons(evaluation_uri: str, blessed: bool) -> list[str]:
     reasons = []
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
-            reasons.append(
-                f"{failure.metric_key.name} (model {failure.metric_key.model_name or 'candidate'}"
-                f"{', change vs baseline' if failure.metric_key.is_diff else ''}): "
-                f"value {failure.metric_value.double_value.value:.4f}, {failure.message}".strip()
-            )
-    for missing in result.missing_thresholds:
-        reasons.append(f"missing threshold: {missing.metric_key.name}")
+            reasons.append(_failure_reason(failure))
+    # A bool in TFMA 0.47 (some metric had a threshold but no value to check), not a list.
+    if result.missing_thresholds:
+        reasons.append("a metric with a threshold was not computed, so it could not be checked")
+    for missing in result.missing_slices:
+        reasons.append(f"slice with a threshold not found in the data: {missing}")
     return reasons or [f"not blessed (blessed={blessed}) without listed failures"]
+
+
+def _failure_reason(failure) -> str:
+    """One sentence for a TFMA validation failure: the check, its figure and its threshold."""
+    key = failure.metric_key
+    value = failure.metric_value.double_value.value
+    threshold = failure.metric_threshold
+    if key.is_diff:
+        change = threshold.change_threshold
+        bound = change.absolute.value if change.HasField("absolute") else None
+        needed = f"at least {bound:+.6g}" if bound is not None else "within the change threshold"
+        return (
+            f"no-regression check failed: {key.name} changed by {value:+.2f} against the baseline "
+            f"model; needed {needed} (no lower than the baseline)"
+        )
+    bounds = threshold.value_threshold
+    parts = []
+    if bounds.HasField("lower_bound"):
+        parts.append(f"at least {bounds.lower_bound.value:.2f}")
+    if bounds.HasField("upper_bound"):
+        parts.append(f"at most {bounds.upper_bound.value:.2f}")
+    return (
+        f"floor check failed: {key.name} of the candidate is {value:.2f}; needed "
+        f"{' and '.join(parts) or 'its threshold'}"
+    )
 
 
 def _png(figure) -> str:

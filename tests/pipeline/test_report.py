@@ -144,3 +144,45 @@ def test_known_words_asks_the_transform_graph(tmp_path):
     write_transformed(tmp_path, [(["Paris", "obama"], ["O", "O"]), (["paris"], ["O"])], config)
     known = report.known_words(str(tmp_path / "transform"), {"Paris", "obama", "Zebra", "THE", "x"})
     assert known == {"paris", "zebra", "the"}
+
+
+def _validation_result(folder, failures, missing_thresholds=False):
+    """A validations file as TFMA's Evaluator writes it (one serialized ValidationResult)."""
+    import tensorflow as tf
+    from tensorflow_model_analysis.proto import config_pb2, metrics_for_slice_pb2
+    from tensorflow_model_analysis.proto import validation_result_pb2 as pb
+
+    result = pb.ValidationResult(validation_ok=False, missing_thresholds=missing_thresholds)
+    per_slice = result.metric_validations_per_slice.add()
+    for name, is_diff, value, threshold in failures:
+        failure = per_slice.failures.add()
+        failure.metric_key.CopyFrom(metrics_for_slice_pb2.MetricKey(name=name, is_diff=is_diff))
+        failure.metric_value.double_value.value = value
+        if is_diff:
+            failure.metric_threshold.change_threshold.CopyFrom(
+                config_pb2.GenericChangeThreshold(absolute={"value": threshold})
+            )
+        else:
+            failure.metric_threshold.value_threshold.CopyFrom(
+                config_pb2.GenericValueThreshold(lower_bound={"value": threshold})
+            )
+        failure.message = "threshold not met"
+    with tf.io.TFRecordWriter(str(folder / "validations.tfrecord")) as writer:
+        writer.write(result.SerializeToString())
+    return str(folder)
+
+
+def test_rejection_reasons_name_each_check_with_its_figure_and_threshold(tmp_path):
+    from pipeline.report import validation_reasons
+
+    folder = _validation_result(
+        tmp_path, [("entity_f1", False, 3.2, 5.0), ("entity_f1", True, -1.5, -1e-6)],
+        missing_thresholds=True,
+    )  # fmt: skip
+    reasons = validation_reasons(folder, blessed=False)
+    assert reasons[0] == (
+        "floor check failed: entity_f1 of the candidate is 3.20; needed at least 5.00"
+    )
+    assert reasons[1].startswith("no-regression check failed: entity_f1 changed by -1.50")
+    assert "needed at least -1e-06" in reasons[1]
+    assert "could not be checked" in reasons[2]  # TFMA 0.47: a bool, once iterated (TypeError)
