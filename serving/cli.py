@@ -32,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--file", help="text file, one sentence a line")
     source.add_argument("--conll", help="CoNLL file (token in the first column)")
-    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="output format (default: from the output file's extension, .jsonl/.json -> jsonl, "
+        ".conll/.tsv -> conll; else text)",
+    )
     parser.add_argument("-o", "--output", help="output file (default: standard output)")
     parser.add_argument(
         "--serving-dir",
@@ -57,6 +62,22 @@ def _sentences(args) -> tuple[Iterable[str], int | None]:
     return args.sentences, len(args.sentences)
 
 
+_FORMAT_BY_EXTENSION = {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".tsv": "conll"}
+
+
+def output_format(requested: str | None, output: str | None) -> str:
+    """`--format` if given, else the one the output file's extension names, else "text"."""
+    if requested:
+        return requested
+    extension = os.path.splitext(output or "")[1].lower()
+    return _FORMAT_BY_EXTENSION.get(extension, "text")
+
+
+def _temporary_beside(path: str) -> str:
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".{name}.{os.getpid()}.partial")
+
+
 def _show_warnings() -> None:
     """This package's warnings (a model version that failed to load) on stderr, one line each."""
     handler = logging.StreamHandler(sys.stderr)
@@ -77,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to tag: give sentences, --file or --conll")
     if args.beam and not args.file:
         parser.error("--beam tags a --file (one sentence a line)")
+    args.format = output_format(args.format, args.output)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up chatter
@@ -97,9 +119,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--beam writes to a file: give -o/--output")
         from serving.batch_inference import run_batch_inference
 
-        run_batch_inference(
-            args.file, args.output, model_dir, args.format, args.beam_args, args.batch_size
-        )
+        # Written beside the output and renamed at the end: a failed run leaves the old file.
+        temporary = _temporary_beside(args.output)
+        try:
+            run_batch_inference(
+                args.file, temporary, model_dir, args.format, args.beam_args, args.batch_size
+            )
+            os.replace(temporary, args.output)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
         return 0
 
     from tqdm import tqdm
@@ -112,13 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         show_progress = (args.file or args.conll) and not args.no_progress
         if show_progress:
             results = tqdm(results, total=total, unit="sentence", file=sys.stderr)
-        output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        # Into a temporary file beside the output, renamed once every sentence is written: a
+        # failure half-way leaves the previous output as it was, never a partial file.
+        temporary = _temporary_beside(args.output) if args.output else None
+        output = open(temporary, "w", encoding="utf-8") if temporary else sys.stdout
         try:
             for result in results:
                 output.write(format_result(result, args.format) + "\n")
-        finally:
-            if args.output:
+            if temporary:
                 output.close()
+                os.replace(temporary, args.output)
+        finally:
+            if temporary:
+                output.close()
+                if os.path.exists(temporary):
+                    os.remove(temporary)
     except (ValueError, OSError) as error:
         print(f"ner-tag: {error}", file=sys.stderr)
         return 2

@@ -9,8 +9,14 @@ from serving.tagging import TaggedSentence
 FORMATS = ("text", "jsonl", "conll")
 
 
+NO_ENTITIES = "(no entities)"
+
+
 def format_text(result: TaggedSentence) -> str:
-    """The sentence with `[text](type 0.93)` around each entity, then nothing else."""
+    """The sentence with `[text](type 0.93)` around each entity; "(no entities)" after a
+    sentence without any, so that no answer is not mistaken for no output."""
+    if not result.entities:
+        return " ".join([*result.tokens, NO_ENTITIES])
     pieces, position = [], 0
     for entity in result.entities:
         pieces.extend(result.tokens[position : entity.start])

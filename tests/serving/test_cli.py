@@ -166,3 +166,32 @@ def test_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "ner-tag")
     completed = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0 and "--serving-dir" in completed.stdout
+
+
+def test_a_failed_run_leaves_the_previous_output_whole(serving_root, tmp_path, capsys):
+    output = tmp_path / "tagged.jsonl"
+    output.write_text("the previous result\n", encoding="utf-8")
+    conll = tmp_path / "broken.conll"
+    # One good sentence, then bytes that are not UTF-8: the reader fails half-way.
+    conll.write_bytes(b"Obama\tB-person\n\nParis\tB-location\nvisited\t\xff\xfe\n")
+    status, _, err = run(capsys, "--serving-dir", str(serving_root), "--conll", str(conll),
+                         "-o", str(output), "--no-progress")  # fmt: skip
+    assert status == 2 and "invalid UTF-8" in err
+    assert output.read_text(encoding="utf-8") == "the previous result\n"
+    assert sorted(os.listdir(tmp_path)) == ["broken.conll", "tagged.jsonl"]  # no partial file
+
+
+def test_the_format_follows_the_output_extension(serving_root, tmp_path, capsys):
+    for name, check in (
+        ("out.jsonl", lambda text: json.loads(text.splitlines()[0])["tokens"] == ["hello"]),
+        ("out.conll", lambda text: text.splitlines()[0].split("\t")[0] == "hello"),
+        ("out.txt", lambda text: text.strip() == "hello (no entities)"),
+    ):
+        status, _, _ = run(capsys, "--serving-dir", str(serving_root), "-o", str(tmp_path / name),
+                           "hello")  # fmt: skip
+        assert status == 0
+        assert check((tmp_path / name).read_text(encoding="utf-8")), name
+    # An explicit --format wins over the extension.
+    status, _, _ = run(capsys, "--serving-dir", str(serving_root), "--format", "text", "-o",
+                       str(tmp_path / "x.jsonl"), "hello")  # fmt: skip
+    assert (tmp_path / "x.jsonl").read_text(encoding="utf-8").strip() == "hello (no entities)"
