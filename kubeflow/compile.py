@@ -23,6 +23,9 @@ from typing import Any
 from kubeflow.config import KubeflowConfig, parser
 from kubeflow.open_source_kfp import TARGET_MARK, drop_resolvers, open_source_kfp_problems
 
+NEVER_CACHED_TASKS = ("latest-served-model",)
+"""Tasks that read state outside their inputs at run time: KFP must run them every time."""
+
 RUN_PARAMETER_NAMES = {"data_dir": "data_uri", "epochs": "epochs", "min_entity_f1": "min_entity_f1"}
 """`pipeline.pipeline.RunParameters` field -> the KFP run parameter's name."""
 
@@ -79,6 +82,12 @@ def compile_pipeline_spec(config: KubeflowConfig) -> dict[str, Any]:
     # The runner puts the root in the PipelineJob's runtime config, which the YAML (the spec
     # alone, as KFP uploads it) leaves out: KFP 2.x reads it from here instead.
     pipeline_spec["defaultPipelineRoot"] = config.pipeline_root
+    # The served-model task reads the serving folder, which changes between runs with no change to
+    # its inputs: a cached result would be a stale baseline.
+    for task_name in NEVER_CACHED_TASKS:
+        task = pipeline_spec["root"]["dag"]["tasks"].get(task_name)
+        if task is not None:
+            task["cachingOptions"] = {"enableCache": False}
     # Which target it is for, where kubeflow.schedule (and a person in the KFP UI) can read it.
     pipeline_spec["pipelineInfo"]["description"] = (
         f"NER tagger pipeline, compiled by python -m {TARGET_MARK}{config.target}"

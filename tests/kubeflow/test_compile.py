@@ -195,6 +195,10 @@ def test_oss_spec_has_nothing_open_source_kfp_refuses(compiled):
     assert baseline == {"outputArtifactKey": "model", "producerTask": SERVED_MODEL_TASK}
     assert not any("resolver" in task for task in evaluator.get("dependentTasks", []))
     assert URIS["--serving-uri"] == _constant(spec, SERVED_MODEL_TASK, "serving_dir")
+    # Its inputs never change while the serving folder does: never served from KFP's cache.
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks[SERVED_MODEL_TASK]["cachingOptions"] == {"enableCache": False}
+    assert tasks["Transform"]["cachingOptions"] == {"enableCache": True}
     eval_config = _constant(spec, "Evaluator", "eval_config")
     assert '"change_threshold"' in eval_config  # the no-regression gate
 
