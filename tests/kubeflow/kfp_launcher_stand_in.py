@@ -10,8 +10,12 @@ JSON in place of the `{{$}}` placeholder of the executor's args, runs the execut
 the metadata the executor reports in `outputs.outputFile` back into its output artifacts, as KFP
 records them in its ML Metadata for the next tasks.
 
-What it does not do: pull images, schedule pods, cache, or run non-container executors (the spec
-check in kubeflow/open_source_kfp.py refuses those for open-source KFP).
+With a `cache` dict shared between runs it also does what KFP's cache does: a task whose
+`cachingOptions.enableCache` is true and whose inputs (component, parameter values, input
+artifacts) equal those of an earlier execution is not run; its earlier outputs are handed on.
+
+What it does not do: pull images, schedule pods, or run non-container executors (the spec check
+in kubeflow/open_source_kfp.py refuses those for open-source KFP).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def run_pipeline_spec(
     run_root: str,
     log_dir: str,
     timeout: float = 900,
+    cache: dict[str, dict[str, dict]] | None = None,
 ) -> dict[str, dict[str, dict]]:
     """Runs every task of `pipeline_spec` as KFP would (see the module docstring).
 
@@ -79,6 +84,7 @@ def run_pipeline_spec(
         arguments: run parameters, as `kfp.Client().create_run_from_pipeline_package(arguments=)`.
         run_root: where this run's artifacts go (KFP: `<pipeline root>/<run id>`).
         log_dir: each task's output goes to `<log_dir>/<task>.log`.
+        cache: {cache key: outputs}, shared between runs to reuse unchanged tasks; None: no cache.
     Returns:
         {task: {output key: runtime artifact dict (uri, metadata)}}.
     Raises:
@@ -106,6 +112,13 @@ def run_pipeline_spec(
             input_artifacts[key] = {
                 "artifacts": [produced[upstream["producerTask"]][upstream["outputArtifactKey"]]]
             }
+        cache_key = json.dumps(
+            [task["componentRef"]["name"], parameter_values, input_artifacts], sort_keys=True
+        )
+        cacheable = cache is not None and task.get("cachingOptions", {}).get("enableCache")
+        if cacheable and cache_key in cache:
+            produced[name] = cache[cache_key]
+            continue
         task_root = os.path.join(run_root, name)
         outputs = {}
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
@@ -146,6 +159,8 @@ def run_pipeline_spec(
                 value["metadata"].update(artifact.get("metadata", {}))
                 value["uri"] = artifact.get("uri", value["uri"])
         produced[name] = outputs
+        if cacheable:
+            cache[cache_key] = outputs
     return produced
 
 

@@ -191,7 +191,8 @@ def _serving_check(image, version_dir) -> dict:
 
 def test_the_compiled_pipeline_runs_from_the_image(image, tmp_path):
     spec = _compile(image, tmp_path, "oss")
-    run = dict(working_dir=image["workdir"], environment=image["environment"])
+    # KFP's cache, on as compiled: the second run reuses what did not change.
+    run = dict(working_dir=image["workdir"], environment=image["environment"], cache={})
     # Run 1: nothing served yet. The run parameters set 1 epoch and a floor of 0.
     outputs = run_pipeline_spec(
         spec, **run, arguments={"epochs": 1, "min_entity_f1": 0.0},
@@ -208,6 +209,7 @@ def test_the_compiled_pipeline_runs_from_the_image(image, tmp_path):
     assert served["tokens"] == ["Obama", "visited", "Paris"]
 
     # Run 2: version 1 is serving and becomes the baseline; a floor of 100 rejects the candidate.
+    # Everything up to the Trainer comes from the cache; latest-served-model never does.
     outputs = run_pipeline_spec(
         spec, **run, arguments={"epochs": 1, "min_entity_f1": 100.0},
         run_root=str(tmp_path / "root" / "run-2"), log_dir=str(tmp_path / "logs-2"),
@@ -215,6 +217,9 @@ def test_the_compiled_pipeline_runs_from_the_image(image, tmp_path):
     baseline = outputs["latest-served-model"]["model"]
     assert baseline["metadata"]["served_version"] == versions[0]
     assert os.path.exists(os.path.join(baseline["uri"], "Format-Serving", "saved_model.pb"))
+    assert sorted(os.listdir(tmp_path / "logs-2")) == [
+        "AtomicPusher.log", "Evaluator.log", "latest-served-model.log",
+    ]  # fmt: skip
     evaluator_log = (tmp_path / "logs-2" / "Evaluator.log").read_text()
     assert f"baseline is the served version {versions[0]}" in evaluator_log
     assert "entity F1 floor 100.00" in evaluator_log
