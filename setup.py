@@ -1,4 +1,5 @@
-"""Installable package of the NER pipeline: `models`, `components`, `pipeline`, `kubeflow`.
+"""Installable package of the NER pipeline: `models`, `components`, `pipeline`, `kubeflow`,
+`serving`, and the CRF package `linear_crf` (from `models/crf/`).
 
 Ranges here say what the code works with; `requirements/main.lock` pins the exact stack that
 `make run` / `make test` install (resolving `apache-beam[gcp]` with pip alone takes over 20 min).
@@ -28,7 +29,10 @@ setup(
             "serving",
             "serving.*",
         ]
-    ),
+    )
+    # The CRF, also installable alone (`pip install ./models/crf`, models/crf/pyproject.toml).
+    + ["linear_crf"],
+    package_dir={"linear_crf": "models/crf/linear_crf"},
     install_requires=[
         "tfx[kfp]>=1.16,<1.17",
         "tensorflow>=2.16,<2.17",

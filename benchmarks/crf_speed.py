@@ -8,7 +8,7 @@ Measures tokens per second (real tokens, padding excluded) for two tasks:
 
 Implementations:
 
-- ours (`models/crf.py`, Keras 3 on the TensorFlow backend), in `tf.function` graph mode and with
+- ours (`models/crf/linear_crf/crf.py`, Keras 3 on the TensorFlow backend), in `tf.function` graph mode and with
   `jit_compile=True` (XLA), run in this process;
 - TensorFlow Addons 0.23 (`tfa.text.crf_log_likelihood`, `tfa.text.crf_decode`), graph and XLA, run in
   the side environment `.venv-tfa` by `benchmarks/reference_tfa.py`;
@@ -316,21 +316,20 @@ def reference_inputs(inputs_path: str | None) -> dict[tuple[int, int, int], dict
 
 
 # --------------------------------------------------------------------------------------------------
-# Ours: models/crf.py on the TensorFlow backend, in this process.
+# Ours: models/crf/linear_crf/crf.py on the TensorFlow backend, in this process.
 # --------------------------------------------------------------------------------------------------
 
 
 def benchmark_ours(
     inputs: dict[tuple[int, int, int], dict[str, np.ndarray]], timing: TimingConfig, threads: int
 ) -> dict[str, Any]:
-    """Times models/crf.py (graph and XLA); same result format as the reference scripts."""
+    """Times models/crf/linear_crf/crf.py (graph and XLA); same result format as the reference scripts."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     import keras
-
-    from models import crf
+    from linear_crf import crf
 
     def loss_and_gradient(
         emissions, tag_ids, mask, transitions, start_transitions, end_transitions, unroll=False
@@ -459,16 +458,16 @@ def run_reference(
 
 
 def run_ours(inputs_path: Path, timing: TimingConfig, threads: int) -> dict[str, Any]:
-    """Runs `benchmark_ours`, or returns an `unavailable` note when models/crf.py cannot be imported."""
+    """Runs `benchmark_ours`, or returns an `unavailable` note when models/crf/linear_crf/crf.py cannot be imported."""
     print(
-        "[ours] models/crf.py, KERAS_BACKEND=tensorflow, in this process",
+        "[ours] models/crf/linear_crf/crf.py, KERAS_BACKEND=tensorflow, in this process",
         file=sys.stderr,
         flush=True,
     )
     try:
         return benchmark_ours(load_inputs(inputs_path), timing, threads)
     except ImportError as error:
-        return {"implementation": "ours", "unavailable": f"cannot import models.crf ({error})."}
+        return {"implementation": "ours", "unavailable": f"cannot import linear_crf.crf ({error})."}
 
 
 def cpu_snapshot() -> tuple[float, float, float] | None:

@@ -25,8 +25,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from models.tag_scheme import TAG_SCHEMES, canonical_scheme, expected_tags
-from models.tag_scheme import split_tag as parse_tag
+from linear_crf.tag_scheme import TAG_SCHEMES, canonical_scheme, expected_tags
+from linear_crf.tag_scheme import split_tag as parse_tag
 
 __all__ = [
     "ConllFormatError",

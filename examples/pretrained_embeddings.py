@@ -9,9 +9,9 @@ the training vocabulary are kept.
 from __future__ import annotations
 
 import keras
+from linear_crf.crf import CRF
 
 from examples.common import entity_f1, example_arguments, load_sample, print_predictions
-from models.crf import CRF
 from models.embeddings import load_embedding_matrix
 
 

@@ -9,9 +9,9 @@ and decodes Viterbi tag paths with one call: `CRF.tag_ids(model.predict(x))`.
 from __future__ import annotations
 
 import keras
+from linear_crf.crf import CRF
 
 from examples.common import entity_f1, example_arguments, load_sample, print_predictions
-from models.crf import CRF
 
 
 def main(argv=None) -> None:

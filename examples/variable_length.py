@@ -13,9 +13,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf  # the GradientTape loop is TensorFlow's; the model code is plain Keras 3
+from linear_crf.crf import CRF
 
 from examples.common import entity_f1, example_arguments, load_sample, print_predictions
-from models.crf import CRF
 
 
 def encoder(vocabulary_size: int, num_tags: int) -> keras.Model:

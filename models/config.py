@@ -13,13 +13,24 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from models.tag_scheme import SCHEMES
+from linear_crf.tag_scheme import SCHEMES
+
+__all__ = [
+    "ModelConfig",
+    "OUTPUT_LAYERS",
+    "PAD_TAG",
+    "PreprocessingConfig",
+    "TAG_SCHEMES",
+    "tag_vocabulary",
+    "TaggerConfig",
+    "TrainingConfig",
+]
 
 PAD_TAG = "[PAD]"
 """Tag name of id 0: padding positions. Never a real tag; the CRF never allows it."""
 
 OUTPUT_LAYERS = ("crf", "softmax")
-TAG_SCHEMES = SCHEMES  # canonical names, "iob2" and "bioes": models.tag_scheme owns them
+TAG_SCHEMES = SCHEMES  # canonical names, "iob2" and "bioes": linear_crf.tag_scheme owns them
 
 
 def _invalid(name: str, expected: str, received: Any) -> ValueError:

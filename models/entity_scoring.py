@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from models.tag_scheme import _PREFIXES, TAG_SCHEMES, canonical_scheme, split_tag
+from linear_crf.tag_scheme import _PREFIXES, TAG_SCHEMES, canonical_scheme, split_tag
 
 __all__ = [
     "EntityScores",
@@ -96,9 +96,10 @@ def extract_entities(tags: Sequence[str], scheme: str = "iob2") -> list[tuple[in
         ValueError: for an unknown scheme or a tag that is not O nor `<prefix>-<type>`.
     """
     _check_scheme(scheme)
-    entities = []
-    start = None
-    previous_prefix, previous_type = "O", None
+    entities: list[tuple[int, int, str]] = []
+    start: int | None = None
+    previous_prefix: str = "O"
+    previous_type: str | None = None
     for index, tag in enumerate(tags):
         prefix, entity_type = _split_tag(tag, index, scheme)
         ends = start is not None and (
@@ -107,6 +108,7 @@ def extract_entities(tags: Sequence[str], scheme: str = "iob2") -> list[tuple[in
             or entity_type != previous_type
         )
         if ends:
+            assert start is not None and previous_type is not None  # an entity is open
             entities.append((start, index, previous_type))
             start = None
         starts = prefix in ("B", "S") or (
@@ -117,6 +119,7 @@ def extract_entities(tags: Sequence[str], scheme: str = "iob2") -> list[tuple[in
             start = index
         previous_prefix, previous_type = prefix, entity_type
     if start is not None:
+        assert previous_type is not None  # an entity is open
         entities.append((start, len(tags), previous_type))
     return entities
 
@@ -183,9 +186,9 @@ def score_entities(
     """
     _check_scheme(scheme)
     _check_lengths(gold_sequences, predicted_sequences)
-    num_gold = collections.Counter()
-    num_predicted = collections.Counter()
-    num_correct = collections.Counter()
+    num_gold: collections.Counter[str] = collections.Counter()
+    num_predicted: collections.Counter[str] = collections.Counter()
+    num_correct: collections.Counter[str] = collections.Counter()
     num_tokens = num_correct_tags = 0
     for index, (gold, predicted) in enumerate(zip(gold_sequences, predicted_sequences)):
         gold_entities = _entities_of(gold, "gold_sequences", index, scheme)

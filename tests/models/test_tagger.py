@@ -73,8 +73,9 @@ def test_output_shapes_and_padding(output):
     model = build(output)
     inputs, _, lengths = random_batch(1)
     outputs = model(inputs, training=False)
-    extra = 2 if output == "crf" else 0
-    assert tuple(outputs.shape) == (3, MAX_LENGTH, len(TAG_NAMES) + extra)
+    # CRF: the Viterbi path, the emissions and the mask (linear_crf.CRF); softmax: probabilities.
+    width = 2 * len(TAG_NAMES) + 1 if output == "crf" else len(TAG_NAMES)
+    assert tuple(outputs.shape) == (3, MAX_LENGTH, width)
     tag_ids = np.asarray(tagger.predicted_tag_ids(outputs, output, lengths))
     assert tag_ids.shape == (3, MAX_LENGTH)
     mask = np.arange(MAX_LENGTH)[None, :] < lengths[:, None]
@@ -99,7 +100,7 @@ def test_values_at_padding_change_nothing(output, lstm_layers):
 
 @pytest.mark.parametrize("output", ["crf", "softmax"])
 def test_a_batch_cut_to_its_longest_sentence_scores_as_the_padded_batch(output):
-    # The Trainer cuts each training batch to its longest sentence (`run_fn._dataset(trim=True)`);
+    # The Trainer cuts each training batch to its longest sentence (`models.train.model_batches(trim=True)`);
     # the padded batch is the reference: the same outputs at the real tokens, the same loss.
     model = build(output)
     model_config = ModelConfig(output=output, **SMALL)

@@ -12,10 +12,9 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-
-from models import crf
-from models.crf import CRF
-from models.tag_scheme import allowed_transitions
+from linear_crf import crf
+from linear_crf.crf import CRF
+from linear_crf.tag_scheme import allowed_transitions
 
 BACKEND = keras.backend.backend()
 NUM_TAGS = 3
@@ -549,9 +548,9 @@ def test_error_outputs_of_another_shape_and_unbound_loss():
     layer = CRF(3)
     with pytest.raises(
         ValueError,
-        match=r"Expected the CRF layer's outputs of shape .* \(\.\.\., 5\). Received: outputs.shape=\(2, 4, 3\)",
+        match=r"Expected the CRF layer's outputs of shape .* \(\.\.\., 7\). Received: outputs.shape=\(2, 4, 3\)",
     ):
         layer.decode(np.zeros((2, 4, 3), np.float32))
     loss = crf.CRFLoss.from_config(layer.loss.get_config())
     with pytest.raises(ValueError, match=r"This CRF loss is not bound to a CRF layer"):
-        loss(np.zeros((2, 4)), np.zeros((2, 4, 5), np.float32))
+        loss(np.zeros((2, 4)), np.zeros((2, 4, 7), np.float32))

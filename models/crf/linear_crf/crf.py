@@ -21,17 +21,20 @@ Conventions for every function:
         holes (`1 0 1`) is rejected where it can be checked (eagerly), and undefined in a graph.
     transitions: float `(num_tags, num_tags)`, `[from, to]` score of tag `to` following tag `from`.
     start_transitions, end_transitions: float `(num_tags,)`.
-Disallowed transitions are `-inf` (see `models.tag_scheme`); padding contributes exactly nothing, and
+Disallowed transitions are `-inf` (see `linear_crf.tag_scheme`); padding contributes exactly nothing, and
 a sequence of length 0 has exactly one (empty) path of score 0.
 """
 
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
+
+from linear_crf.tag_scheme import allowed_transitions, canonical_scheme
 
 __all__ = [
     "CRF",
@@ -603,25 +606,33 @@ def marginals(emissions, mask, transitions, start_transitions, end_transitions):
 # ----------------------------------------------------------------------------------------------
 
 
-@keras.saving.register_keras_serializable(package="models")
+@keras.saving.register_keras_serializable(package="linear_crf")
 class CRF(keras.layers.Layer):
     """Linear-chain CRF output layer: learned transitions, start and end transitions.
 
     Works as the last layer of `keras.Sequential` or a functional model. Its output packs what the
     loss and the decoder need into one tensor, so that `fit`, `evaluate`, `predict`, `.keras` saving
-    and `model.export()` all work unchanged:
+    and `model.export()` all work unchanged, and so that what a Keras user does first,
+    `argmax(model.predict(x), axis=-1)`, is the Viterbi path (0 at padding):
 
-        outputs[..., :num_tags]   emissions (the per-token tag scores it was given), float32
-        outputs[..., num_tags]    mask, 1.0 at real tokens
-        outputs[..., num_tags+1]  Viterbi tag id of each token (0 at padding); filled in when the
-                                  layer is not training (evaluate, predict, serving), 0 in training
+        outputs[..., :num_tags]            the Viterbi path: at each real token, its tag's channel
+                                           holds a value above every other channel of the token
+                                           (`max(1, largest emission) + 1`), the rest 0; filled in
+                                           when the layer is not training (evaluate, predict,
+                                           serving), all 0 in training
+        outputs[..., num_tags:2*num_tags]  emissions (the per-token tag scores it was given), 0 at
+                                           padding
+        outputs[..., 2*num_tags]           mask, 1.0 at real tokens
+
+    At padding every channel is 0 and the argmax is channel 0 (the padding tag, by convention).
 
     Example:
         crf = CRF(num_tags)
         model = keras.Sequential([..., keras.layers.Dense(num_tags), crf])
         model.compile(optimizer="adam", loss=crf.loss)
         model.fit(x, tag_ids)
-        tag_ids = CRF.tag_ids(model.predict(x))   # Viterbi paths, int32 (batch, seq_len)
+        tag_ids = np.argmax(model.predict(x), axis=-1)   # Viterbi paths (batch, seq_len)
+        tag_ids = CRF.tag_ids(model.predict(x))          # the same, int32
 
     Args:
         num_tags: number of tags, padding tag included if the vocabulary has one.
@@ -643,7 +654,7 @@ class CRF(keras.layers.Layer):
         training: Python bool; when falsy the Viterbi path is decoded into the outputs.
 
     Output:
-        float32 `(batch_size, sequence_length, num_tags + 2)`, as above.
+        float32 `(batch_size, sequence_length, 2 * num_tags + 1)`, as above.
     """
 
     def __init__(
@@ -675,8 +686,6 @@ class CRF(keras.layers.Layer):
         self.tag_scheme = tag_scheme
         self._allowed = None
         if tag_scheme is not None:
-            from models.tag_scheme import allowed_transitions, canonical_scheme
-
             canonical_scheme(tag_scheme)  # an unknown scheme fails here, with or without names
             if self.tag_names is None:
                 raise ValueError(
@@ -686,7 +695,7 @@ class CRF(keras.layers.Layer):
             self._allowed = allowed_transitions(self.tag_names, tag_scheme)
         self.transitions_initializer = keras.initializers.get(transitions_initializer)
         self.supports_masking = True
-        self._loss = None
+        self._loss: CRFLoss | None = None
 
     @property
     def loss(self) -> CRFLoss:
@@ -709,7 +718,7 @@ class CRF(keras.layers.Layer):
             name="end_transitions", shape=(n,), initializer=init, dtype="float32"
         )
 
-    def potentials(self):
+    def potentials(self) -> tuple[Any, Any, Any]:
         """The transition scores in use: `(transitions, start, end)`, `-inf` where disallowed."""
         transitions = ops.cast(self.transitions, "float32")
         start = ops.cast(self.start_transitions, "float32")
@@ -730,20 +739,21 @@ class CRF(keras.layers.Layer):
             positions = ops.expand_dims(ops.arange(ops.shape(emissions)[1]), 0)
             mask = positions < ops.expand_dims(ops.cast(lengths, "int32"), 1)
         mask = _prepare_mask(mask, emissions)
+        real = ops.expand_dims(ops.cast(mask, "float32"), -1)  # (batch, length, 1)
+        emissions = ops.where(real > 0, emissions, 0.0)
         if training:
-            tags = ops.zeros_like(emissions[:, :, 0])
+            path = ops.zeros_like(emissions)
         else:
-            tags = ops.cast(viterbi_decode(emissions, mask, *self.potentials())[0], "float32")
-        return ops.concatenate(
-            [emissions, ops.expand_dims(ops.cast(mask, "float32"), -1), ops.expand_dims(tags, -1)],
-            axis=-1,
-        )
+            tag_ids = viterbi_decode(emissions, mask, *self.potentials())[0]
+            above = ops.maximum(ops.max(emissions, axis=-1, keepdims=True), 1.0) + 1.0
+            path = ops.one_hot(tag_ids, self.num_tags, dtype="float32") * above * real
+        return ops.concatenate([path, emissions, real], axis=-1)
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask travels inside the outputs, where the loss and decoder find it
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.num_tags + 2,)
+        return tuple(input_shape[:-1]) + (2 * self.num_tags + 1,)
 
     def get_config(self):
         config = super().get_config()
@@ -760,26 +770,32 @@ class CRF(keras.layers.Layer):
 
     def _unpack(self, outputs):
         outputs = ops.convert_to_tensor(outputs)
-        if len(outputs.shape) != 3 or outputs.shape[-1] != self.num_tags + 2:
+        width = 2 * self.num_tags + 1
+        if len(outputs.shape) != 3 or outputs.shape[-1] != width:
             raise ValueError(
                 "Invalid value for `outputs`. Expected the CRF layer's outputs of shape (batch_size, "
-                f"sequence_length, num_tags + 2) = (..., {self.num_tags + 2}). Received: "
+                f"sequence_length, 2 * num_tags + 1) = (..., {width}). Received: "
                 f"outputs.shape={tuple(outputs.shape)}"
             )
         outputs = ops.cast(outputs, "float32")
-        return outputs[..., : self.num_tags], outputs[..., self.num_tags] > 0.5
+        n = self.num_tags
+        return outputs[..., n : 2 * n], outputs[..., 2 * n] > 0.5
 
     @staticmethod
     def tag_ids(outputs):
-        """The Viterbi tag ids held in the outputs of a CRF layer that was not training.
+        """The Viterbi tag ids held in the outputs of a CRF layer that was not training: what
+        `argmax(outputs, axis=-1)` gives, as int32.
 
         Args:
-            outputs: float `(batch_size, sequence_length, num_tags + 2)`, e.g. `model.predict(x)`.
+            outputs: float `(batch_size, sequence_length, 2 * num_tags + 1)`, e.g.
+                `model.predict(x)`.
 
         Returns:
             int32 `(batch_size, sequence_length)`, 0 at padding.
         """
-        return ops.cast(ops.round(ops.convert_to_tensor(outputs)[..., -1]), "int32")
+        outputs = ops.convert_to_tensor(outputs)
+        num_tags = (outputs.shape[-1] - 1) // 2
+        return ops.cast(ops.argmax(outputs[..., :num_tags], axis=-1), "int32")
 
     def decode(self, outputs):
         """Viterbi paths and their scores: `(tag_ids int32 (batch, seq_len), scores (batch,))`."""
@@ -789,7 +805,7 @@ class CRF(keras.layers.Layer):
     def nbest(self, outputs, top_k: int):
         """The `top_k` best paths: `(tag_ids (batch, top_k, seq_len), scores (batch, top_k))`."""
         emissions, mask = self._unpack(outputs)
-        return nbest_viterbi_decode(emissions, mask, *self.potentials(), top_k)
+        return nbest_viterbi_decode(emissions, mask, *self.potentials(), top_k=top_k)
 
     def marginals(self, outputs):
         """Per-token tag probabilities, float32 `(batch, seq_len, num_tags)`, 0 at padding."""
@@ -802,7 +818,7 @@ class CRF(keras.layers.Layer):
         return log_likelihood(emissions, tag_ids, mask, *self.potentials(), unroll=self.unroll)
 
 
-@keras.saving.register_keras_serializable(package="models")
+@keras.saving.register_keras_serializable(package="linear_crf")
 class CRFLoss(keras.losses.Loss):
     """Negative log-likelihood of the gold tag paths under a `CRF` layer, per sequence.
 
@@ -841,3 +857,8 @@ class CRFLoss(keras.losses.Loss):
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
+
+
+# `.keras` files saved before the CRF became its own package name its classes "models>CRF" and
+# "models>CRFLoss": they load without `custom_objects` too.
+keras.saving.get_custom_objects().update({"models>CRF": CRF, "models>CRFLoss": CRFLoss})

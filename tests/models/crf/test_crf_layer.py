@@ -5,13 +5,14 @@ Runs on every Keras backend; the `tf.function`/XLA/export tests need TensorFlow 
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
-
-from models import crf as crf_functions
-from models.crf import CRF
+from linear_crf import crf as crf_functions
+from linear_crf.crf import CRF
 
 BACKEND = keras.backend.backend()
 tensorflow_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow-specific")
@@ -109,8 +110,8 @@ def test_fit_evaluate_predict_and_one_step_changes_every_parameter():
 
     # evaluate reports the mean NLL: check it against the pure functions on the model's emissions.
     outputs = model.predict(tokens, verbose=0)
-    assert outputs.shape == (16, 7, 3 + 2)
-    emissions = outputs[..., :3]
+    assert outputs.shape == (16, 7, 2 * 3 + 1)
+    emissions = outputs[..., 3:6]
     expected = -np.mean(
         ops.convert_to_numpy(
             crf_functions.log_likelihood(
@@ -121,11 +122,24 @@ def test_fit_evaluate_predict_and_one_step_changes_every_parameter():
     np.testing.assert_allclose(model.evaluate(tokens, tags, verbose=0), expected, rtol=1e-4)
 
     # The mask from Embedding(mask_zero=True) reached the CRF; decoded padding is 0.
-    np.testing.assert_array_equal(outputs[..., 3] > 0.5, mask)
+    np.testing.assert_array_equal(outputs[..., 6] > 0.5, mask)
     predicted = ops.convert_to_numpy(CRF.tag_ids(outputs))
     assert np.all(predicted[~mask] == 0)
     decoded, _ = crf.decode(outputs)
     np.testing.assert_array_equal(ops.convert_to_numpy(decoded), predicted)
+    # What a Keras user does first gives the Viterbi path too: the brute-force best path of the
+    # model's own emissions (every one of the 3**n paths scored), padding 0.
+    np.testing.assert_array_equal(np.argmax(outputs, axis=-1), predicted)
+    transitions, start, end = (ops.convert_to_numpy(p) for p in crf.potentials())
+    for row in range(len(tokens)):
+        n = int(mask[row].sum())
+        best = max(
+            itertools.product(range(3), repeat=n),
+            key=lambda path: start[path[0]] + end[path[-1]]
+            + sum(emissions[row, t, path[t]] for t in range(n))
+            + sum(transitions[path[t - 1], path[t]] for t in range(1, n)),
+        )  # fmt: skip
+        np.testing.assert_array_equal(predicted[row, :n], best)
 
 
 def test_padding_and_batch_composition_do_not_change_a_sentence():
@@ -237,8 +251,7 @@ def test_export_serves_the_same_paths(tmp_path):
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_tf_function_with_unknown_dimensions_and_xla(jit_compile):
     import tensorflow as tf
-
-    from models import crf as f
+    from linear_crf import crf as f
 
     rng = np.random.default_rng(0)
     num_tags = 4

@@ -6,8 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-
-from models.tag_scheme import allowed_transitions, canonical_scheme, split_tag
+from linear_crf.tag_scheme import allowed_transitions, canonical_scheme, entity_types, split_tag
 
 IOB2_TAGS = ["B-a", "I-a", "B-b", "I-b", "O"]
 
@@ -75,3 +74,11 @@ def test_aliases_and_errors():
     with pytest.raises(ValueError, match=r"Received: tag='B-'"):
         split_tag("B-")
     assert np.array_equal(allowed_transitions([], "iob2")[0], np.zeros((0, 0), bool))
+
+
+def test_entity_types_of_either_scheme():
+    assert entity_types(["O", "B-person", "I-person", "B-loc"]) == ["loc", "person"]
+    assert entity_types(["[PAD]", "O", "S-creative-work", "E-loc"]) == ["creative-work", "loc"]
+    assert entity_types(["[PAD]", "O"]) == []
+    with pytest.raises(ValueError, match="X-loc"):
+        entity_types(["O", "X-loc"])

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "allowed_transitions",
+    "canonical_scheme",
+    "entity_types",
+    "expected_tags",
+    "PADDING_TAGS",
+    "SCHEMES",
+    "split_tag",
+    "TAG_SCHEMES",
+]
+
 SCHEMES = ("iob2", "bioes")
 """The schemes, by canonical name."""
 TAG_SCHEMES = ("iob2", "bio", "bioes", "iobes")
@@ -60,6 +71,16 @@ def split_tag(tag: str, scheme: str = "iob2") -> tuple[str, str | None]:
             f"Received: tag={tag!r}"
         )
     return prefix, entity_type
+
+
+def entity_types(tag_names) -> list[str]:
+    """The entity types of a tag vocabulary, sorted; padding tags and "O" have none.
+
+    Raises:
+        ValueError: a tag that is neither padding, "O" nor `<prefix>-<type>` of any scheme.
+    """
+    types = {split_tag(tag, "bioes")[1] for tag in tag_names if tag not in PADDING_TAGS}
+    return sorted(t for t in types if t is not None)
 
 
 def _allowed(prev: tuple[str, str | None], curr: tuple[str, str | None], scheme: str) -> bool:
