@@ -12,10 +12,9 @@ The featurisation and the model are the pipeline's own, not a copy:
   train, `TransformDataset` on train, dev and test; the transform graph and the transformed
   TFRecords are cached under `--cache-dir` (keyed by the preprocessing config and the vectors
   file, which decides the word vocabulary), so later runs and settings reuse them.
-- Training uses `models.run_fn`'s dataset reader, pretrained-embedding loader and
-  `training_callbacks` (learning-rate schedule, eval entity F1, early stopping), and
-  `models.tagger.build_tagger` / `compile_tagger`, with the defaults of `models.config` unless
-  overridden with `--set section.field=value`.
+- Training is `models.train.train`, the Trainer's own (build, pretrained embeddings,
+  learning-rate schedule, eval entity F1, early stopping), with the defaults of `models.config`
+  unless overridden with `--set section.field=value`.
 
 Sentences are truncated to `PreprocessingConfig.max_length` tokens (as in the pipeline). The test
 F1 is nevertheless scored against the complete gold: gold entities that start beyond the window
@@ -44,8 +43,6 @@ import os
 import statistics
 import sys
 import time
-import types
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,82 +218,58 @@ def setting_config(config, setting: str):
 def train_and_score(
     config, setting: str, seed: int, transformed: Path, test_sentences
 ) -> RunResult:
-    """Trains one model as `models.run_fn.run_fn` does and scores dev and test.
+    """Trains one model with the Trainer's `models.train.train` and scores dev and test.
 
     Args:
         config: the `TaggerConfig` of the setting (`setting_config`).
     """
-    import keras
     import numpy as np
     import tensorflow_transform as tft
     from tfx_bsl.public import tfxio
 
-    from models import preprocessing, run_fn
+    from models import preprocessing
     from models.entity_scoring import score_entities
-    from models.tagger import build_tagger, compile_tagger, predicted_tag_ids
+    from models.features import CHAR_VOCABULARY_NAME
+    from models.tagger import predicted_tag_ids
+    from models.train import model_batches, train
 
     start = time.monotonic()
     model_config = config.model
     output = model_config.output
-    training = dataclasses.replace(config.training, seed=seed)
-    keras.utils.set_random_seed(seed)
+    config = dataclasses.replace(config, training=dataclasses.replace(config.training, seed=seed))
     tf_transform_output = tft.TFTransformOutput(str(transformed / "transform"))
+    schema = tf_transform_output.transformed_metadata.schema
 
-    def factory(files, options, schema):
+    def features(split, shuffle):
+        """The split's transformed batches, as the Trainer reads them (`models.run_fn`)."""
+        options = tfxio.TensorFlowDatasetOptions(
+            batch_size=config.training.batch_size,
+            shuffle=shuffle,
+            shuffle_seed=seed,
+            shuffle_buffer_size=config.training.shuffle_buffer_size,
+            num_epochs=1,
+        )
+        files = [str(transformed / f"{split}-*.tfrecord")]
         return tfxio.TFExampleRecord(files, schema=schema).TensorFlowDataset(options)
 
-    accessor = types.SimpleNamespace(tf_dataset_factory=factory)
-
-    def dataset(split, shuffle):
-        return run_fn._dataset(
-            [str(transformed / f"{split}-*.tfrecord")],
-            accessor,
-            tf_transform_output,
-            training.batch_size,
-            shuffle,
-            seed,
-            training.shuffle_buffer_size,
-            output,
-            trim=shuffle,
-        )
+    def dataset(split):
+        return model_batches(features(split, shuffle=False), output)
 
     vocabulary = config.preprocessing.tag_vocabulary
-    words = preprocessing.word_vocabulary(tf_transform_output, config)
-    num_words = preprocessing.NUM_RESERVED_IDS + len(words)
-    num_chars = preprocessing.NUM_RESERVED_IDS + tf_transform_output.vocabulary_size_by_name(
-        preprocessing.CHAR_VOCABULARY_NAME
+    trained = train(
+        config,
+        features("train", shuffle=True),
+        features("dev", shuffle=False),
+        preprocessing.word_vocabulary(tf_transform_output, config),
+        tf_transform_output.vocabulary_by_name(CHAR_VOCABULARY_NAME),
+        callbacks=[EpochPrinter(setting, seed)],
     )
-    model = build_tagger(
-        model_config,
-        tag_names=vocabulary,
-        num_words=num_words,
-        num_chars=num_chars,
-        max_word_length=config.preprocessing.max_word_length,
-        pretrained_word_embeddings=run_fn._pretrained_embeddings(model_config, words, seed),
-        seed=seed,
-    )
-    compile_tagger(model, model_config, training)
-    dev_dataset = dataset("dev", shuffle=False)
-    history = keras.callbacks.History()
-    callbacks = [
-        *run_fn.training_callbacks(dev_dataset, dataclasses.replace(config, training=training)),
-        EpochPrinter(setting, seed),
-        history,
-    ]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(
-            dataset("train", shuffle=True),
-            validation_data=dev_dataset,
-            epochs=training.epochs,
-            callbacks=callbacks,
-            verbose=0,
-        )
-    dev_f1s = history.history["val_entity_f1"]
+    model = trained.model
+    dev_f1s = trained.history["val_entity_f1"]
     epochs = len(dev_f1s)
 
     def score(split, gold_beyond=0):
-        data = dataset(split, shuffle=False)
+        data = dataset(split)
         gold_ids = np.concatenate([batch[1].numpy() for batch in data])
         lengths = (gold_ids > 0).sum(axis=1)
         outputs = model.predict(data.map(lambda inputs, *_: inputs), verbose=0)
@@ -331,12 +304,12 @@ def score_served(model, tf_transform_output, config, sentences, batch_size: int 
     long, through the serving module's overlapping windows."""
     import tensorflow as tf
 
-    from models import run_fn
     from models.entity_scoring import score_entities
+    from models.export import TaggerServingModule
 
-    module = run_fn.TaggerServingModule(
+    module = TaggerServingModule(
         model,
-        tf_transform_output,
+        tf_transform_output.transform_features_layer(),
         config.preprocessing.tag_vocabulary,
         config.model.output,
         max_length=config.preprocessing.max_length,

@@ -46,6 +46,19 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.conll_format import ConllFormatError, ReadStats, read_conll_lines
+from models.features import SENTENCE_ID_KEY, TAGS_KEY, TOKENS_KEY
+
+__all__ = [
+    "ConllExampleGen",
+    "ConllReadOptions",
+    "COUNTER_NAMES",
+    "Executor",
+    "METRICS_NAMESPACE",
+    "SENTENCE_ID_FEATURE",
+    "sentence_to_example",
+    "TAGS_FEATURE",
+    "TOKENS_FEATURE",
+]
 
 METRICS_NAMESPACE = "ConllExampleGen"
 COUNTER_NAMES = (
@@ -57,9 +70,9 @@ COUNTER_NAMES = (
 )
 """Beam counters of the read, copied to the output artifact as `conll_<name>` properties."""
 
-TOKENS_FEATURE = "tokens"
-TAGS_FEATURE = "tags"
-SENTENCE_ID_FEATURE = "sentence_id"
+TOKENS_FEATURE = TOKENS_KEY
+TAGS_FEATURE = TAGS_KEY
+SENTENCE_ID_FEATURE = SENTENCE_ID_KEY
 
 _MAX_LOGGED_ERRORS_PER_FILE = 10
 
@@ -236,7 +249,7 @@ _FORMAT_ERROR_TEXT = re.compile(
 def _find_format_error(error: BaseException) -> ConllFormatError | None:
     """The ConllFormatError behind an error raised through Beam: chained, or in its message."""
     seen = set()
-    current = error
+    current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, ConllFormatError):
             return current

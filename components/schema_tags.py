@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from models.features import TAGS_KEY
+
 __all__ = ["TAGS_FEATURE", "known_tags"]
 
-TAGS_FEATURE = "tags"
+TAGS_FEATURE = TAGS_KEY
 
 
 def known_tags(schema: schema_pb2.Schema, feature: str = TAGS_FEATURE) -> tuple[str, ...]:

@@ -29,9 +29,23 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from components.schema_tags import TAGS_FEATURE, known_tags
+from models.features import SENTENCE_ID_KEY, TOKENS_KEY
 
-TOKENS_FEATURE = "tokens"
-SENTENCE_ID_FEATURE = "sentence_id"
+__all__ = [
+    "ANOMALIES_FILE",
+    "anomaly_lines",
+    "DataValidationError",
+    "find_tags",
+    "MAX_LOCATIONS_PER_TAG",
+    "SCHEMA_FILE",
+    "SENTENCE_ID_FEATURE",
+    "TOKENS_FEATURE",
+    "validation_report",
+    "ValidationGate",
+]
+
+TOKENS_FEATURE = TOKENS_KEY
+SENTENCE_ID_FEATURE = SENTENCE_ID_KEY
 MAX_LOCATIONS_PER_TAG = 5
 
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -44,7 +58,7 @@ class DataValidationError(ValueError):
 
 def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[tuple[str, str]]:
     """(feature or "<dataset>", description) of each anomaly reason, sorted by feature."""
-    lines = []
+    lines: list[tuple[str, str]] = []
     for feature, info in sorted(anomalies.anomaly_info.items()):
         reasons = info.reason or [info]
         lines.extend(
@@ -69,19 +83,19 @@ def find_tags(
     Returns:
         unknown tag -> [(sentence_id, 1-based token position, token)], tags sorted.
     """
-    allowed = set(allowed)
+    known = set(allowed)
     locations: dict[str, list[tuple[str, int, str]]] = collections.defaultdict(list)
     for serialized in serialized_examples:
         example = tf.train.Example.FromString(serialized)
         features = example.features.feature
         tags = [t.decode("utf-8") for t in features[TAGS_FEATURE].bytes_list.value]
-        if all(tag in allowed for tag in tags):
+        if all(tag in known for tag in tags):
             continue
         tokens = [t.decode("utf-8") for t in features[TOKENS_FEATURE].bytes_list.value]
         ids = features[SENTENCE_ID_FEATURE].bytes_list.value
         sentence_id = ids[0].decode("utf-8") if ids else "<no sentence_id>"
         for position, tag in enumerate(tags):
-            if tag not in allowed and len(locations[tag]) < max_locations_per_tag:
+            if tag not in known and len(locations[tag]) < max_locations_per_tag:
                 token = tokens[position] if position < len(tokens) else ""
                 locations[tag].append((sentence_id, position + 1, token))
     return dict(sorted(locations.items()))

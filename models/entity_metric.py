@@ -17,8 +17,9 @@ Metric keys (figures in percent, as conlleval prints them):
 - `entity_f1/<type>` for each entity type (those of `entity_types`, else those seen);
 - `token_accuracy`: tokens whose predicted tag equals the gold tag ("O" included).
 
-A sentence longer than the model's `max_length` gets predictions for its first `max_length` tokens
-only; its remaining tokens count as predicted "O".
+The exported model tags every sentence whole (`models.export`). Should a prediction be shorter
+than its gold (a model exported before windowing, which cut sentences at `max_length`), the
+missing tokens count as predicted "O"; see `align_predictions`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 from models.entity_scoring import extract_entities
+
+__all__ = [
+    "align_predictions",
+    "ENTITY_F1_NAME",
+    "EntityCounts",
+    "EntityF1",
+    "PRECISION_NAME",
+    "RECALL_NAME",
+    "TOKEN_ACCURACY_NAME",
+]
 
 ENTITY_F1_NAME = "entity_f1"
 PRECISION_NAME = "entity_precision"

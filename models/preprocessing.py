@@ -31,35 +31,30 @@ import tensorflow_transform as tft
 
 from models.config import TaggerConfig
 from models.embeddings import vector_words
+from models.features import (
+    CASING_IDS_KEY,
+    CASINGS,
+    CHAR_IDS_KEY,
+    CHAR_VOCABULARY_NAME,
+    LENGTHS_KEY,
+    NUM_RESERVED_IDS,
+    OOV_ID,
+    PAD_ID,
+    TAG_IDS_KEY,
+    TAGS_KEY,
+    TOKEN_IDS_KEY,
+    TOKEN_VOCABULARY_NAME,
+    TOKENS_KEY,
+)
 
-TOKENS_KEY = "tokens"
-TAGS_KEY = "tags"
-
-TOKEN_IDS_KEY = "token_ids"
-CASING_IDS_KEY = "casing_ids"
-CHAR_IDS_KEY = "char_ids"
-LENGTHS_KEY = "lengths"
-TAG_IDS_KEY = "tag_ids"
-
-TOKEN_VOCABULARY_NAME = "token_vocabulary"
-CHAR_VOCABULARY_NAME = "char_vocabulary"
-
-PAD_ID = 0
-OOV_ID = 1
-NUM_RESERVED_IDS = 2
-"""Ids below this in the token and character vocabularies: padding (0) and OOV (1)."""
-
-CASINGS = ("[PAD]", "lower", "upper", "title", "mixed", "digit", "punct", "other")
-"""Casing classes indexed by casing id, decided in this order:
-
-- digit: every character is a number (`\\p{N}`), e.g. "2017";
-- punct: every character is punctuation or a symbol (`\\p{P}`, `\\p{S}`), e.g. "...", "@", ":)";
-- lower: has a lowercase letter and no uppercase letter, e.g. "the", "@paulwalk", "don't";
-- title: its first letter is uppercase and no other letter is, e.g. "Paris", "I", "#Trump";
-- upper: no lowercase letter and at least two uppercase letters, e.g. "NASA", "U.S.";
-- mixed: both lowercase and uppercase letters otherwise, e.g. "iPhone", "McDonald";
-- other: anything else (no cased letter, e.g. "東京", or letters mixed with emoji).
-"""
+__all__ = [
+    "casing_ids",
+    "preprocessing_fn",
+    "pretrained_words",
+    "repair_iob2",
+    "word_ids",
+    "word_vocabulary",
+]
 
 # RE2 patterns, matched against the whole token (tf.strings.regex_full_match), in CASINGS order.
 _CASING_PATTERNS = (

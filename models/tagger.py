@@ -23,16 +23,25 @@ import numpy as np
 from keras import layers, ops
 
 from models.config import ModelConfig, TrainingConfig
-from models.preprocessing import (
+from models.features import (
     CASING_IDS_KEY,
     CASINGS,
     CHAR_IDS_KEY,
+    LENGTHS_KEY,
+    MODEL_INPUT_KEYS,
     OOV_ID,
     TOKEN_IDS_KEY,
 )
 
-INPUT_KEYS = (TOKEN_IDS_KEY, CASING_IDS_KEY, CHAR_IDS_KEY)
-"""Transformed features the model reads."""
+__all__ = [
+    "build_tagger",
+    "compile_tagger",
+    "cut_to_longest",
+    "loss_sample_weights",
+    "predicted_tag_ids",
+    "training_model_inputs",
+    "WordDropout",
+]
 
 
 @keras.saving.register_keras_serializable(package="ner_tfx")
@@ -120,7 +129,7 @@ def build_tagger(
         A Keras model taking a dict of int tensors `token_ids` `(batch_size, length)`,
         `casing_ids` `(batch_size, length)`, `char_ids` `(batch_size, length, max_word_length)`
         and returning, for `output="crf"`, the CRF layer's float32 outputs
-        `(batch_size, length, num_tags + 2)`, for `output="softmax"`, float32 tag
+        `(batch_size, length, 2 * num_tags + 1)`, for `output="softmax"`, float32 tag
         probabilities `(batch_size, length, num_tags)`. Read tag ids with `predicted_tag_ids`.
         Any `length` will do: padding is masked, so a batch cut to its longest sentence gets the
         same tags as one padded to `PreprocessingConfig.max_length`.
@@ -194,7 +203,7 @@ def build_tagger(
         )(hidden, mask=mask)
         hidden = layers.Dropout(config.dropout, seed=seed, name=f"bilstm{suffix}_dropout")(hidden)
     if config.output == "crf":
-        from models.crf import CRF  # The softmax ablation does not need the CRF.
+        from linear_crf.crf import CRF  # The softmax ablation does not need the CRF.
 
         emissions = layers.Dense(num_tags, name="emissions")(hidden)
         outputs = CRF(
@@ -242,7 +251,7 @@ def predicted_tag_ids(outputs, output: str, lengths):
         int32 `(batch_size, max_length)` tag ids.
     """
     if output == "crf":
-        from models.crf import CRF
+        from linear_crf.crf import CRF
 
         tag_ids = ops.cast(CRF.tag_ids(outputs), "int32")
     else:
@@ -267,4 +276,16 @@ def loss_sample_weights(tag_ids, output: str):
 
 def training_model_inputs(features: Mapping[str, object]) -> dict[str, object]:
     """The model's inputs picked from a dict of transformed features."""
-    return {key: features[key] for key in INPUT_KEYS}
+    return {key: features[key] for key in MODEL_INPUT_KEYS}
+
+
+def cut_to_longest(features: Mapping, keys: Sequence[str]) -> dict:
+    """The `keys` of a batch of transformed features, cut from `max_length` tokens to the batch's
+    longest sentence. The model masks padding: the tags stay the same, the work shrinks.
+
+    Args:
+        features: transformed features with `lengths` `(batch_size,)`; those of `keys` are
+            `(batch_size, max_length, ...)`.
+    """
+    longest = ops.maximum(ops.max(features[LENGTHS_KEY]), 1)
+    return {key: features[key][:, :longest] for key in keys}

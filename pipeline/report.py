@@ -8,7 +8,7 @@ data statistics (sentences, tokens, entities per type, OOV rate) and whether the
 and why (the Evaluator's validation result).
 
 Both models are scored the same way here: the exported SavedModels tag the eval split
-(`serve_sentences`, or `serve_tokens` for models exported before it existed) and
+(`serve_tokens`, which tags as every signature of the model does) and
 `models.entity_scoring.score_entities` scores them with conlleval's rules.
 
 The report goes to `<serving_dir>/<version>.report.html` when the run pushed `<version>`, else to
@@ -30,6 +30,25 @@ from collections.abc import Sequence
 import numpy as np
 
 from models.entity_scoring import EntityScores, extract_entities, score_entities
+from models.features import TAGS_KEY, TOKENS_INPUT, TOKENS_KEY, TOKENS_SIGNATURE
+from serving.model_version import whole_versions
+
+__all__ = [
+    "confusion_figure",
+    "curves_figure",
+    "data_statistics",
+    "known_words",
+    "latest_run_artifacts",
+    "predict_tags",
+    "read_split",
+    "render_html",
+    "RunArtifacts",
+    "SENTENCE",
+    "tag_confusion",
+    "training_history",
+    "validation_reasons",
+    "write_run_report",
+]
 
 SENTENCE = tuple[list[str], list[str]]  # (tokens, tags)
 
@@ -117,8 +136,8 @@ def read_split(examples_uri: str, split: str) -> list[SENTENCE]:
         features = tf.train.Example.FromString(record.numpy()).features.feature
         sentences.append(
             (
-                [t.decode("utf-8") for t in features["tokens"].bytes_list.value],
-                [t.decode("utf-8") for t in features["tags"].bytes_list.value],
+                [t.decode("utf-8") for t in features[TOKENS_KEY].bytes_list.value],
+                [t.decode("utf-8") for t in features[TAGS_KEY].bytes_list.value],
             )
         )
     return sentences
@@ -151,25 +170,22 @@ def data_statistics(
 
 
 def predict_tags(model_dir: str, sentences: Sequence[list[str]], batch_size: int = 128):
-    """Tags of each sentence by a SavedModel of this project (any of its versions)."""
+    """Tags of each sentence by a SavedModel of this project (any of its versions), through
+    `serve_tokens`: the tokens as they are, tagged as every signature tags them."""
     import tensorflow as tf
 
     model = tf.saved_model.load(model_dir)
+    signature = model.signatures[TOKENS_SIGNATURE]
     predicted = []
     for begin in range(0, len(sentences), batch_size):
         batch = list(sentences[begin : begin + batch_size])
-        if "serve_sentences" in model.signatures:
-            outputs = model.signatures["serve_sentences"](
-                sentences=tf.constant([" ".join(tokens) for tokens in batch])
-            )
-        else:
-            width = max(len(tokens) for tokens in batch)
-            outputs = model.signatures["serve_tokens"](
-                tokens=tf.constant([tokens + [""] * (width - len(tokens)) for tokens in batch])
-            )
+        width = max(len(tokens) for tokens in batch)
+        padded = tf.constant([tokens + [""] * (width - len(tokens)) for tokens in batch])
+        outputs = signature(**{TOKENS_INPUT: padded})
         for tokens, row in zip(batch, outputs["tags"].numpy()):
             tags = [tag.decode("utf-8") for tag in row[: len(tokens)]]
-            # A model that cut the sentence: the tokens beyond its max_length are "O".
+            # A version exported before windowing cut the sentence at its max_length: the
+            # tokens beyond count as "O", as the Evaluator counts them (`align_predictions`).
             predicted.append([tag or "O" for tag in tags] + ["O"] * (len(tokens) - len(tags)))
     return predicted
 
@@ -458,11 +474,7 @@ def write_run_report(connection_config, serving_dir: str, scheme: str = "iob2") 
 
     # The previous blessed model: the newest pushed version other than this run's.
     this_version = os.path.basename(artifacts.pushed_destination.rstrip("/"))
-    versions = sorted(
-        int(name) for name in (os.listdir(serving_dir) if os.path.isdir(serving_dir) else [])
-        if name.isdigit() and name != this_version
-        and os.path.exists(os.path.join(serving_dir, name, "saved_model.pb"))
-    )  # fmt: skip
+    versions = whole_versions(serving_dir)
     if this_version.isdigit():
         versions = [v for v in versions if v < int(this_version)]
     baseline_scores, baseline_name = None, ""

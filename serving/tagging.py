@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-SENTENCES_SIGNATURE = "serve_sentences"
+from models.features import SENTENCES_INPUT, SENTENCES_SIGNATURE
+
+__all__ = [
+    "Entity",
+    "load_signature",
+    "split_outputs",
+    "tag_batches",
+    "TaggedSentence",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +106,7 @@ def tag_batches(
     batch: list[str] = []
 
     def run(batch):
-        outputs = signature(sentences=tf.constant(batch, tf.string))
+        outputs = signature(**{SENTENCES_INPUT: tf.constant(batch, tf.string)})
         return split_outputs(batch, {k: v.numpy() for k, v in outputs.items()})
 
     for sentence in sentences:

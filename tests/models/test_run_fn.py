@@ -1,4 +1,5 @@
-"""Tests of models/run_fn.py: training from transformed TFRecords and the exported SavedModel.
+"""Tests of models/run_fn.py, models/train.py and models/export.py: training from transformed
+TFRecords and the exported SavedModel.
 
 Builds a real Transform output with tft_beam on a few sentences, calls `run_fn` with the
 `FnArgs` fields it reads, and loads the export in this process.
@@ -13,7 +14,8 @@ import tensorflow as tf
 from tfx_bsl.public import tfxio
 from transform_fixtures import serialized_example, write_transformed
 
-from models import run_fn
+from models import run_fn, train
+from models.features import SIGNATURES
 
 pytestmark = pytest.mark.slow
 
@@ -74,13 +76,15 @@ def fn_args(directory, output_directory, config):
     )
 
 
-def test_trains_and_exports_both_signatures(transformed, vectors, tmp_path):
+def test_trains_and_exports_three_signatures_that_tag_alike_at_any_length(
+    transformed, vectors, tmp_path
+):
     args = fn_args(transformed, tmp_path, custom_config(vectors))
     run_fn.run_fn(args)
 
     assert os.listdir(args.model_run_dir)  # TensorBoard logs
     model = tf.saved_model.load(args.serving_model_dir)
-    assert {"serving_default", "serve_tokens"} <= set(model.signatures)
+    assert set(SIGNATURES) <= set(model.signatures)
 
     sentences = [tokens for tokens, _ in SENTENCES]
     by_examples = model.signatures["serving_default"](
@@ -90,12 +94,18 @@ def test_trains_and_exports_both_signatures(transformed, vectors, tmp_path):
     by_tokens = model.signatures["serve_tokens"](
         tokens=tf.constant([tokens + [""] * (width - len(tokens)) for tokens in sentences])
     )
-    for key in ("tags", "tag_ids", "lengths"):
-        np.testing.assert_array_equal(by_examples[key].numpy(), by_tokens[key].numpy())
+    by_sentences = model.signatures["serve_sentences"](
+        sentences=tf.constant([" ".join(tokens) for tokens in sentences])
+    )
+    for outputs in (by_examples, by_sentences):
+        assert set(outputs) == set(by_tokens)
+        for key in by_tokens:
+            np.testing.assert_array_equal(outputs[key].numpy(), by_tokens[key].numpy(), key)
+    # Whole sentences, the one longer than max_length included (9 > 6 tokens).
     lengths = by_tokens["lengths"].numpy()
-    np.testing.assert_array_equal(lengths, [min(len(t), MAX_LENGTH) for t in sentences])
+    np.testing.assert_array_equal(lengths, [len(t) for t in sentences])
     tags = by_tokens["tags"].numpy()
-    assert tags.shape == (len(sentences), MAX_LENGTH)
+    assert tags.shape == (len(sentences), width)
     for row, length in zip(tags, lengths):
         assert {t.decode() for t in row[:length]} <= set(TAGS)
         assert set(row[length:]) <= {b""}
@@ -110,7 +120,7 @@ def test_trimmed_batches_are_the_padded_ones_cut_to_their_longest_sentence(trans
     args = fn_args(transformed, transformed, custom_config())
 
     def batches(trim):
-        dataset = run_fn._dataset(
+        features = run_fn.transformed_batches(
             args.train_files,
             args.data_accessor,
             tft.TFTransformOutput(args.transform_graph_path),
@@ -118,9 +128,8 @@ def test_trimmed_batches_are_the_padded_ones_cut_to_their_longest_sentence(trans
             shuffle=False,
             seed=0,
             shuffle_buffer_size=1,
-            output=config.model.output,
-            trim=trim,
         )
+        dataset = train.model_batches(features, config.model.output, trim=trim)
         return [(inputs, tag_ids.numpy()) for inputs, tag_ids in dataset]
 
     padded, trimmed = batches(trim=False), batches(trim=True)
@@ -179,7 +188,7 @@ def test_learning_rate_decays_per_epoch_as_ma_and_hovy():
     config["tagger"]["training"].update(learning_rate=0.01, learning_rate_decay=0.5)
     tagger_config = TaggerConfig.from_custom_config(config)
     eval_dataset = placeholder_eval_dataset()
-    callbacks = run_fn.training_callbacks(eval_dataset, tagger_config)
+    callbacks = train.training_callbacks(eval_dataset, tagger_config)
     schedulers = [c for c in callbacks if isinstance(c, keras.callbacks.LearningRateScheduler)]
     assert len(schedulers) == 1
 
@@ -198,7 +207,7 @@ def test_learning_rate_decays_per_epoch_as_ma_and_hovy():
     tagger_config = TaggerConfig.from_custom_config(custom_config())
     assert not [
         c
-        for c in run_fn.training_callbacks(eval_dataset, tagger_config)
+        for c in train.training_callbacks(eval_dataset, tagger_config)
         if isinstance(c, keras.callbacks.LearningRateScheduler)
     ]
 
@@ -213,9 +222,9 @@ def test_weight_averaging_evaluates_and_keeps_the_moving_average():
     config["tagger"]["training"].update(weight_averaging=0.5)
     tagger_config = TaggerConfig.from_custom_config(config)
     eval_dataset = placeholder_eval_dataset()
-    callbacks = run_fn.training_callbacks(eval_dataset, tagger_config)
+    callbacks = train.training_callbacks(eval_dataset, tagger_config)
     kinds = [type(c) for c in callbacks]
-    assert kinds.index(keras.callbacks.SwapEMAWeights) < kinds.index(run_fn.EntityF1Callback)
+    assert kinds.index(keras.callbacks.SwapEMAWeights) < kinds.index(train.EntityF1Callback)
     swap = callbacks[kinds.index(keras.callbacks.SwapEMAWeights)]
 
     class Record(keras.callbacks.Callback):
@@ -262,3 +271,45 @@ def test_weight_averaging_evaluates_and_keeps_the_moving_average():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     for a, b in zip(averaged.get_weights(), expected[-1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_training_and_export_import_no_tfx():
+    """`models.train` and `models.export` are TFX-free; only the run_fn glue imports TFX."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, models.train, models.export\n"
+        "tfx = sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'tfx', 'tfx_bsl', 'tensorflow_transform', 'apache_beam'})\n"
+        "print(tfx)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def test_train_takes_batches_of_plain_tensors():
+    """No Transform output, no TFX: feature batches built by hand train a model."""
+    from models.config import TaggerConfig
+
+    config = TaggerConfig.from_custom_config(custom_config())
+    rng = np.random.default_rng(0)
+    num, length = 6, MAX_LENGTH
+    lengths = rng.integers(1, length + 1, size=num)
+    mask = np.arange(length)[None, :] < lengths[:, None]
+    features = {
+        "token_ids": np.where(mask, rng.integers(2, 7, size=(num, length)), 0),
+        "casing_ids": np.where(mask, 1, 0),
+        "char_ids": np.where(mask[..., None], rng.integers(2, 5, size=(num, length, 5)), 0),
+        "lengths": lengths,
+        "tag_ids": np.where(mask, rng.integers(1, len(TAGS) + 1, size=(num, length)), 0),
+    }
+    batches = tf.data.Dataset.from_tensor_slices(
+        {key: tf.constant(value, tf.int64) for key, value in features.items()}
+    ).batch(2)
+    result = train.train(config, batches, batches, ["a", "b", "c", "d", "e"], ["x", "y", "z"])
+    assert len(result.history["val_entity_f1"]) >= 1
+    assert result.compatibility["vocabularies"]["word_embedding"] == ["a", "b", "c", "d", "e"]
+    assert result.model.get_layer("word_embedding").input_dim == 7

@@ -1,8 +1,9 @@
 """End-to-end: the whole TFX pipeline on tiny CoNLL data with LocalDagRunner (Beam DirectRunner).
 
 Asserts on what the run produced: the ML Metadata store (every component executed, then cached
-on a rerun), the blessed model under a numeric version folder, its two signatures answering
-in this process, the Evaluator's entity F1 against an independent scoring of the pushed model, and
+on a rerun), the blessed model under a numeric version folder, its three signatures answering
+in this process, the Evaluator's entity F1 against independent scorings of the pushed model's
+tags (by signature, as the report tags, and `ner-tag --conll`), and
 a run with an unknown tag stopped before Transform with a message naming the tag and its line.
 """
 
@@ -15,11 +16,13 @@ from tfx import v1 as tfx
 
 from components.conll_format import read_conll
 from components.validation_gate import DataValidationError
-from models.entity_metric import align_predictions
 from models.entity_scoring import score_entities
+from models.features import SIGNATURES
+from pipeline import report
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.run_summary import latest_run_executions, summarize
+from serving.cli import main as ner_tag
 
 pytestmark = pytest.mark.e2e
 
@@ -103,10 +106,12 @@ def test_pipeline_runs_blesses_pushes_and_caches(tmp_path):
     assert os.listdir(config.serving_dir) == [version]
     assert os.path.isfile(os.path.join(summary.pushed_destination, "saved_model.pb"))
 
-    # The pushed model answers both signatures in this process.
+    # The pushed model answers its three signatures in this process.
     model = tf.saved_model.load(summary.pushed_destination)
-    assert {"serving_default", "serve_tokens"} <= set(model.signatures)
+    assert set(SIGNATURES) <= set(model.signatures)
     eval_sentences = list(read_conll(str(data_dir / "eval.conll")))
+    max_length = config.tagger.preprocessing.max_length
+    assert max(len(s.tokens) for s in eval_sentences) > max_length  # windows are exercised
     example = tf.train.Example(
         features=tf.train.Features(
             feature={
@@ -120,21 +125,30 @@ def test_pipeline_runs_blesses_pushes_and_caches(tmp_path):
         examples=tf.constant([example.SerializeToString()])
     )
     tags = result["tags"].numpy()
-    assert tags.shape == (1, config.tagger.preprocessing.max_length)
-    known = {t.encode() for t in config.tagger.preprocessing.tag_names}
-    assert set(tags[0, :3]) <= known
-    assert set(tags[0, 3:]) == {b""}
+    assert tags.shape == (1, 3)
+    assert set(tags[0]) <= {t.encode() for t in config.tagger.preprocessing.tag_names}
     np.testing.assert_array_equal(result["lengths"].numpy(), [3])
 
-    # The Evaluator's entity F1 equals an independent scoring of the pushed model's tags.
+    # One tagging path: the Evaluator's entity F1 (serving_default, in TFMA), the report's
+    # (serve_sentences) and ner-tag's output on the eval file, scored independently, agree.
+    gold = [list(sentence.tags) for sentence in eval_sentences]
     outputs = tag_with_signature(model, eval_sentences)
-    gold, predicted = [], []
-    for sentence, row in zip(eval_sentences, outputs["tags"].numpy()):
-        gold.append(list(sentence.tags))
-        predicted.append(align_predictions(gold[-1], [t.decode() for t in row if t]))
-    expected = score_entities(gold, predicted)
-    assert summary.entity_f1 == pytest.approx(expected.f1)
-    assert summary.token_accuracy == pytest.approx(expected.token_accuracy)
+    by_tokens = [[t.decode() for t in row if t] for row in outputs["tags"].numpy()]
+    assert [len(tags) for tags in by_tokens] == [len(tags) for tags in gold]  # whole sentences
+    expected = score_entities(gold, by_tokens)
+    assert summary.entity_f1 == pytest.approx(expected.f1, abs=0.01)
+    assert summary.token_accuracy == pytest.approx(expected.token_accuracy, abs=0.01)
+    artifacts = report.latest_run_artifacts(connection(config))
+    by_report = report.predict_tags(
+        artifacts.candidate_model_dir, [list(s.tokens) for s in eval_sentences]
+    )
+    assert score_entities(gold, by_report).f1 == pytest.approx(summary.entity_f1, abs=0.01)
+    tagged = tmp_path / "tagged.conll"
+    command = ["--conll", str(data_dir / "eval.conll"), "-o", str(tagged), "--no-progress"]
+    assert ner_tag(command + ["--serving-dir", config.serving_dir]) == 0
+    by_ner_tag = [[line.split("\t")[1] for line in block.splitlines()]
+                  for block in tagged.read_text(encoding="utf-8").strip("\n").split("\n\n")]  # fmt: skip
+    assert score_entities(gold, by_ner_tag).f1 == pytest.approx(summary.entity_f1, abs=0.01)
 
     # A second run reuses the cached results; the same model stays the one pushed version.
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))

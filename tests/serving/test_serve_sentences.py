@@ -1,4 +1,4 @@
-"""Tests of the `serve_sentences` signature of the exported SavedModel (models/run_fn.py).
+"""Tests of the `serve_sentences` signature of the exported SavedModel (models/export.py).
 
 In this process (the loaded SavedModel) and in a fresh process that loads it with plain
 TensorFlow, without this repository's packages.
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MAX_LENGTH, TAGS
+from linear_crf.tag_scheme import allowed_transitions
+from transform_fixtures import serialized_example
 
 from models.entity_scoring import extract_entities
-from models.tag_scheme import allowed_transitions
 from models.tokenization import tokenize
 
 pytestmark = pytest.mark.slow
@@ -81,17 +82,22 @@ def test_consistent_on_edge_cases(loaded):
     assert result["lengths"][4] > MAX_LENGTH  # tagged whole, not cut
 
 
-def test_agrees_with_serve_tokens_on_short_sentences(loaded):
-    # serve_tokens decodes with the CRF layer itself: the same tags and lengths.
-    sentences = [s for s in SENTENCES if len(tokenize(s)) <= MAX_LENGTH and tokenize(s)]
-    tokens = [tokenize(s) for s in sentences]
+def test_every_signature_tags_alike_at_any_length(loaded):
+    # One tagging function behind the three signatures: the same outputs for the same tokens,
+    # sentences longer than MAX_LENGTH and empty ones included.
+    tokens = [tokenize(s) for s in SENTENCES]
+    assert max(len(t) for t in tokens) > MAX_LENGTH and min(len(t) for t in tokens) == 0
     width = max(len(t) for t in tokens)
     by_tokens = loaded.signatures["serve_tokens"](
         tokens=tf.constant([t + [""] * (width - len(t)) for t in tokens])
     )
-    by_sentences = serve(loaded, sentences)
-    np.testing.assert_array_equal(by_sentences["tags"], by_tokens["tags"].numpy()[:, :width])
-    np.testing.assert_array_equal(by_sentences["lengths"], by_tokens["lengths"].numpy())
+    by_examples = loaded.signatures["serving_default"](
+        examples=tf.constant([serialized_example(t) for t in tokens])
+    )
+    by_sentences = serve(loaded, SENTENCES)
+    for key, value in by_sentences.items():
+        np.testing.assert_array_equal(value, by_tokens[key].numpy(), key)
+        np.testing.assert_array_equal(value, by_examples[key].numpy(), key)
 
 
 def test_batched_equals_one_at_a_time(loaded):

@@ -1,11 +1,11 @@
-"""Tests of serving/sentence_graph.py against plain-Python references."""
+"""Tests of models/sentence_graph.py against plain-Python references."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import sentence_graph
 from models.entity_scoring import extract_entities
-from serving import sentence_graph
 
 
 def reference_windows(length, window_length):

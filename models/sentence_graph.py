@@ -15,6 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import tensorflow as tf
+from linear_crf.tag_scheme import PADDING_TAGS, split_tag
+
+__all__ = [
+    "entity_spans",
+    "stitch",
+    "tag_parts",
+    "window_plan",
+    "window_tokens",
+]
 
 _PREFIX_IDS = {"O": 0, "B": 1, "I": 2, "E": 3, "S": 4}
 
@@ -101,15 +110,12 @@ def tag_parts(tag_vocabulary: Sequence[str]) -> tuple[list[int], list[int], list
     """
     prefixes, type_ids, types = [], [], [""]
     for tag in tag_vocabulary:
-        if tag == "O" or "-" not in tag or tag.split("-", 1)[0] not in _PREFIX_IDS:
-            prefixes.append(0)
-            type_ids.append(0)
-            continue
-        prefix, entity_type = tag.split("-", 1)
-        if entity_type not in types:
+        # BIOES' prefixes include IOB2's: every tag of either scheme parses.
+        prefix, entity_type = ("O", None) if tag in PADDING_TAGS else split_tag(tag, "bioes")
+        if entity_type is not None and entity_type not in types:
             types.append(entity_type)
         prefixes.append(_PREFIX_IDS[prefix])
-        type_ids.append(types.index(entity_type))
+        type_ids.append(0 if entity_type is None else types.index(entity_type))
     return prefixes, type_ids, types
 
 
