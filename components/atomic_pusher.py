@@ -33,7 +33,14 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.latest_served_model import SAVED_MODEL_FILE, newest_whole_version
+from serving.model_version import SAVED_MODEL_FILE, newest_whole_version
+
+__all__ = [
+    "AtomicPusher",
+    "AtomicPusherExecutor",
+    "copy_model_atomically",
+    "directory_fingerprint",
+]
 
 
 def _walk_files(directory: str):
@@ -107,7 +114,8 @@ class AtomicPusherExecutor(pusher_executor.Executor):
             )
         base_directory = push_destination.filesystem.base_directory
         # Compared with the newest *whole* version: a half-written one is no reason to skip.
-        previous = newest_whole_version(base_directory)
+        newest = newest_whole_version(base_directory)
+        previous = None if newest is None else str(newest)
         if previous is not None and directory_fingerprint(
             os.path.join(base_directory, previous)
         ) == directory_fingerprint(model_path):

@@ -22,45 +22,22 @@ from typing import Any
 from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_component, base_executor, executor_spec
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
+from serving.model_version import newest_whole_version
+
 __all__ = [
-    "SAVED_MODEL_FILE",
     "SERVED_VERSION_PROPERTY",
     "LatestServedModel",
+    "copy_latest_served_model",
     "has_served_model",
-    "newest_whole_version",
-    "whole_versions",
 ]
 
-SAVED_MODEL_FILE = "saved_model.pb"
 SERVED_VERSION_PROPERTY = "served_version"
 SERVING_DIR_KEY = "serving_dir"
 MODEL_KEY = "model"
-
-
-def whole_versions(serving_dir: str) -> list[str]:
-    """The numeric version folders of `serving_dir` holding a `saved_model.pb`, oldest first."""
-    if not fileio.exists(serving_dir):
-        return []
-    names = [name.rstrip("/") for name in fileio.listdir(serving_dir)]
-    return sorted(
-        (
-            name
-            for name in names
-            if name.isdigit() and fileio.exists(os.path.join(serving_dir, name, SAVED_MODEL_FILE))
-        ),
-        key=int,
-    )
-
-
-def newest_whole_version(serving_dir: str) -> str | None:
-    """The newest whole version of `serving_dir` (see `whole_versions`), or None."""
-    versions = whole_versions(serving_dir)
-    return versions[-1] if versions else None
 
 
 def has_served_model(model: types.Artifact) -> bool:
@@ -74,7 +51,8 @@ def copy_latest_served_model(serving_dir: str, model: types.Artifact) -> str | N
     Returns:
         The version copied, or None when `serving_dir` holds no whole version.
     """
-    version = newest_whole_version(serving_dir)
+    newest = newest_whole_version(serving_dir)
+    version = None if newest is None else str(newest)
     model.set_string_custom_property(SERVED_VERSION_PROPERTY, version or "")
     if version is None:
         logging.info("LatestServedModel: no whole version in %s; no baseline.", serving_dir)

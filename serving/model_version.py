@@ -17,21 +17,44 @@ from typing import TypeVar
 
 import tensorflow as tf
 
-__all__ = ["load_newest", "resolve_model_dir", "whole_versions"]
+__all__ = [
+    "SAVED_MODEL_FILE",
+    "load_newest",
+    "newest_whole_version",
+    "resolve_model_dir",
+    "whole_versions",
+]
 
 logger = logging.getLogger("serving.model_version")
 
 Loaded = TypeVar("Loaded")
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
 
 def whole_versions(serving_dir: str) -> list[int]:
-    """The numeric versions under `serving_dir` that hold a `saved_model.pb`, oldest first."""
+    """The numeric versions under `serving_dir` that hold a `saved_model.pb`, oldest first.
+
+    The one reader of a serving folder's versions: `ner-tag`, the Pusher, the Kubeflow baseline
+    (`components.latest_served_model`) and the run report all go through it. Versions compare as
+    numbers; hidden `.<version>.incomplete` folders, numeric folders without `saved_model.pb`
+    (being written, e.g. on GCS where there is no rename) and files are not versions. A missing
+    `serving_dir` has none.
+    """
+    if not tf.io.gfile.isdir(serving_dir):
+        return []
+    names = (name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir))
     return sorted(
-        int(name.rstrip("/"))
-        for name in tf.io.gfile.listdir(serving_dir)
-        if name.rstrip("/").isdigit()
-        and tf.io.gfile.exists(os.path.join(serving_dir, name.rstrip("/"), "saved_model.pb"))
+        int(name)
+        for name in names
+        if name.isdigit() and tf.io.gfile.exists(os.path.join(serving_dir, name, SAVED_MODEL_FILE))
     )
+
+
+def newest_whole_version(serving_dir: str) -> int | None:
+    """The newest of `whole_versions(serving_dir)`, or None when there is none."""
+    versions = whole_versions(serving_dir)
+    return versions[-1] if versions else None
 
 
 def resolve_model_dir(serving_dir: str, version: str | None = None) -> str:
@@ -57,7 +80,7 @@ def _candidates(serving_dir: str, version: str | None) -> list[str]:
             "Invalid value for `serving_dir`. Expected an existing folder of numbered model "
             f"versions or a SavedModel. Received: serving_dir={serving_dir!r}"
         )
-    if version is None and tf.io.gfile.exists(os.path.join(serving_dir, "saved_model.pb")):
+    if version is None and tf.io.gfile.exists(os.path.join(serving_dir, SAVED_MODEL_FILE)):
         return [serving_dir]
     versions = whole_versions(serving_dir)
     if version is not None:

@@ -59,7 +59,7 @@ def test_an_identical_push_is_judged_against_the_newest_whole_version(tmp_path):
     for name in ("9", "10", ".11.incomplete", "12"):
         make_model(serving / name, name.encode())
     os.remove(serving / "12" / "saved_model.pb")  # being written (on GCS: no rename)
-    assert atomic_pusher.newest_whole_version(str(serving)) == "10"
+    assert atomic_pusher.newest_whole_version(str(serving)) == 10
 
 
 def test_fingerprint_sees_content_and_names(tmp_path):

@@ -11,8 +11,8 @@ from components.latest_served_model import (
     SERVED_VERSION_PROPERTY,
     copy_latest_served_model,
     has_served_model,
-    newest_whole_version,
 )
+from serving.model_version import newest_whole_version
 
 
 def _version(serving_dir, name: str, whole: bool = True, marker: str = "") -> None:
@@ -59,7 +59,7 @@ def test_the_newest_whole_version_wins_over_half_written_ones(tmp_path):
     _version(serving_dir, "1800000000", whole=False)  # being written on GCS: no saved_model.pb
     _version(serving_dir, ".1900000000.incomplete")  # being written locally: hidden
     (serving_dir / "1750000000.report.html").write_text("<html>")  # a file, not a version
-    assert newest_whole_version(str(serving_dir)) == "1700000300"
+    assert newest_whole_version(str(serving_dir)) == 1700000300
     model = _model(tmp_path)
     assert copy_latest_served_model(str(serving_dir), model) == "1700000300"
     text = open(os.path.join(model.uri, "Format-Serving", "saved_model.pb")).read()
