@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,18 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
 from models.embeddings import is_uri
-from pipeline.switches import switch_from_environment
+from pipeline.switches import parse_switch
+
+__all__ = [
+    "DEFAULT_BEAM_ARGS",
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_MIN_ENTITY_F1",
+    "DEFAULT_OUTPUT_DIR",
+    "DEFAULT_SCHEMA_PATH",
+    "PipelineConfig",
+    "REPOSITORY_ROOT",
+    "tags_from_schema",
+]
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA_PATH = os.path.join(REPOSITORY_ROOT, "pipeline", "schema", "schema.pbtxt")
@@ -191,29 +203,30 @@ class PipelineConfig:
         """Builds the configuration from flags (`argv`, without the program name) and `NER_*`
         environment variables. `--help` lists them."""
         environ = os.environ if environ is None else environ
-        args = _parser(environ).parse_args(list(argv or []))
+        argv = list(argv or [])
+        args = _parser(environ, _config_file_values(argv, environ)).parse_args(argv)
         schema_path = _absolute(args.schema)
+
+        def values(section_class) -> dict:
+            return {
+                field.name: getattr(args, field.name)
+                for field in dataclasses.fields(section_class)
+                if field.name not in _FROM_SCHEMA
+            }
+
+        model_values = values(ModelConfig)
+        if model_values["pretrained_embeddings_path"]:
+            model_values["pretrained_embeddings_path"] = _absolute(
+                model_values["pretrained_embeddings_path"]
+            )
+        else:
+            model_values["pretrained_embeddings_path"] = None
         tagger = TaggerConfig(
             preprocessing=PreprocessingConfig(
-                tag_names=tags_from_schema(schema_path),
-                max_length=args.max_length,
-                max_word_length=args.max_word_length,
-                token_frequency_threshold=args.token_frequency_threshold,
-                pretrained_vocabulary_size=args.pretrained_vocabulary_size,
+                tag_names=tags_from_schema(schema_path), **values(PreprocessingConfig)
             ),
-            model=ModelConfig(
-                word_embedding_dim=args.word_embedding_dim,
-                pretrained_embeddings_path=_absolute(args.embeddings) if args.embeddings else None,
-                lstm_units=args.lstm_units,
-                char_filters=args.char_filters,
-                output=args.output,
-            ),
-            training=TrainingConfig(
-                batch_size=args.batch_size,
-                epochs=args.epochs,
-                learning_rate=args.learning_rate,
-                early_stopping_patience=args.patience,
-            ),
+            model=ModelConfig(**model_values),
+            training=TrainingConfig(**values(TrainingConfig)),
         )
         return cls(
             pipeline_name=args.pipeline_name,
@@ -249,26 +262,143 @@ def _non_empty(flag: str, variable: str):
     return parse
 
 
-def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+TAGGER_SECTIONS = (
+    ("preprocessing", PreprocessingConfig),
+    ("model", ModelConfig),
+    ("training", TrainingConfig),
+)
+"""The tagger's settings: every field of these becomes a flag, an `NER_*` variable and a config
+file key (`tag_names` aside: the tag set is the schema's)."""
+_FROM_SCHEMA = {"tag_names"}
+_SHORT_FLAGS = {"pretrained_embeddings_path": "embeddings", "early_stopping_patience": "patience"}
+"""Flags shorter than their field's name (the field's name is the config file key)."""
+_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "bool": bool}
+
+
+def flag_of(name: str) -> str:
+    """The flag of a setting: `--max-length` for `max_length` (`--embeddings`, `--patience`)."""
+    return "--" + _SHORT_FLAGS.get(name, name).replace("_", "-")
+
+
+def variable_of(name: str) -> str:
+    """The environment variable of a setting: `NER_MAX_LENGTH`, `NER_EMBEDDINGS`, ..."""
+    return "NER_" + _SHORT_FLAGS.get(name, name).upper()
+
+
+def _attribute_help(section_class) -> dict[str, str]:
+    """The first sentence of each attribute's description in a dataclass's docstring."""
+    texts: dict[str, str] = {}
+    name = None
+    for line in (section_class.__doc__ or "").split("Attributes:", 1)[-1].splitlines():
+        stripped = line.strip()
+        head, colon, rest = stripped.partition(": ")
+        if (
+            colon
+            and head.isidentifier()
+            and line.startswith(" " * 8)
+            and not line.startswith(" " * 12)
+        ):
+            name = head
+            texts[name] = rest
+        elif name and stripped:
+            texts[name] += " " + stripped
+    return {key: text.split(". ")[0].rstrip(".") for key, text in texts.items()}
+
+
+def _config_file_values(argv: Sequence[str], environ: Mapping[str, str]) -> dict:
+    """The settings of `--config FILE` (or `$NER_CONFIG`): a JSON or YAML mapping of setting
+    names (`epochs`, `data_dir`, `warm_start`, ...: the flags' names with underscores) to values.
+
+    Raises:
+        ValueError: naming the file, for a file that cannot be read or parsed, or that is not a
+            mapping.
+    """
+    path = environ.get("NER_CONFIG")
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            path = argv[index + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+        if path.endswith(".json"):
+            values = json.loads(text)
+        else:
+            import yaml  # PyYAML comes with TFX; JSON is YAML too.
+
+            values = yaml.safe_load(text)
+    except (OSError, ValueError) as error:
+        raise _invalid("--config", "a readable JSON or YAML file", f"{path} ({error})") from None
+    except Exception as error:  # noqa: BLE001 (yaml.YAMLError and its kin)
+        raise _invalid("--config", "a readable JSON or YAML file", f"{path} ({error})") from None
+    if not isinstance(values, dict):
+        raise _invalid("--config", "a mapping of setting names to values", path)
+    return {"__path__": path, **values}
+
+
+def _parser(
+    environ: Mapping[str, str], file_values: Mapping | None = None
+) -> argparse.ArgumentParser:
+    """Every setting's flag, its default taken from its `NER_*` variable, else from the config
+    file's `file_values` (`_config_file_values`), else from the code."""
+    file_values = dict(file_values or {})
+    config_path = file_values.pop("__path__", None)
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.local_runner",
-        description="Runs the NER pipeline (CoNLL files in, blessed serving model out) locally.",
+        description="Runs the NER pipeline (CoNLL files in, blessed serving model out) locally. "
+        "Every setting comes from its flag, else its NER_* variable, else --config FILE, else "
+        "its default.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument(
+        "--config",
+        default=config_path,
+        help="JSON or YAML file of settings keyed by their names with underscores, e.g. "
+        '{"epochs": 3, "data_dir": "data/wnut17", "warm_start": true} ($NER_CONFIG)',
+    )
 
-    def add(flag: str, default, value_type=str, help_text: str = ""):
-        variable = "NER_" + flag.lstrip("-").upper().replace("-", "_")
+    def setting(dest: str, flag: str, default, value_type, help_text: str, variable: str = ""):
+        variable = variable or "NER_" + dest.upper()
+        in_file = dest in file_values
+        given = file_values.pop(dest, None)  # known, whether or not the variable overrides it
+        if value_type is bool:
+            value = default
+            if variable in environ:
+                value = parse_switch(variable, environ[variable])
+            elif in_file:
+                value = given if isinstance(given, bool) else parse_switch(dest, str(given))
+            # `--x` / `--no-x`; a setting whose flag is already `--no-x` (`--no-cache`) only
+            # switches on, as BooleanOptionalAction would read "--no-" as "off".
+            action = "store_true" if flag.startswith("--no-") else argparse.BooleanOptionalAction
+            parser.add_argument(
+                flag, dest=dest, action=action, default=value, help=f"{help_text} (${variable})"
+            )
+            return
+        parse = value_type
         if value_type is str and default != "":
             # Empty would not mean "unset" but something else (the current folder, no files).
-            value_type = _non_empty(flag, variable)
-        raw = environ.get(variable)
+            parse = _non_empty(flag, variable)
+        source, raw = variable, environ.get(variable)
+        if raw is None and in_file:
+            source = f"{dest}` in `{config_path}"
+            if isinstance(given, (bool, list, dict)) or given is None:
+                raise _invalid(source, f"a {value_type.__name__}", given)
+            raw = str(given)
         try:
-            value = default if raw is None else value_type(raw)
+            value = default if raw is None else parse(raw)
         except ValueError as error:
             if value_type not in (int, float):
                 raise
-            raise _invalid(variable, f"a {value_type.__name__}", raw) from error
-        parser.add_argument(flag, type=value_type, default=value, help=f"{help_text} (${variable})")
+            raise _invalid(source, f"a {value_type.__name__}", raw) from error
+        parser.add_argument(
+            flag, dest=dest, type=parse, default=value, help=f"{help_text} (${variable})"
+        )
+
+    def add(flag: str, default, value_type, help_text: str):
+        setting(flag.lstrip("-").replace("-", "_"), flag, default, value_type, help_text)
 
     add("--pipeline-name", "ner_bilstm_crf", str, "pipeline name")
     add("--data-dir", DEFAULT_DATA_DIR, str, "folder of the CoNLL files")
@@ -278,47 +408,34 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add("--pipeline-root", "", str, "artifacts here instead of under --output-dir")
     add("--serving-dir", "", str, "push here instead of under --output-dir")
     add("--schema", DEFAULT_SCHEMA_PATH, str, "curated schema (its tags domain is the tag set)")
-    # Model and training defaults are the dataclasses' own.
-    preprocessing = {f.name: f.default for f in dataclasses.fields(PreprocessingConfig)}
-    model, training = ModelConfig(), TrainingConfig()
-    add("--max-length", preprocessing["max_length"], int, "tokens per sentence (longer: cut)")
-    add("--max-word-length", preprocessing["max_word_length"], int, "characters per token")
-    add(
-        "--token-frequency-threshold",
-        preprocessing["token_frequency_threshold"],
-        int,
-        "minimum count of a word in the vocabulary",
-    )
-    add("--word-embedding-dim", model.word_embedding_dim, int, "word embedding size")
-    add("--embeddings", "", str, "optional GloVe text file (.txt or .txt.gz) of that size")
-    add(
-        "--pretrained-vocabulary-size",
-        preprocessing["pretrained_vocabulary_size"],
-        int,
-        "with --embeddings: its first N words join the vocabulary, seen in training or not",
-    )
-    add("--lstm-units", model.lstm_units, int, "BiLSTM units per direction")
-    add("--char-filters", model.char_filters, int, "character CNN filters")
-    add("--output", model.output, str, "output layer: crf, or softmax (ablation)")
-    add("--batch-size", training.batch_size, int, "sentences per step")
-    add("--epochs", training.epochs, int, "maximum epochs")
-    add("--learning-rate", training.learning_rate, float, "Adam learning rate")
-    add("--patience", training.early_stopping_patience, int, "early stopping patience (epochs)")
+    # The tagger's settings, generated from its dataclasses: their names, defaults and docs.
+    for _, section_class in TAGGER_SECTIONS:
+        helps = _attribute_help(section_class)
+        for field in dataclasses.fields(section_class):
+            if field.name not in _FROM_SCHEMA:
+                setting(
+                    field.name,
+                    flag_of(field.name),
+                    "" if field.default is None else field.default,
+                    _TYPES[str(field.type)],
+                    helps.get(field.name, ""),
+                    variable_of(field.name),
+                )
     add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
     add("--span-window", 1, int, "train on the last N spans ({SPAN} in the patterns)")
     add("--beam-args", " ".join(DEFAULT_BEAM_ARGS), str, "Beam pipeline options")
-    parser.add_argument(
-        "--no-cache",
-        action="store_true",
-        default=switch_from_environment(environ, "NER_NO_CACHE"),
-        help="run every component even if its inputs did not change ($NER_NO_CACHE)",
-    )
-    parser.add_argument(
+    add("--no-cache", False, bool, "run every component even if its inputs did not change")
+    add(
         "--no-baseline",
-        action="store_true",
-        default=switch_from_environment(environ, "NER_NO_BASELINE"),
-        help="bless on --min-entity-f1 alone, without comparing with the latest blessed model "
-        "($NER_NO_BASELINE)",
+        False,
+        bool,
+        "bless on --min-entity-f1 alone, without comparing with the latest blessed model",
+    )
+    add(
+        "--warm-start",
+        False,
+        bool,
+        "start training from the latest blessed model's weights, embedding rows matched by word",
     )
     parser.add_argument(
         "--wait",
@@ -326,11 +443,10 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="if another run of this pipeline is in progress, wait for it to end (default: "
         "exit at once with status 75)",
     )
-    parser.add_argument(
-        "--warm-start",
-        action="store_true",
-        default=switch_from_environment(environ, "NER_WARM_START"),
-        help="start training from the latest blessed model's weights, embedding rows matched by "
-        "word ($NER_WARM_START)",
-    )
+    if file_values:
+        raise _invalid(
+            "--config",
+            "settings that exist (python -m pipeline.local_runner --help lists them)",
+            f"{config_path} with unknown {sorted(file_values)}",
+        )
     return parser

@@ -99,3 +99,93 @@ def test_pipeline_name_rule():
         PipelineConfig.from_args(["--pipeline-name=-bad"], environ={})
     with pytest.raises(ValueError, match=r"Invalid value for `pipeline_name`"):
         PipelineConfig.from_args(["--pipeline-name", "a b"], environ={})
+
+
+def _other_value(value):
+    """A valid value other than a field's default, by its type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return round(min(value + 0.05, 0.9) if value < 1 else value + 1.5, 4)
+    return {"crf": "softmax", "iob2": "bioes"}[value]
+
+
+def _tagger_fields():
+    """(section, field name, other value) of every tagger setting but the schema's tag_names,
+    from the dataclasses themselves: a setting added later is covered without editing this."""
+    import dataclasses
+
+    from models.config import ModelConfig, PreprocessingConfig, TrainingConfig
+
+    for section, cls in (("preprocessing", PreprocessingConfig), ("model", ModelConfig),
+                         ("training", TrainingConfig)):  # fmt: skip
+        for field in dataclasses.fields(cls):
+            if field.name in ("tag_names", "pretrained_embeddings_path"):
+                continue
+            yield section, field.name, _other_value(field.default)
+
+
+@pytest.mark.parametrize("source", ["flag", "environment", "file"])
+def test_every_tagger_setting_is_reachable_by_flag_variable_and_file(tmp_path, source):
+    import json
+
+    from pipeline.config import flag_of, variable_of
+
+    fields = list(_tagger_fields())
+    assert len(fields) >= 28
+    argv, environ, in_file = [], {}, {}
+    for _, name, value in fields:
+        if source == "flag":
+            flag = flag_of(name)
+            if isinstance(value, bool):
+                argv.append(flag if value else "--no-" + flag[2:])
+            else:
+                argv += [flag, str(value)]
+        elif source == "environment":
+            environ[variable_of(name)] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        else:
+            in_file[name] = value
+    if in_file:
+        path = tmp_path / "settings.json"
+        path.write_text(json.dumps(in_file), encoding="utf-8")
+        argv = ["--config", str(path)]
+    config = PipelineConfig.from_args(argv, environ=environ)
+    for section, name, value in fields:
+        assert getattr(getattr(config.tagger, section), name) == value, (source, name)
+
+
+def test_flag_beats_variable_beats_config_file_beats_default(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("epochs: 4\nlstm_units: 16\ndropout: 0.25\nwarm_start: yes\n", encoding="utf-8")
+    config = PipelineConfig.from_args(
+        ["--config", str(path), "--epochs", "9"], environ={"NER_LSTM_UNITS": "12"}
+    )
+    assert config.tagger.training.epochs == 9  # flag
+    assert config.tagger.model.lstm_units == 12  # variable
+    assert config.tagger.model.dropout == 0.25  # file
+    assert config.warm_start  # file, a YAML boolean
+    assert config.tagger.training.batch_size == 32  # default
+    assert (
+        PipelineConfig.from_args([], environ={"NER_CONFIG": str(path)}).tagger.training.epochs == 4
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"epochz": 3}', r"unknown \['epochz'\]"),
+        ('{"epochs": "three"}', r"Invalid value for `epochs` in `.*settings.json`. Expected a int"),
+        ('{"epochs": true}', r"Invalid value for `epochs` in `.*settings.json`"),
+        ("[1, 2]", r"Expected a mapping of setting names to values"),
+        ("{not json", r"Expected a readable JSON or YAML file"),
+    ],
+)
+def test_bad_config_files_are_named(tmp_path, text, message):
+    path = tmp_path / "settings.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        PipelineConfig.from_args(["--config", str(path)], environ={})
