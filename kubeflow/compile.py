@@ -23,6 +23,15 @@ from typing import Any
 from kubeflow.config import KubeflowConfig, parser
 from kubeflow.open_source_kfp import TARGET_MARK, drop_resolvers, open_source_kfp_problems
 
+__all__ = [
+    "compile_pipeline_spec",
+    "main",
+    "NEVER_CACHED_TASKS",
+    "RUN_PARAMETER_NAMES",
+    "run_parameters",
+    "write_pipeline_spec",
+]
+
 NEVER_CACHED_TASKS = ("latest-served-model",)
 """Tasks that read state outside their inputs at run time: KFP must run them every time."""
 

@@ -45,6 +45,19 @@ from models.config import TaggerConfig
 from pipeline.config import DEFAULT_MIN_ENTITY_F1, PipelineConfig
 from pipeline.switches import switch_from_environment
 
+__all__ = [
+    "check_location",
+    "check_pipeline_name",
+    "DEFAULT_BEAM_ARGS",
+    "DEFAULT_PIPELINE_NAME",
+    "IMAGE_ROOT",
+    "IMAGE_SCHEMA_PATH",
+    "is_absolute_location",
+    "KubeflowConfig",
+    "parser",
+    "TARGETS",
+]
+
 TARGETS = ("oss", "vertex")
 IMAGE_ROOT = "/pipeline"
 """Where kubeflow/Dockerfile puts the repository inside the image."""
@@ -214,16 +227,10 @@ class KubeflowConfig:
         otherwise from the serving folder)."""
         return self.target == "vertex"
 
-    def pipeline_config(self):
-        """The `PipelineConfig` that `create_pipeline` reads, with this configuration's URIs.
-
-        Returns:
-            kubeflow.remote_pipeline_config.RemotePipelineConfig, a `PipelineConfig`.
-        """
-        # Imported here: building a KubeflowConfig must not need TFX.
-        from kubeflow.remote_pipeline_config import RemotePipelineConfig
-
-        return RemotePipelineConfig(
+    def pipeline_config(self) -> PipelineConfig:
+        """The `PipelineConfig` that `create_pipeline` reads, with this configuration's URIs (its
+        name and locations already checked here against Kubeflow's rules)."""
+        return PipelineConfig(
             pipeline_name=self.pipeline_name,
             data_dir=self.data_uri,
             train_pattern=self.train_pattern,
@@ -236,8 +243,8 @@ class KubeflowConfig:
             enable_cache=self.enable_cache,
             baseline=True,
             baseline_from_serving_dir=not self.keeps_baseline_resolver,
-            remote_pipeline_root=self.pipeline_root,
-            remote_serving_dir=self.serving_uri,
+            explicit_pipeline_root=self.pipeline_root,
+            explicit_serving_dir=self.serving_uri,
             span_window=self.span_window,
             warm_start=self.warm_start,
         )

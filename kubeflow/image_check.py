@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 __all__ = ["PACKAGES", "import_all", "main"]
 
-PACKAGES = ("models", "components", "pipeline", "kubeflow", "serving")
+PACKAGES = ("linear_crf", "models", "components", "pipeline", "kubeflow", "serving")
 """The repository's packages, as setup.py installs them."""
 
 

@@ -22,6 +22,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = [
+    "compiled_target",
+    "drop_resolvers",
+    "OPEN_SOURCE_EXECUTOR_KINDS",
+    "open_source_kfp_problems",
+    "TARGET_MARK",
+]
+
 # Executor kinds of kfp.pipeline_spec's PipelineDeploymentConfig.ExecutorSpec, as JSON keys.
 OPEN_SOURCE_EXECUTOR_KINDS = ("container", "importer")
 # Argo's rule for DAG task names; KFP appends "-driver" (7 characters) to each.

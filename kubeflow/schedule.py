@@ -31,6 +31,13 @@ from typing import Any
 from kubeflow.open_source_kfp import compiled_target, open_source_kfp_problems
 from kubeflow.schedule_config import ScheduleConfig
 
+__all__ = [
+    "check_package",
+    "main",
+    "schedule",
+    "ScheduleResult",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class ScheduleResult:

@@ -17,6 +17,11 @@ from collections.abc import Mapping, Sequence
 from kubeflow.config import DEFAULT_PIPELINE_NAME, check_location, check_pipeline_name
 from pipeline.switches import switch_from_environment
 
+__all__ = [
+    "DEFAULT_CRON",
+    "ScheduleConfig",
+]
+
 DEFAULT_CRON = "0 0 3 * * *"
 """Every day at 03:00 (the scheduler's time zone, UTC by default)."""
 # Kubeflow's scheduler parses cron expressions with robfig/cron: 6 fields, seconds first.
