@@ -31,6 +31,7 @@ import json
 import pathlib
 
 import tensorflow_model_analysis as tfma
+from linear_crf.tag_scheme import entity_types
 from tfx import v1 as tfx
 
 from components.atomic_pusher import AtomicPusher
@@ -41,12 +42,27 @@ from components.latest_served_model import LatestServedModel
 from components.tagger_trainer import TaggerTrainer
 from components.validation_gate import ValidationGate
 from models.entity_metric import ENTITY_F1_NAME
+from models.features import EXAMPLES_SIGNATURE, TAGS_KEY
 from pipeline.config import PipelineConfig
+
+__all__ = [
+    "code_fingerprint",
+    "create_pipeline",
+    "eval_config",
+    "LABEL_KEY",
+    "module_files",
+    "NO_REGRESSION_TOLERANCE",
+    "PREDICTION_KEY",
+    "PREPROCESSING_FN",
+    "REPOSITORY_PACKAGES",
+    "RUN_FN",
+    "RunParameters",
+]
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.run_fn.run_fn"
-LABEL_KEY = "tags"
-PREDICTION_KEY = "tags"
+LABEL_KEY = TAGS_KEY  # the raw gold tags of each tf.Example
+PREDICTION_KEY = "tags"  # the output of `models.export` with a tag per token
 # No regression: a candidate whose F1 is below the baseline's by more than rounding is not blessed.
 NO_REGRESSION_TOLERANCE = 1e-6
 
@@ -67,12 +83,14 @@ class RunParameters:
     min_entity_f1: tfx.dsl.experimental.RuntimeParameter | None = None
 
 
-REPOSITORY_PACKAGES = ("models", "components", "pipeline", "kubeflow", "serving")
+REPOSITORY_PACKAGES = ("linear_crf", "models", "components", "pipeline", "kubeflow", "serving")
+_PACKAGE_FOLDERS = {"linear_crf": ("models", "crf", "linear_crf")}
+"""Packages whose folder is not named after them (setup.py's `package_dir`)."""
 
 
 def _imported_modules(path: pathlib.Path) -> set[str]:
     """Every module name a Python file imports, at the top or inside functions."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -91,7 +109,8 @@ def module_files(entry_module: str, root: pathlib.Path | None = None) -> list[pa
         name = pending.pop()
         if name.split(".")[0] not in REPOSITORY_PACKAGES:
             continue
-        base = root.joinpath(*name.split("."))
+        top, *rest = name.split(".")
+        base = root.joinpath(*_PACKAGE_FOLDERS.get(top, (top,)), *rest)
         for candidate in (base.with_suffix(".py"), base / "__init__.py"):
             if candidate.is_file() and name not in found:
                 found[name] = candidate
@@ -113,11 +132,6 @@ def code_fingerprint(entry_module: str, root: pathlib.Path | None = None) -> str
     for path in module_files(entry_module, root):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def entity_types(tag_names) -> list[str]:
-    """Entity types of IOB2/BIOES tag names, sorted (e.g. ["location", "person"])."""
-    return sorted({tag.split("-", 1)[1] for tag in tag_names if "-" in tag})
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -149,7 +163,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                signature_name="serving_default",
+                signature_name=EXAMPLES_SIGNATURE,
                 label_key=LABEL_KEY,
                 prediction_key=PREDICTION_KEY,
                 # A plain SavedModel: spares TFMA its attempt to load it as a tf-keras model.

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline.config import PipelineConfig
-from pipeline.pipeline import create_pipeline, entity_types, eval_config
+from pipeline.config import REPOSITORY_ROOT, PipelineConfig
+from pipeline.pipeline import create_pipeline, eval_config
 
 pytestmark = pytest.mark.slow  # imports TFX
 
@@ -44,10 +44,6 @@ def test_dag_with_and_without_baseline(tmp_path):
     assert not threshold.HasField("change_threshold")
 
 
-def test_entity_types():
-    assert entity_types(["O", "B-person", "I-person", "B-loc"]) == ["loc", "person"]
-
-
 def _tree(root, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name
@@ -86,6 +82,17 @@ def test_code_fingerprint_follows_the_imports_of_each_component(tmp_path):
     trainer = fingerprints()[1]
     (tmp_path / "models" / "config.py").write_text("X = 2\n")
     assert fingerprints()[0] != transform and fingerprints()[1] != trainer  # both, indirectly
+
+
+def test_the_trainer_key_covers_the_crf_package_and_not_the_serving_client():
+    from pipeline.pipeline import module_files
+
+    trainer = {str(path.relative_to(REPOSITORY_ROOT)) for path in module_files("models.run_fn")}
+    assert {"models/run_fn.py", "models/train.py", "models/export.py",
+            "models/crf/linear_crf/crf.py", "models/crf/linear_crf/tag_scheme.py"} <= trainer  # fmt: skip
+    assert not any(path.startswith("serving/") for path in trainer)  # ner-tag: nothing retrains
+    transform = {str(p.relative_to(REPOSITORY_ROOT)) for p in module_files("models.preprocessing")}
+    assert "models/preprocessing.py" in transform and "models/train.py" not in transform
 
 
 def test_epochs_change_the_trainer_key_not_the_transform_key(tmp_path):
