@@ -30,6 +30,11 @@ import sys
 import time
 import warnings
 
+__all__ = [
+    "main",
+    "ProgressFilter",
+]
+
 # Run as a script (`tfx run create` does `python pipeline/local_runner.py`): the repository root,
 # not pipeline/, must be importable, for this process and for any Beam worker it starts.
 _REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=FutureWarning)
 
     from absl import logging
-    from tfx import v1 as tfx
 
     from pipeline.config import PipelineConfig
     from pipeline.run_lock import EXIT_LOCKED, RunLock
@@ -120,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("Another run of this pipeline is in progress; waiting for it to end.")
         lock.acquire(wait=True)
     with lock:
-        return _run(config, tfx)
+        return _run(config)
 
 
-def _run(config, tfx) -> int:
+def _run(config) -> int:
     """Runs the pipeline while holding its run lock; prints the result."""
+    # TFX is imported once the lock is held: a second run that finds the lock taken answers at
+    # once instead of after the ~30 s that importing TFX takes.
     from absl import logging
+    from tfx import v1 as tfx
 
     from pipeline.interrupted_runs import abandon_interrupted_executions
     from pipeline.pipeline import create_pipeline

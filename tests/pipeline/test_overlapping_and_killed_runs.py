@@ -86,7 +86,9 @@ def test_a_second_run_exits_or_waits_and_one_model_is_pushed(tiny_data, tmp_path
     config = PipelineConfig.from_args(argv, environ={})
     first = _start(argv, tmp_path / "first.log")
     try:
-        _wait_for(tmp_path / "first.log", "Component ConllExampleGen is running.", first)
+        # Transform, training, evaluation, the push and the report are still ahead: minutes,
+        # against the seconds the second run needs to reach the lock.
+        _wait_for(tmp_path / "first.log", "Component Transform is running.", first)
         second = subprocess.run(
             [sys.executable, "-m", "pipeline.local_runner", *argv],
             cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=300,
