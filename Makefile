@@ -23,16 +23,19 @@ run: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/python -m examples.sequential_crf
 
+# Two workers: the pipeline tests wait on subprocesses and Beam as much as they compute; modules
+# stay whole on one worker except the end-to-end ones (tests/conftest.py says which).
 test: $(VENV)/.installed $(VENV_TORCH)/.installed
-	$(VENV)/bin/python -m pytest -q tests
-	KERAS_BACKEND=torch PYTHONPATH=$(CURDIR) $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/test_crf.py tests/models/test_crf_layer.py tests/models/test_tag_scheme.py
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=20 tests
+	# The CRF's tests again, on torch, importing the CRF package installed alone (no repo on the path).
+	KERAS_BACKEND=torch $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/crf
 
 # The edit loop: everything but the slow and end-to-end tests.
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -m "not slow and not e2e" tests
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 $(VENV)/.installed: requirements/main.lock setup.py
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (TFX 1.16 supports Python 3.9-3.10)."; exit 1; }
@@ -42,11 +45,16 @@ $(VENV)/.installed: requirements/main.lock setup.py
 	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
 	touch $@
 
-# Python 3.11 with Keras on the torch backend: the CRF's tests run there too.
-$(VENV_TORCH)/.installed: requirements/torch.lock
+# Python 3.11 with Keras on the torch backend and the CRF package alone (`pip install ./models/crf`,
+# no TFX, no TensorFlow): the CRF's tests run there too. Reinstalled when the CRF changes.
+CRF_SOURCES := models/crf/pyproject.toml $(wildcard models/crf/linear_crf/*.py)
+$(VENV_TORCH)/.installed: requirements/torch.lock $(CRF_SOURCES)
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found (needed for the torch-backend CRF tests)."; exit 1; }
 	test -x $(VENV_TORCH)/bin/python || $(PYTHON311) -m venv $(VENV_TORCH)
 	$(VENV_TORCH)/bin/python -m pip install -q --no-deps -r requirements/torch.lock
+	$(VENV_TORCH)/bin/python -m pip install -q --no-deps --force-reinstall ./models/crf
+	rm -rf models/crf/build models/crf/linear_crf.egg-info
+	! $(VENV_TORCH)/bin/python -c "import tensorflow" 2>/dev/null || { echo "$(VENV_TORCH) must not have TensorFlow"; exit 1; }
 	touch $@
 
 # TF 2.15 + TensorFlow Addons 0.23, the reference the CRF benchmark compares against.

@@ -17,6 +17,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
+__all__ = [
+    "EmbeddingMatrix",
+    "is_uri",
+    "load_embedding_matrix",
+    "vector_words",
+]
+
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingMatrix:
@@ -141,19 +148,19 @@ def load_embedding_matrix(
             line, or a file with no vectors.
     """
     words = list(vocabulary)
-    rows = {}
+    rows: dict[str, int] = {}
     for index, word in enumerate(words):
         rows.setdefault(word, index + num_reserved)
-    lowercase_rows = {}
+    lowercase_rows: dict[str, list[int]] = {}
     for word, row in rows.items():
         lowercase_rows.setdefault(word.lower(), []).append(row)
 
-    matrix = None
+    matrix: np.ndarray | None = None
     exact = set()
     found_lower: dict[int, np.ndarray] = {}
-    dim = None
+    dim = 0
     for line_number, parts in _vector_lines(path):
-        if dim is None:
+        if matrix is None:
             dim = len(parts) - 1
             matrix = np.zeros((len(words) + num_reserved, dim), dtype=np.float32)
         elif len(parts) - 1 != dim:

@@ -25,6 +25,13 @@ from __future__ import annotations
 
 import re
 
+__all__ = [
+    "tokenize",
+    "tokenize_tensor",
+    "WHITESPACE_CHARACTERS",
+    "WHITESPACE_PATTERN",
+]
+
 WHITESPACE_CHARACTERS = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
     "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"

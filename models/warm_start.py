@@ -29,6 +29,19 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+__all__ = [
+    "CHAR_EMBEDDING",
+    "COMPATIBILITY_FILE",
+    "compatibility_record",
+    "model_artifact_dir",
+    "save_warm_start_state",
+    "VOCABULARIES_KEY",
+    "warm_start",
+    "WARM_START_DIR",
+    "WEIGHTS_FILE",
+    "WORD_EMBEDDING",
+]
+
 WARM_START_DIR = "warm_start"
 WEIGHTS_FILE = "weights.npz"
 COMPATIBILITY_FILE = "compatibility.json"

@@ -15,6 +15,15 @@ from tfx.types import standard_artifacts
 
 from models.entity_metric import ENTITY_F1_NAME, TOKEN_ACCURACY_NAME
 
+__all__ = [
+    "CANDIDATE_MODEL_NAME",
+    "ComponentExecution",
+    "latest_run_executions",
+    "overall_metrics",
+    "RunSummary",
+    "summarize",
+]
+
 CANDIDATE_MODEL_NAME = "candidate"
 """TFMA's name of the evaluated model when a baseline is present ("" when not)."""
 

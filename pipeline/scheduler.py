@@ -61,6 +61,22 @@ from collections.abc import Sequence
 from pipeline.config import PipelineConfig
 from pipeline.run_lock import EXIT_LOCKED, RunLock
 
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "latest_complete_span",
+    "main",
+    "read_failure",
+    "read_last_span",
+    "read_state",
+    "record_failure",
+    "SchedulerPaths",
+    "SPAN_SPEC",
+    "spans_matching",
+    "tick",
+    "write_last_span",
+    "write_state",
+]
+
 DEFAULT_MAX_ATTEMPTS = 3
 SPAN_SPEC = "{SPAN}"
 

@@ -20,6 +20,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from serving.formats import format_result
 from serving.tagging import load_signature, split_outputs
 
+__all__ = [
+    "run_batch_inference",
+    "SentenceTaggerModelHandler",
+]
+
 
 class SentenceTaggerModelHandler(ModelHandler[str, PredictionResult, Any]):
     """`RunInference` handler: raw sentences in, `serving.tagging.TaggedSentence`s out.

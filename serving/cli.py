@@ -21,6 +21,12 @@ from collections.abc import Iterable
 
 from serving.formats import FORMATS, format_result
 
+__all__ = [
+    "DEFAULT_SERVING_DIR",
+    "main",
+    "output_format",
+]
+
 DEFAULT_SERVING_DIR = os.path.join("outputs", "serving_model", "ner_bilstm_crf")
 
 
@@ -120,15 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         from serving.batch_inference import run_batch_inference
 
         # Written beside the output and renamed at the end: a failed run leaves the old file.
-        temporary = _temporary_beside(args.output)
+        beam_output = _temporary_beside(args.output)
         try:
             run_batch_inference(
-                args.file, temporary, model_dir, args.format, args.beam_args, args.batch_size
+                args.file, beam_output, model_dir, args.format, args.beam_args, args.batch_size
             )
-            os.replace(temporary, args.output)
+            os.replace(beam_output, args.output)
         finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+            if os.path.exists(beam_output):
+                os.remove(beam_output)
         return 0
 
     from tqdm import tqdm
@@ -143,19 +149,19 @@ def main(argv: list[str] | None = None) -> int:
             results = tqdm(results, total=total, unit="sentence", file=sys.stderr)
         # Into a temporary file beside the output, renamed once every sentence is written: a
         # failure half-way leaves the previous output as it was, never a partial file.
-        temporary = _temporary_beside(args.output) if args.output else None
-        output = open(temporary, "w", encoding="utf-8") if temporary else sys.stdout
+        partial = _temporary_beside(args.output) if args.output else None
+        output = open(partial, "w", encoding="utf-8") if partial else sys.stdout
         try:
             for result in results:
                 output.write(format_result(result, args.format) + "\n")
-            if temporary:
+            if partial:
                 output.close()
-                os.replace(temporary, args.output)
+                os.replace(partial, args.output)
         finally:
-            if temporary:
+            if partial:
                 output.close()
-                if os.path.exists(temporary):
-                    os.remove(temporary)
+                if os.path.exists(partial):
+                    os.remove(partial)
     except (ValueError, OSError) as error:
         print(f"ner-tag: {error}", file=sys.stderr)
         return 2

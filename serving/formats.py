@@ -6,6 +6,15 @@ import json
 
 from serving.tagging import TaggedSentence
 
+__all__ = [
+    "format_conll",
+    "format_jsonl",
+    "format_result",
+    "format_text",
+    "FORMATS",
+    "NO_ENTITIES",
+]
+
 FORMATS = ("text", "jsonl", "conll")
 
 

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+__all__ = [
+    "count_lines",
+    "DOCSTART",
+    "read_conll",
+    "read_text",
+]
+
 DOCSTART = "-DOCSTART-"
 
 

@@ -4,7 +4,7 @@ A small BiLSTM-CRF is trained once (module fixture) on tiny synthetic data featu
 pipeline's own `preprocessing_fn` (analysed with tft_beam, applied with the saved transform graph).
 The tag set is read from that data, and its entity types are made up: nothing here depends on
 one corpus. The expected tags are written out by hand from the data's templates; the IOB2 check
-is a plain-Python reading of the scheme's rule, independent of `models.tag_scheme`.
+is a plain-Python reading of the scheme's rule, independent of `linear_crf.tag_scheme`.
 """
 
 import functools
