@@ -227,10 +227,16 @@ class KubeflowConfig:
         otherwise from the serving folder)."""
         return self.target == "vertex"
 
-    def pipeline_config(self) -> PipelineConfig:
-        """The `PipelineConfig` that `create_pipeline` reads, with this configuration's URIs (its
-        name and locations already checked here against Kubeflow's rules)."""
-        return PipelineConfig(
+    def pipeline_config(self):
+        """The `PipelineConfig` that `create_pipeline` reads, with this configuration's URIs.
+
+        Returns:
+            kubeflow.remote_pipeline_config.RemotePipelineConfig, a `PipelineConfig`.
+        """
+        # Imported here: building a KubeflowConfig must not need TFX.
+        from kubeflow.remote_pipeline_config import RemotePipelineConfig
+
+        return RemotePipelineConfig(
             pipeline_name=self.pipeline_name,
             data_dir=self.data_uri,
             train_pattern=self.train_pattern,
@@ -243,8 +249,8 @@ class KubeflowConfig:
             enable_cache=self.enable_cache,
             baseline=True,
             baseline_from_serving_dir=not self.keeps_baseline_resolver,
-            explicit_pipeline_root=self.pipeline_root,
-            explicit_serving_dir=self.serving_uri,
+            remote_pipeline_root=self.pipeline_root,
+            remote_serving_dir=self.serving_uri,
             span_window=self.span_window,
             warm_start=self.warm_start,
         )

@@ -222,7 +222,7 @@ def compile_tagger(model: keras.Model, model_config: ModelConfig, training: Trai
     """Compiles with Adam, global-norm gradient clipping and the output's loss.
 
     With `training.weight_averaging`, Adam also keeps the moving average of the weights; the
-    callbacks of `models.run_fn.training_callbacks` swap it in for evaluation and keep it.
+    callbacks of `models.train.training_callbacks` swap it in for evaluation and keep it.
 
     The CRF's loss is its mean negative log-likelihood per sentence; the softmax's the masked
     token-level cross-entropy (padding excluded through the Keras mask).

@@ -309,10 +309,12 @@ def test_recurrent_dropout_acts_while_training_only():
     dropped.set_weights(plain.get_weights())
     inputs, _, _ = random_batch(5)
     # The emissions (the CRF decodes only when not training): no dropout anywhere in `plain`.
-    reference = np.asarray(plain(inputs, training=True))[..., : len(TAG_NAMES)]
+    # The CRF's outputs are (path, emissions, mask): the emissions are the second block.
+    n = len(TAG_NAMES)
+    reference = np.asarray(plain(inputs, training=True))[..., n : 2 * n]
 
     def emissions(training):
-        return np.asarray(dropped(inputs, training=training))[..., : len(TAG_NAMES)]
+        return np.asarray(dropped(inputs, training=training))[..., n : 2 * n]
 
     np.testing.assert_allclose(emissions(training=False), reference, atol=1e-6)
     assert not np.allclose(emissions(training=True), reference, atol=1e-3)

@@ -240,7 +240,8 @@ def test_constraints_hold_against_emissions_that_favour_invalid_tags(trained):
     features = featurise(transform_output, [(s, ["O"] * len(s)) for s in sentences])
     outputs = np.asarray(biased(training_model_inputs(features), training=False))
     lengths = features[preprocessing.LENGTHS_KEY]
-    best_alone = outputs[..., : len(vocabulary)].argmax(-1)
+    n = len(vocabulary)  # the CRF's outputs are (path, emissions, mask)
+    best_alone = outputs[..., n : 2 * n].argmax(-1)
     assert all(vocabulary[i] == "I-device" for ids, n in zip(best_alone, lengths) for i in ids[:n])
     for tags in tag(biased, transform_output, vocabulary, sentences):
         assert iob2_violations(tags) == []

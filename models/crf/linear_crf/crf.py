@@ -794,7 +794,7 @@ class CRF(keras.layers.Layer):
             int32 `(batch_size, sequence_length)`, 0 at padding.
         """
         outputs = ops.convert_to_tensor(outputs)
-        num_tags = (outputs.shape[-1] - 1) // 2
+        num_tags = (ops.shape(outputs)[-1] - 1) // 2
         return ops.cast(ops.argmax(outputs[..., :num_tags], axis=-1), "int32")
 
     def decode(self, outputs):
