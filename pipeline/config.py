@@ -330,9 +330,7 @@ def _config_file_values(argv: Sequence[str], environ: Mapping[str, str]) -> dict
             import yaml  # PyYAML comes with TFX; JSON is YAML too.
 
             values = yaml.safe_load(text)
-    except (OSError, ValueError) as error:
-        raise _invalid("--config", "a readable JSON or YAML file", f"{path} ({error})") from None
-    except Exception as error:  # noqa: BLE001 (yaml.YAMLError and its kin)
+    except Exception as error:  # noqa: BLE001 (OSError, JSON's ValueError, yaml.YAMLError)
         raise _invalid("--config", "a readable JSON or YAML file", f"{path} ({error})") from None
     if not isinstance(values, dict):
         raise _invalid("--config", "a mapping of setting names to values", path)
