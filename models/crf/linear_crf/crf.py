@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _NEG_INF = float("-inf")
+# A tag's scaled total in `_forward_final` below which the matrix-product step is not trusted.
+_UNDERFLOW = 1e-25
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,7 +307,7 @@ def _right_aligned(emissions, mask):
 
 
 def _forward_final(emissions, mask, transitions, start_transitions, unroll=False):
-    """Forward algorithm keeping only the last step: what the loss differentiates.
+    """Forward algorithm keeping only the last step: what the loss differentiates. Exact at any scale.
 
     Each step is the scaled forward recursion of Rabiner (1989) as a matrix product,
 
@@ -313,10 +315,17 @@ def _forward_final(emissions, mask, transitions, start_transitions, unroll=False
 
     with `peak` the best state so far and `c` the best transition into each tag: only
     `(batch_size, num_tags)` exponentials per step instead of `(batch_size, num_tags, num_tags)`,
-    and forbidden transitions are exact zeros (`exp(-inf)`). It equals the log-space recursion to
-    float32 rounding, except for a reachable tag whose share of the mass falls below 1e-30 of the
-    step's best path: its share is rounded up to 1e-30, so log Z can only come out higher, never
-    lower, and the loss stays >= 0 (decoding, in max-product form, is not affected).
+    and forbidden transitions are exact zeros (`exp(-inf)`).
+
+    The product is exact unless a tag's scaled total falls below `_UNDERFLOW`: a term lost to
+    float32 underflow is below 1.2e-38, so above that threshold the sum is correct to
+    `num_tags * 1e-13` relative. Below it (a tag whose best path lies ~58 nats or more under the
+    step's best, as in overconfident models or with logits in the hundreds), the tag's share is
+    garbage and would carry into log Z as soon as a later emission favours that tag. Each row
+    notes whether that happened at any step; only if some row did, that batch's rows are
+    recomputed with the log-space recursion (`_forward`), so typical batches keep the speed and
+    every batch is exact (and the loss' gradient follows whichever recursion gave the row). Tags
+    that no transition enters sit at about -1e30 and are not checked.
 
     The time loop is a `while_loop` with `maximum_iterations`, so TensorFlow can size the gradient's
     accumulators and the loss compiles under XLA (TF-Addons' does not). With `unroll=True` and a
@@ -328,39 +337,68 @@ def _forward_final(emissions, mask, transitions, start_transitions, unroll=False
         at each sequence's last real token (garbage for sequences of length 0).
     """
     emissions, mask, _ = _right_aligned(emissions, mask)
-    # (num_tags,) best transition into each tag; a column forbidden entirely stays finite.
-    column_peak = ops.stop_gradient(ops.maximum(ops.max(transitions, axis=0), -1e30))
+    # (num_tags,) best transition into each tag; a column forbidden entirely is clamped to -1e30,
+    # which the shifted emissions carry: such a tag's score stays near -1e30 (exp of it is 0).
+    column_peak = ops.stop_gradient(ops.max(transitions, axis=0))
+    entered = column_peak > -1e30  # (num_tags,) tags that some transition can reach
+    column_peak = ops.maximum(column_peak, -1e30)
     exp_transitions = ops.exp(transitions - column_peak)  # (from, to), exact 0 where forbidden
     shifted = emissions + column_peak  # the column shift, added back with the emissions
 
     def step(alpha, emission, is_real):
-        peak = ops.stop_gradient(ops.max(alpha, axis=1, keepdims=True))  # (batch_size, 1)
+        # (batch_size, 1); clamped so that a row with no finite state gives no NaN (and is redone)
+        peak = ops.maximum(ops.stop_gradient(ops.max(alpha, axis=1, keepdims=True)), -1e30)
         total = ops.matmul(ops.exp(alpha - peak), exp_transitions)  # (batch_size, num_tags)
-        return ops.where(is_real, ops.log(ops.maximum(total, 1e-30)) + peak + emission, alpha)
+        lost = ops.any(ops.logical_and(total < _UNDERFLOW, entered), axis=1)  # (batch_size,)
+        alpha = ops.where(is_real, ops.log(ops.maximum(total, 1e-30)) + peak + emission, alpha)
+        return alpha, ops.logical_and(lost, is_real[:, 0])
 
     alpha = start_transitions + emissions[:, 0]
+    lost = ops.zeros_like(mask[:, 0])
     is_real = ops.expand_dims(mask, -1)
     sequence_length = emissions.shape[1]
     if unroll and sequence_length is not None:
         for emission, real in zip(
             ops.unstack(shifted, axis=1)[1:], ops.unstack(is_real, axis=1)[1:]
         ):
-            alpha = step(alpha, emission, real)
-        return alpha
+            alpha, lost_now = step(alpha, emission, real)
+            lost = ops.logical_or(lost, lost_now)
+    else:
+        sequence_length = ops.shape(emissions)[1]
+        shifted_tm, is_real_tm = _time_major(shifted), _time_major(is_real)
 
+        def body(t, alpha, lost):
+            alpha, lost_now = step(
+                alpha, ops.take(shifted_tm, t, axis=0), ops.take(is_real_tm, t, axis=0)
+            )
+            return t + 1, alpha, ops.logical_or(lost, lost_now)
+
+        _, alpha, lost = ops.while_loop(
+            lambda t, alpha, lost: t < sequence_length,
+            body,
+            (1, alpha, lost),
+            maximum_iterations=sequence_length - 1,
+        )
+
+    # The rows that lost a share are redone with the log-space recursion, as the same kind of loop
+    # whose trip count is 0 when no row needs it: a `cond` around the loop would say so more plainly,
+    # but a loop inside a `cond` cannot be differentiated under XLA.
     sequence_length = ops.shape(emissions)[1]
-    shifted_tm, is_real_tm = _time_major(shifted), _time_major(is_real)
+    steps = ops.where(ops.any(lost), sequence_length, 1)
+    emissions_tm, is_real_tm = _time_major(emissions), _time_major(is_real)
 
-    def body(t, alpha):
-        return t + 1, step(alpha, ops.take(shifted_tm, t, axis=0), ops.take(is_real_tm, t, axis=0))
+    def log_space_body(t, alpha):
+        scores = _logsumexp(ops.expand_dims(alpha, 2) + transitions, 1)
+        emission = ops.take(emissions_tm, t, axis=0)
+        return t + 1, ops.where(ops.take(is_real_tm, t, axis=0), scores + emission, alpha)
 
-    _, alpha = ops.while_loop(
-        lambda t, alpha: t < sequence_length,
-        body,
-        (1, alpha),
+    _, exact = ops.while_loop(
+        lambda t, alpha: t < steps,
+        log_space_body,
+        (1, start_transitions + emissions[:, 0]),
         maximum_iterations=sequence_length - 1,
     )
-    return alpha
+    return ops.where(ops.expand_dims(lost, -1), exact, alpha)
 
 
 def _lengths(mask):

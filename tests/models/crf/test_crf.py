@@ -268,6 +268,90 @@ def test_gradient_of_log_partition_is_the_marginals(case, unroll):
     np.testing.assert_allclose(d_transitions, expected_pairs, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------------------------
+# Exact at every scale: logits far apart (overconfident models, long training) and -inf constraints
+# ----------------------------------------------------------------------------------------------
+
+SCALES = [1.0, 10.0, 100.0, 1000.0]
+
+
+def scaled_case(scale, constraint, seed):
+    """Batch 4, length 5, 4 tags; emissions ~ N(0, scale^2), transitions ~ N(0, (scale / 2)^2)."""
+    emissions, mask, transitions, start, end = make_inputs(
+        seed=seed, batch_lengths=[5, 5, 3, 1], num_tags=len(CONSTRAINED_TAGS)
+    )
+    emissions, transitions = emissions * scale, transitions * scale / 2
+    start, end = start * scale / 2, end * scale / 2
+    if constraint == "iob2":
+        transitions, start, end = constrained(transitions, start, end, CONSTRAINED_TAGS, "iob2")
+    return emissions, mask, transitions, start, end
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+@pytest.mark.parametrize("constraint", ["free", "iob2"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_log_partition_and_likelihood_exact_at_every_scale(scale, constraint, unroll):
+    """log Z and log p(y) to 1e-5 relative against float64 brute force, scales 1 to 1,000.
+
+    The likelihood of the *least* likely allowed path is where rounding in the forward recursion
+    shows (it is carried into log Z when a later emission favours a tag whose share had vanished).
+    For the other paths `log p = score - log Z` is a difference of float32 numbers of size |log Z|,
+    so their error is bounded relative to the larger of |log p| and |log Z|.
+    """
+    for seed in range(6):
+        emissions, mask, transitions, start, end = scaled_case(scale, constraint, seed)
+        reference = brute_force(emissions, mask.sum(axis=1), transitions, start, end)
+        expected = np.array([r["log_z"] for r in reference])
+        log_z = numpy(crf.log_partition(emissions, mask, transitions, start, end, unroll=unroll))
+        np.testing.assert_allclose(log_z, expected, rtol=1e-5, err_msg=f"seed {seed}")
+        for b, r in enumerate(reference):
+            length = int(mask[b].sum())
+            finite = np.isfinite(r["scores"])
+            paths = np.array(r["paths"], dtype=np.int32).reshape(-1, length)[finite]
+            tag_ids = np.zeros((len(paths), emissions.shape[1]), dtype=np.int32)
+            tag_ids[:, :length] = paths
+            batch = np.repeat(emissions[b : b + 1], len(paths), axis=0)
+            batch_mask = np.repeat(mask[b : b + 1], len(paths), axis=0)
+            ll = numpy(
+                crf.log_likelihood(batch, tag_ids, batch_mask, transitions, start, end, unroll)
+            )
+            want = r["scores"][finite] - r["log_z"]
+            assert np.all(np.isfinite(ll)) and np.all(ll <= 0.0)
+            worst = np.argmin(want)
+            assert abs(ll[worst] - want[worst]) <= 1e-5 * abs(want[worst]), (seed, b)
+            bound = 1e-5 * np.maximum(np.abs(want), abs(r["log_z"]))
+            assert np.all(np.abs(ll - want) <= bound), (seed, b)
+
+
+@pytest.mark.parametrize("constraint", ["free", "iob2"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_marginals_and_gradients_exact_at_every_scale(scale, constraint):
+    """Marginals, and the loss gradient (= marginals - gold), finite and right at scales to 1,000."""
+    for seed in range(3):
+        emissions, mask, transitions, start, end = scaled_case(scale, constraint, seed)
+        reference = brute_force(emissions, mask.sum(axis=1), transitions, start, end)
+        marginals = numpy(crf.marginals(emissions, mask, transitions, start, end))
+        best, _ = crf.viterbi_decode(emissions, mask, transitions, start, end)
+        tag_ids = numpy(best)
+        loss, (d_emissions,) = value_and_gradients(
+            lambda e, y=tag_ids, m=mask, t=transitions, s=start, f=end: ops.sum(
+                -crf.log_likelihood(e, y, m, t, s, f)
+            ),
+            [emissions],
+        )
+        assert np.isfinite(loss) and loss >= 0.0
+        gold = np.eye(emissions.shape[-1])[tag_ids] * mask[..., None]
+        for b, r in enumerate(reference):
+            length = int(mask[b].sum())
+            # A marginal is exp(alpha + beta - log Z), each term as large as log Z: float32 gets
+            # its log to ~1e-7 |log Z|, so p to that much absolute (1e-5 at least).
+            atol = max(1e-5, 1e-6 * abs(r["log_z"]))
+            np.testing.assert_allclose(marginals[b, :length], r["marginals"], atol=atol)
+            np.testing.assert_allclose(
+                d_emissions[b, :length], r["marginals"] - gold[b, :length], atol=atol
+            )
+
+
 def test_gradients_finite_with_constraints_padding_tag_and_empty_sequences():
     emissions, mask, transitions, start, end = make_inputs(seed=3, num_tags=len(CONSTRAINED_TAGS))
     transitions, start, end = constrained(transitions, start, end, CONSTRAINED_TAGS, "iob2")
