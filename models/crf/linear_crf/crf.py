@@ -12,6 +12,10 @@ step; see `_forward_final`); decoding finds the best path with the Viterbi algor
 
 Everything here uses `keras.ops` only, so it runs on every Keras backend (TensorFlow, JAX, torch),
 inside `tf.function` with unknown batch and time dimensions, and under XLA (`jit_compile=True`).
+On TensorFlow, `log_partition` (hence the loss) and `viterbi_decode` run the same algorithms
+written in TensorFlow (`linear_crf._tensorflow`): the loss with its forward-backward gradient
+written out, about twice as fast as differentiating the loop in graph mode, which is how Keras
+trains on CPU.
 The dynamic programs always run in float32, also under `mixed_float16` / `mixed_bfloat16` policies.
 
 Conventions for every function:
@@ -169,8 +173,11 @@ def _prepare(emissions, mask, transitions, start_transitions, end_transitions):
     num_tags = _check_transitions(transitions, start_transitions, end_transitions)
     _check_emissions(emissions, num_tags)
     mask = _prepare_mask(None if mask is None else ops.convert_to_tensor(mask), emissions)
+    # Zeros under the padding: a network's outputs there (inf, NaN, anything) then reach no value
+    # and no gradient, whichever path the dynamic programs take through the padded steps.
+    emissions = ops.where(ops.expand_dims(mask, -1), ops.cast(emissions, "float32"), 0.0)
     return (
-        ops.cast(emissions, "float32"),
+        emissions,
         mask,
         ops.cast(transitions, "float32"),
         ops.cast(start_transitions, "float32"),
@@ -307,7 +314,8 @@ def _right_aligned(emissions, mask):
 
 
 def _forward_final(emissions, mask, transitions, start_transitions, unroll=False):
-    """Forward algorithm keeping only the last step: what the loss differentiates. Exact at any scale.
+    """Forward algorithm keeping only the last step: what the loss differentiates on JAX and torch
+    (and on TensorFlow with `unroll=True`). Exact at any scale.
 
     Each step is the scaled forward recursion of Rabiner (1989) as a matrix product,
 
@@ -401,6 +409,19 @@ def _forward_final(emissions, mask, transitions, start_transitions, unroll=False
     return ops.where(ops.expand_dims(lost, -1), exact, alpha)
 
 
+def _tensorflow_graph() -> bool:
+    """True on the TensorFlow backend outside XLA: where `linear_crf._tensorflow` is faster.
+
+    Under XLA (`jit_compile=True`, Keras' default on GPUs) the `keras.ops` loops compile to faster
+    code than the TensorArrays there (measured by `benchmarks/crf_speed.py`), so they are kept.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return False
+    from linear_crf import _tensorflow
+
+    return not _tensorflow.in_xla_context()
+
+
 def _lengths(mask):
     return ops.sum(ops.cast(mask, "int32"), axis=1)
 
@@ -458,7 +479,17 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
     emissions, mask, transitions, start, end, _ = _prepare(
         emissions, mask, transitions, start_transitions, end_transitions
     )
-    log_z = _logsumexp(_forward_final(emissions, mask, transitions, start, unroll) + end, 1)
+    if _tensorflow_graph() and not unroll:
+        # The same forward recursion with the forward-backward gradient written out: in graph
+        # mode about twice as fast to differentiate as the loop below (see `_tensorflow`).
+        from linear_crf import _tensorflow
+
+        aligned, aligned_mask, _ = _right_aligned(emissions, mask)
+        log_z = _tensorflow.log_partition(
+            aligned, aligned_mask, transitions, start, end, _UNDERFLOW
+        )
+    else:
+        log_z = _logsumexp(_forward_final(emissions, mask, transitions, start, unroll) + end, 1)
     return ops.where(_lengths(mask) > 0, log_z, ops.zeros_like(log_z))
 
 
@@ -492,6 +523,14 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
     emissions, mask, transitions, start, end, _ = _prepare(
         emissions, mask, transitions, start_transitions, end_transitions
     )
+    if _tensorflow_graph():
+        # Fewer operations per step than `keras.ops.scan` (see `_tensorflow`).
+        from linear_crf import _tensorflow
+
+        aligned, aligned_mask, offsets = _right_aligned(emissions, mask)
+        tag_ids, scores = _tensorflow.viterbi_decode(aligned, aligned_mask, transitions, start, end)
+        scores = ops.where(_lengths(mask) > 0, scores, ops.zeros_like(scores))
+        return _roll_rows(tag_ids, -offsets), scores
     alphas = _forward(emissions, mask, transitions, start, ops.max)  # (seq_len, batch, num_tags)
     final = alphas[-1] + end
     best_last = ops.cast(ops.argmax(final, axis=1), "int32")  # (batch_size,)

@@ -479,6 +479,30 @@ def test_extra_padding_changes_nothing():
     )
 
 
+@pytest.mark.parametrize("garbage", [np.inf, -np.inf, np.nan, 1e30])
+def test_padding_holding_inf_or_nan_changes_no_value_nor_gradient(garbage):
+    """Whatever sits under the padding (a network's output there is not ours to trust), the loss,
+    its gradients and the decoded paths are those of the clean inputs, and finite."""
+    emissions, mask, transitions, start, end = make_inputs(seed=11)
+    tag_ids = np.random.default_rng(3).integers(0, NUM_TAGS, size=mask.shape).astype(np.int32)
+    dirty = np.where(mask[..., None], emissions, np.float32(garbage)).astype(np.float32)
+
+    def loss(e, t, s, n):
+        return -ops.sum(crf.log_likelihood(e, tag_ids, mask, t, s, n))
+
+    clean_value, clean_gradients = value_and_gradients(loss, [emissions, transitions, start, end])
+    value, gradients = value_and_gradients(loss, [dirty, transitions, start, end])
+    np.testing.assert_allclose(value, clean_value, rtol=1e-6)
+    for name, got, expected in zip(
+        ("emissions", "transitions", "start", "end"), gradients, clean_gradients
+    ):
+        assert np.all(np.isfinite(got)), name
+        np.testing.assert_allclose(got, expected, atol=1e-6, err_msg=name)
+    clean_tags, _ = crf.viterbi_decode(emissions, mask, transitions, start, end)
+    tags, _ = crf.viterbi_decode(dirty, mask, transitions, start, end)
+    np.testing.assert_array_equal(numpy(tags), numpy(clean_tags))
+
+
 def test_left_padding_equals_right_padding():
     emissions, mask, transitions, start, end = make_inputs(seed=8)
     right = all_outputs(emissions, mask, transitions, start, end)
