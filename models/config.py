@@ -220,6 +220,9 @@ class TrainingConfig:
             F1 stays at 0 for the first epochs, while the model still predicts only "O").
         shuffle_buffer_size: sentences in the shuffle buffer of the training split.
         seed: seed of weight initialisation and shuffling.
+        jit_compile: compile the train, eval and predict steps with XLA
+            (`keras.Model.compile(jit_compile=...)`); off by default on CPU, as measured
+            (BENCHMARKS.md, "Training step: graph or XLA").
     """
 
     batch_size: int = 32
@@ -232,6 +235,7 @@ class TrainingConfig:
     early_stopping_start_epoch: int = 3
     shuffle_buffer_size: int = 4096
     seed: int = 42
+    jit_compile: bool = False
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
@@ -243,6 +247,8 @@ class TrainingConfig:
         _check_fraction("weight_averaging", self.weight_averaging)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise _invalid("seed", "an integer", self.seed)
+        if not isinstance(self.jit_compile, bool):
+            raise _invalid("jit_compile", "true or false", self.jit_compile)
 
 
 _SECTIONS = {

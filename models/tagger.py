@@ -237,7 +237,7 @@ def compile_tagger(model: keras.Model, model_config: ModelConfig, training: Trai
         loss = model.get_layer("crf").loss
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=optimizer, loss=loss)
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=training.jit_compile)
 
 
 def predicted_tag_ids(outputs, output: str, lengths):

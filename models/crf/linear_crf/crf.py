@@ -719,8 +719,9 @@ class CRF(keras.layers.Layer):
             forbids get a score of `-inf`, in training and decoding.
         transitions_initializer: initializer of the three transition weights.
         unroll: unroll the loss's time loop when the sequence length is known, as
-            `keras.layers.LSTM(unroll=True)`: about twice as fast in TensorFlow graph mode for short
-            sequences (Keras trains without XLA on CPU-only machines), slow to compile under XLA.
+            `keras.layers.LSTM(unroll=True)`, and differentiate it by autodiff. On TensorFlow the
+            default (a loop with its gradient written out) is about as fast in graph mode; on
+            JAX and torch unrolling can help short sequences. Slow to compile under XLA.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
