@@ -33,7 +33,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from serving.model_version import SAVED_MODEL_FILE, newest_whole_version
+from serving.model_version import SAVED_MODEL_FILE, newest_whole_version, version_dir
 
 __all__ = [
     "AtomicPusher",
@@ -115,12 +115,12 @@ class AtomicPusherExecutor(pusher_executor.Executor):
         base_directory = push_destination.filesystem.base_directory
         # Compared with the newest *whole* version: a half-written one is no reason to skip.
         newest = newest_whole_version(base_directory)
-        previous = None if newest is None else str(newest)
-        if previous is not None and directory_fingerprint(
-            os.path.join(base_directory, previous)
-        ) == directory_fingerprint(model_path):
-            version = previous
-            serving_path = os.path.join(base_directory, version)
+        previous = None if newest is None else version_dir(base_directory, newest)
+        if previous is not None and directory_fingerprint(previous) == directory_fingerprint(
+            model_path
+        ):
+            version = str(newest)
+            serving_path = previous
             logging.info("Pusher: this model is already version %s; not copied again.", version)
         else:
             version = str(int(time.time()))

@@ -16,7 +16,6 @@ the candidate was compared with.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from absl import logging
@@ -26,7 +25,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from serving.model_version import newest_whole_version
+from serving.model_version import newest_whole_version, version_dir
 
 __all__ = [
     "SERVED_VERSION_PROPERTY",
@@ -54,10 +53,10 @@ def copy_latest_served_model(serving_dir: str, model: types.Artifact) -> str | N
     newest = newest_whole_version(serving_dir)
     version = None if newest is None else str(newest)
     model.set_string_custom_property(SERVED_VERSION_PROPERTY, version or "")
-    if version is None:
+    if newest is None:
         logging.info("LatestServedModel: no whole version in %s; no baseline.", serving_dir)
         return None
-    source = os.path.join(serving_dir, version)
+    source = version_dir(serving_dir, newest)
     io_utils.copy_dir(source, path_utils.serving_model_dir(model.uri))
     model.set_string_custom_property("served_path", source)
     logging.info("LatestServedModel: baseline is version %s (%s).", version, source)

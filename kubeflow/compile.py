@@ -142,6 +142,7 @@ def write_pipeline_spec(pipeline_spec: dict[str, Any], output_path: str) -> None
 
 def _compile_parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m kubeflow.compile",
         description="Compiles the NER pipeline into a Kubeflow Pipelines 2.x pipeline spec. "
         "Every flag not listed here is the local runner's (python -m pipeline.local_runner "
@@ -156,7 +157,7 @@ def _compile_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses the flags, compiles, writes the spec and prints what it wrote."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    own = argparse.ArgumentParser(add_help=False)
+    own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     own.add_argument("--output", default="pipeline.yaml")
     own.add_argument("-h", "--help", action="store_true")
     args, rest = own.parse_known_args(argv)

@@ -302,6 +302,7 @@ def parser(
 ) -> argparse.ArgumentParser:
     """The Kubeflow flags, their defaults taken from `NER_KFP_*` variables in `environ`."""
     result = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog,
         description="Kubeflow flags below; every other flag is the local runner's "
         "(python -m pipeline.local_runner --help), e.g. --epochs, --schema, --min-entity-f1.",

@@ -153,6 +153,7 @@ def _parameters(items: Sequence[str]) -> dict[str, str]:
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m kubeflow.schedule",
         description="Uploads the compiled pipeline (a new version if it exists) and schedules "
         "it: a recurring run with a cron expression, one run at a time, no catch-up.",

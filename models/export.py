@@ -90,7 +90,12 @@ class TaggerServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Tags serialized tf.Examples holding a `tokens` bytes list."""
+        """Tags serialized tf.Examples holding a `tokens` bytes list.
+
+        An empty string in the list is a token here, tagged like any other, not padding as in
+        `serve_tokens`: the tags stay aligned one to one with the example's tokens (and with its
+        labels, when the Evaluator scores it). ExampleGen never writes one; see its reader.
+        """
         tokens = tf.io.parse_example(examples, self._token_spec)[TOKENS_KEY]
         return self.tag_token_lists(tf.RaggedTensor.from_sparse(tokens))
 

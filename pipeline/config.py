@@ -1,7 +1,9 @@
 """Typed, frozen configuration of the TFX pipeline, built once from the command line and environment.
 
-`PipelineConfig.from_args(argv, environ)` is the one place that reads flags and `NER_*` environment
-variables (a flag wins over its variable, a variable over the default). Relative paths given by the
+`PipelineConfig.from_args(argv, environ)` is the one place that reads flags, `NER_*` environment
+variables and the settings file (`--config FILE` or `$NER_CONFIG`, JSON or YAML keyed by the
+settings' names with underscores). A flag wins over its variable, a variable over the file, the
+file over the default. Flags are matched exactly (no abbreviations). Relative paths given by the
 user are resolved against the current directory; the defaults are under the repository root, so
 `tfx run create` works from any directory. Locations may also be URIs (gs://, s3://, ...), kept as
 given: the Kubeflow runner builds the same config with remote locations.
@@ -345,6 +347,7 @@ def _parser(
     file_values = dict(file_values or {})
     config_path = file_values.pop("__path__", None)
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,  # exact flag names only: `--conf` is not `--config`
         prog="python -m pipeline.local_runner",
         description="Runs the NER pipeline (CoNLL files in, blessed serving model out) locally. "
         "Every setting comes from its flag, else its NER_* variable, else --config FILE, else "

@@ -31,7 +31,7 @@ import numpy as np
 
 from models.entity_scoring import EntityScores, extract_entities, score_entities
 from models.features import TAGS_KEY, TOKENS_INPUT, TOKENS_KEY, TOKENS_SIGNATURE
-from serving.model_version import whole_versions
+from serving.model_version import version_dir, whole_versions
 
 __all__ = [
     "confusion_figure",
@@ -481,7 +481,7 @@ def write_run_report(connection_config, serving_dir: str, scheme: str = "iob2") 
     if versions:
         baseline_name = f"version {versions[-1]}"
         baseline_scores = score_entities(
-            gold, predict_tags(os.path.join(serving_dir, str(versions[-1])), sentences), scheme
+            gold, predict_tags(version_dir(serving_dir, versions[-1]), sentences), scheme
         )
     tag_names = sorted({tag for tags in gold + predicted for tag in tags})
     page = render_html(

@@ -304,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`--once` or `--every SECONDS`, then the pipeline's flags (see the module doc)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m pipeline.scheduler",
         description="Retrains when a new span appears; other flags go to pipeline.local_runner.",
     )

@@ -22,6 +22,7 @@ __all__ = [
     "load_newest",
     "newest_whole_version",
     "resolve_model_dir",
+    "version_dir",
     "whole_versions",
 ]
 
@@ -41,14 +42,33 @@ def whole_versions(serving_dir: str) -> list[int]:
     (being written, e.g. on GCS where there is no rename) and files are not versions. A missing
     `serving_dir` has none.
     """
+    return sorted(_version_names(serving_dir))
+
+
+def _version_names(serving_dir: str) -> dict[int, str]:
+    """{version number: its folder's name} of the whole versions. A name may be zero-padded
+    (`007` is version 7, as TF Serving reads it); where two names give one number, the unpadded
+    one wins, else the first in sorted order."""
     if not tf.io.gfile.isdir(serving_dir):
-        return []
-    names = (name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir))
-    return sorted(
-        int(name)
-        for name in names
-        if name.isdigit() and tf.io.gfile.exists(os.path.join(serving_dir, name, SAVED_MODEL_FILE))
-    )
+        return {}
+    names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(serving_dir))
+    found: dict[int, str] = {}
+    for name in names:
+        if not (name.isascii() and name.isdigit()):
+            continue
+        if not tf.io.gfile.exists(os.path.join(serving_dir, name, SAVED_MODEL_FILE)):
+            continue
+        number = int(name)
+        if number not in found or name == str(number):
+            found[number] = name
+    return found
+
+
+def version_dir(serving_dir: str, version: int) -> str:
+    """The folder of whole version `version` under `serving_dir` (its name as written, e.g.
+    `007`); `<serving_dir>/<version>` when there is no such version."""
+    name = _version_names(serving_dir).get(int(version), str(int(version)))
+    return os.path.join(serving_dir, name)
 
 
 def newest_whole_version(serving_dir: str) -> int | None:
@@ -82,21 +102,22 @@ def _candidates(serving_dir: str, version: str | None) -> list[str]:
         )
     if version is None and tf.io.gfile.exists(os.path.join(serving_dir, SAVED_MODEL_FILE)):
         return [serving_dir]
-    versions = whole_versions(serving_dir)
+    names = _version_names(serving_dir)
+    versions = sorted(names)
     if version is not None:
-        if not str(version).isdigit() or int(version) not in versions:
+        if not str(version).isdigit() or int(version) not in names:
             raise ValueError(
                 f"Invalid value for `version`. Expected one of the versions in {serving_dir}: "
                 f"{versions}. Received: version={version!r}"
             )
-        return [os.path.join(serving_dir, str(int(version)))]
+        return [os.path.join(serving_dir, names[int(version)])]
     if not versions:
         raise ValueError(
             "Invalid value for `serving_dir`. Expected a folder holding numbered SavedModel "
             f"versions (e.g. {serving_dir}/1795478441/saved_model.pb) or a SavedModel. "
             f"Received: serving_dir={serving_dir!r} with no version"
         )
-    return [os.path.join(serving_dir, str(number)) for number in reversed(versions)]
+    return [os.path.join(serving_dir, names[number]) for number in reversed(versions)]
 
 
 def load_newest(

@@ -189,3 +189,16 @@ def test_bad_config_files_are_named(tmp_path, text, message):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         PipelineConfig.from_args(["--config", str(path)], environ={})
+
+
+def test_abbreviated_flags_are_refused_not_half_read(tmp_path, capsys):
+    """argparse would read `--conf FILE` as `--config FILE`, but the settings file is found
+    before argparse runs, by its exact flag: the file's settings would be silently skipped."""
+    path = tmp_path / "settings.json"
+    path.write_text('{"epochs": 4}', encoding="utf-8")
+    with pytest.raises(SystemExit):
+        PipelineConfig.from_args(["--conf", str(path)], environ={})
+    assert "unrecognized arguments: --conf" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        PipelineConfig.from_args(["--epo", "4"], environ={})
+    assert PipelineConfig.from_args(["--config", str(path)], environ={}).tagger.training.epochs == 4
