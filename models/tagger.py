@@ -163,11 +163,10 @@ def build_tagger(
         num_words,
         config.word_embedding_dim,
         trainable=config.trainable_word_embeddings or pretrained_word_embeddings is None,
-        embeddings_initializer=(
-            keras.initializers.Constant(pretrained_word_embeddings)
-            if pretrained_word_embeddings is not None
-            else "uniform"
-        ),
+        # Pretrained vectors are assigned once the model is built (below), not given as a
+        # `Constant` initializer: an initializer's config holds its value, so the model config
+        # (TensorBoard's graph summary, `.keras` files) carried the whole matrix as JSON.
+        embeddings_initializer="zeros" if pretrained_word_embeddings is not None else "uniform",
         name="word_embedding",
     )(word_ids)
     casings = layers.Embedding(len(CASINGS), config.casing_embedding_dim, name="casing_embedding")(
@@ -181,7 +180,7 @@ def build_tagger(
                 num_words,
                 config.word_embedding_dim,
                 trainable=False,
-                embeddings_initializer=keras.initializers.Constant(pretrained_word_embeddings),
+                embeddings_initializer="zeros",  # assigned below, as the tuned copy
                 name="frozen_word_embedding",
             )(word_ids)
         )
@@ -211,11 +210,16 @@ def build_tagger(
         )(emissions, mask=mask)
     else:
         outputs = layers.Dense(num_tags, activation="softmax", name="tag_probabilities")(hidden)
-    return keras.Model(
+    model = keras.Model(
         {TOKEN_IDS_KEY: token_ids, CASING_IDS_KEY: casing_ids, CHAR_IDS_KEY: char_ids},
         outputs,
         name=f"bilstm_{config.output}_tagger",
     )
+    if pretrained_word_embeddings is not None:
+        for layer in model.layers:
+            if layer.name in ("word_embedding", "frozen_word_embedding"):
+                layer.embeddings.assign(pretrained_word_embeddings)
+    return model
 
 
 def compile_tagger(model: keras.Model, model_config: ModelConfig, training: TrainingConfig):

@@ -16,6 +16,7 @@ from transform_fixtures import serialized_example, write_transformed
 
 from models import run_fn, train
 from models.features import SIGNATURES
+from models.warm_start import model_artifact_dir
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +84,21 @@ def test_trains_and_exports_three_signatures_that_tag_alike_at_any_length(
     run_fn.run_fn(args)
 
     assert os.listdir(args.model_run_dir)  # TensorBoard logs
+    # The SavedModel holds the network's weights and nothing else: no optimizer state (Adam's
+    # two moments per trainable weight were saved with it before). The warm-start file, written
+    # from `model.weights` by another path, has every weight once.
+    saved = dict(
+        tf.train.list_variables(os.path.join(args.serving_model_dir, "variables", "variables"))
+    )
+    saved.pop("_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert not [name for name in saved if "optimizer" in name]
+    warm_start = os.path.join(model_artifact_dir(args.serving_model_dir), "warm_start")
+    with np.load(os.path.join(warm_start, "weights.npz")) as weights:
+        assert (
+            0
+            < sum(np.prod(shape) for shape in saved.values())
+            <= sum(weights[key].size for key in weights.files)
+        )
     model = tf.saved_model.load(args.serving_model_dir)
     assert set(SIGNATURES) <= set(model.signatures)
 
@@ -313,3 +329,51 @@ def test_train_takes_batches_of_plain_tensors():
     assert len(result.history["val_entity_f1"]) >= 1
     assert result.compatibility["vocabularies"]["word_embedding"] == ["a", "b", "c", "d", "e"]
     assert result.model.get_layer("word_embedding").input_dim == 7
+
+
+def test_tensorboard_logs_and_model_config_hold_no_embedding_matrix(tmp_path):
+    """A 20,000-word vectors file: the TensorBoard events and the model config stay small.
+
+    Before, the pretrained matrix went in as a `Constant` initializer, whose config holds its
+    value: the model-config summary TensorBoard writes carried the matrix as JSON (836 MB of it
+    for GloVe's 400k x 50). Here the matrix would be about 20 MB of JSON."""
+    from models.config import TaggerConfig
+
+    num_words, dim = 20_000, 50
+    rng = np.random.default_rng(0)
+    words = [f"w{index}" for index in range(num_words)]
+    vectors = tmp_path / "vectors.txt"
+    with open(vectors, "w", encoding="utf-8") as file:
+        for word, row in zip(words, rng.normal(size=(num_words, dim)).round(4)):
+            file.write(word + " " + " ".join(map(str, row)) + "\n")
+    config = TaggerConfig.from_custom_config(custom_config(str(vectors), word_embedding_dim=dim))
+    num, length = 6, MAX_LENGTH
+    lengths = rng.integers(1, length + 1, size=num)
+    mask = np.arange(length)[None, :] < lengths[:, None]
+    features = {
+        "token_ids": np.where(mask, rng.integers(2, num_words, size=(num, length)), 0),
+        "casing_ids": np.where(mask, 1, 0),
+        "char_ids": np.where(mask[..., None], rng.integers(2, 5, size=(num, length, 5)), 0),
+        "lengths": lengths,
+        "tag_ids": np.where(mask, rng.integers(1, len(TAGS) + 1, size=(num, length)), 0),
+    }
+    batches = tf.data.Dataset.from_tensor_slices(
+        {key: tf.constant(value, tf.int64) for key, value in features.items()}
+    ).batch(2)
+    log_dir = tmp_path / "logs"
+    result = train.train(config, batches, batches, words, ["x", "y", "z"], log_dir=str(log_dir))
+    events = [path for path in log_dir.rglob("*") if path.is_file()]
+    assert events, "TensorBoard wrote nothing"
+    total = sum(path.stat().st_size for path in events)
+    # The traced train step's graph (about 1.1 MB, whatever the vocabulary) and kilobytes of
+    # scalars and model config; with the matrix in the config it was 42 MB.
+    assert total < 3_000_000, {
+        str(path.relative_to(log_dir)): path.stat().st_size for path in events
+    }
+    assert len(result.model.to_json()) < 100_000
+    # The vectors are in the weights all the same (row 2 is the first vocabulary word).
+    row = np.asarray(result.model.get_layer("word_embedding").embeddings)[2]
+    expected = np.loadtxt(vectors, usecols=range(1, dim + 1), max_rows=1, dtype=np.float32)
+    if not config.model.trainable_word_embeddings:
+        np.testing.assert_allclose(row, expected, rtol=1e-6)
+    assert np.any(row != 0)
