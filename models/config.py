@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,14 +51,16 @@ def _check_non_negative_int(name: str, value: Any) -> None:
 
 
 def _check_number(name: str, value: Any, *, positive: bool) -> None:
-    """A real number (not a bool), > 0 if `positive`, else >= 0."""
+    """A finite real number (not a bool, NaN or infinity), > 0 if `positive`, else >= 0."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
+        or not math.isfinite(value)
         or value < 0
         or (positive and value == 0)
     ):
-        raise _invalid(name, "a positive number" if positive else "a non-negative number", value)
+        expected = "a positive finite number" if positive else "a non-negative finite number"
+        raise _invalid(name, expected, value)
 
 
 def _check_fraction(name: str, value: Any) -> None:

@@ -239,9 +239,20 @@ def test_tag_vocabulary_is_pad_then_sorted():
         (lambda: ModelConfig(recurrent_dropout=-0.1), r"Invalid value for `recurrent_dropout`"),
         (lambda: ModelConfig(tag_scheme="iob1"), r"Invalid value for `tag_scheme`"),
         (lambda: TrainingConfig(learning_rate=0), r"Invalid value for `learning_rate`"),
+        # NaN compares false with everything: it passed `< 0` and `== 0`, and training then
+        # failed with an error about the [PAD] tag.
+        (
+            lambda: TrainingConfig(learning_rate=float("nan")),
+            r"`learning_rate`. Expected a positive finite number. Received: learning_rate=nan",
+        ),
+        (lambda: TrainingConfig(clipnorm=float("inf")), r"`clipnorm`. Expected a positive finite"),
+        (
+            lambda: TrainingConfig(learning_rate_decay=float("nan")),
+            r"`learning_rate_decay`. Expected a non-negative finite number",
+        ),
         (
             lambda: TrainingConfig(learning_rate_decay=-0.1),
-            r"`learning_rate_decay`. Expected a non-negative number",
+            r"`learning_rate_decay`. Expected a non-negative finite number",
         ),
         (lambda: TrainingConfig(batch_size=1.5), r"Invalid value for `batch_size`"),
         (
