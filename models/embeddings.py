@@ -81,6 +81,17 @@ def _vector_lines(path: str):
             yield line_number, parts
 
 
+def vector_size(path: str) -> int:
+    """Values per word in a vectors file: those of its first vector line (reads one line).
+
+    Raises:
+        ValueError: naming the file, if it holds no vector line.
+    """
+    for _, parts in _vector_lines(path):
+        return len(parts) - 1
+    raise ValueError(f"{path}: no vectors found (expected lines of 'word v1 ... vD').")
+
+
 def vector_words(path: str, limit: int) -> tuple[str, ...]:
     """The first `limit` distinct lowercased words of a vectors file, in file order.
 

@@ -110,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import PipelineConfig
     from pipeline.run_lock import EXIT_LOCKED, RunLock
 
-    config = PipelineConfig.from_args(argv)
+    try:
+        config = PipelineConfig.from_args(argv)
+        _check_vectors_file(config)
+    except ValueError as error:
+        # A setting's own message says which and why; the traceback would only bury it.
+        print(f"python -m pipeline.local_runner: error: {error}", file=sys.stderr)
+        return 2
     lock = RunLock(config.run_lock_path)
     if not lock.acquire():
         if "--wait" not in argv:
@@ -125,6 +131,29 @@ def main(argv: list[str] | None = None) -> int:
         lock.acquire(wait=True)
     with lock:
         return _run(config)
+
+
+def _check_vectors_file(config) -> None:
+    """Checks `--embeddings` before anything runs: Transform would find a missing file only after
+    ExampleGen and the statistics, the Trainer a vector size other than `--word-embedding-dim`
+    only after Transform's pass over the vectors. A URI (gs://...) is the cluster's to read."""
+    from models.embeddings import is_uri, vector_size
+
+    model = config.tagger.model
+    path = model.pretrained_embeddings_path
+    if path is None or is_uri(path):
+        return
+    if not os.path.isfile(path):
+        raise ValueError(
+            "Invalid value for `--embeddings`. Expected an existing vectors file (lines of "
+            f"'word v1 ... vD', plain or .gz). Received: --embeddings={path!r} (no such file)"
+        )
+    size = vector_size(path)
+    if size != model.word_embedding_dim:
+        raise ValueError(
+            f"Invalid value for `--word-embedding-dim`. Expected the size of the vectors in {path} "
+            f"({size}). Received: --word-embedding-dim={model.word_embedding_dim}"
+        )
 
 
 def _run(config) -> int:

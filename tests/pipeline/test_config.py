@@ -202,3 +202,30 @@ def test_abbreviated_flags_are_refused_not_half_read(tmp_path, capsys):
     with pytest.raises(SystemExit):
         PipelineConfig.from_args(["--epo", "4"], environ={})
     assert PipelineConfig.from_args(["--config", str(path)], environ={}).tagger.training.epochs == 4
+
+
+def test_local_runner_checks_the_vectors_file_before_anything_runs(tmp_path, capsys, monkeypatch):
+    """A missing vectors file, or vectors of another size than --word-embedding-dim: one line
+    naming the flag and the file, exit status 2, before the lock, TFX or any component."""
+    from pipeline import local_runner
+
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # main() extends it
+    for name in [name for name in os.environ if name.startswith("NER_")]:
+        monkeypatch.delenv(name)
+    output = ["--output-dir", str(tmp_path / "out")]
+    missing = tmp_path / "absent.vectors.txt"
+    assert local_runner.main(["--embeddings", str(missing), *output]) == 2
+    error = capsys.readouterr().err
+    assert "error: Invalid value for `--embeddings`. Expected an existing vectors file" in error
+    assert "absent.vectors.txt" in error and "Traceback" not in error
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("the 0.1 0.2 0.3\nof 0.4 0.5 0.6\n", encoding="utf-8")
+    flags = ["--embeddings", str(vectors), "--word-embedding-dim", "50", *output]
+    assert local_runner.main(flags) == 2
+    error = capsys.readouterr().err
+    assert "Invalid value for `--word-embedding-dim`. Expected the size of the vectors in" in error
+    assert "(3). Received: --word-embedding-dim=50" in error
+    assert not (tmp_path / "out").exists()
+    # A bad setting of any kind is one line too.
+    assert local_runner.main(["--learning-rate", "nan", *output]) == 2
+    assert "Expected a positive finite number" in capsys.readouterr().err
