@@ -169,6 +169,9 @@ def _split_columns(line: str, separator: str | None) -> list[str]:
     return [field.strip(_ASCII_WHITESPACE) for field in line.split(separator)]
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_conll(
     path: str | os.PathLike,
     token_column: int = 0,
@@ -332,11 +335,23 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
         except (ConllFormatError, UnicodeDecodeError) as caught:
             if isinstance(caught, UnicodeDecodeError):
                 bad_bytes = caught.object[caught.start : caught.end]
+                if line_start == 0 and caught.object.startswith(_GZIP_MAGIC):
+                    hint = (
+                        "the file is gzip-compressed (it starts with gzip's magic bytes): "
+                        f"decompress it first, e.g. gunzip -c {path}.gz > {path}"
+                        if not path.endswith(".gz")
+                        else "the file is gzip-compressed: decompress it first (gunzip)"
+                    )
+                else:
+                    hint = (
+                        "CoNLL files are read as UTF-8; a file in another encoding must be "
+                        "converted first, e.g. iconv -f WINDOWS-1252 -t UTF-8"
+                    )
                 caught = ConllFormatError(
                     path,
                     line_number,
                     f"invalid UTF-8 at byte offset {line_start + caught.start} of the file "
-                    f"(offset {caught.start} in the line): {bad_bytes!r}",
+                    f"(offset {caught.start} in the line): {bad_bytes!r}; {hint}",
                 )
             if on_error == "raise":
                 raise caught from None

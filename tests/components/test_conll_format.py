@@ -269,8 +269,21 @@ def test_invalid_utf8_names_line_and_byte_offset(tmp_path):
     # Offsets count from 0. Lines 1-3 ("a\tO\n", "\n", "b\tO\n") take 4 + 1 + 4 = 9 bytes, so
     # line 4 starts at offset 9 and its bad byte (offset 2 in the line) is at offset 11.
     path = write(tmp_path, "latin1.conll", b"a\tO\n\nb\tO\nca\xe9\tO\n")
-    reason = "invalid UTF-8 at byte offset 11 of the file (offset 2 in the line): b'\\xe9'"
+    reason = (
+        "invalid UTF-8 at byte offset 11 of the file (offset 2 in the line): b'\\xe9'; CoNLL "
+        "files are read as UTF-8; a file in another encoding must be converted first, e.g. "
+        "iconv -f WINDOWS-1252 -t UTF-8"
+    )
     with pytest.raises(ConllFormatError, match=error_message(path, 4, reason)):
+        read_all(path)
+
+
+def test_a_gzipped_file_is_named_as_such(tmp_path):
+    import gzip
+
+    path = write(tmp_path, "train.conll", gzip.compress(b"a\tO\n\nb\tB-person\n"))
+    with pytest.raises(ConllFormatError, match=r"train.conll:1: invalid UTF-8 at byte offset 1 "
+                       r".*; the file is gzip-compressed .*: decompress it first, e.g. gunzip"):  # fmt: skip
         read_all(path)
 
 
