@@ -306,25 +306,31 @@ def test_training_and_export_import_no_tfx():
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
 
 
-def test_train_takes_batches_of_plain_tensors():
-    """No Transform output, no TFX: feature batches built by hand train a model."""
-    from models.config import TaggerConfig
-
-    config = TaggerConfig.from_custom_config(custom_config())
+def plain_batches(num_words: int) -> tf.data.Dataset:
+    """Six sentences of transformed features built by hand (word ids 2 .. num_words - 1), in
+    batches of 2: what Transform would give, without Transform."""
     rng = np.random.default_rng(0)
     num, length = 6, MAX_LENGTH
     lengths = rng.integers(1, length + 1, size=num)
     mask = np.arange(length)[None, :] < lengths[:, None]
     features = {
-        "token_ids": np.where(mask, rng.integers(2, 7, size=(num, length)), 0),
+        "token_ids": np.where(mask, rng.integers(2, num_words, size=(num, length)), 0),
         "casing_ids": np.where(mask, 1, 0),
         "char_ids": np.where(mask[..., None], rng.integers(2, 5, size=(num, length, 5)), 0),
         "lengths": lengths,
         "tag_ids": np.where(mask, rng.integers(1, len(TAGS) + 1, size=(num, length)), 0),
     }
-    batches = tf.data.Dataset.from_tensor_slices(
+    return tf.data.Dataset.from_tensor_slices(
         {key: tf.constant(value, tf.int64) for key, value in features.items()}
     ).batch(2)
+
+
+def test_train_takes_batches_of_plain_tensors():
+    """No Transform output, no TFX: feature batches built by hand train a model."""
+    from models.config import TaggerConfig
+
+    config = TaggerConfig.from_custom_config(custom_config())
+    batches = plain_batches(num_words=7)
     result = train.train(config, batches, batches, ["a", "b", "c", "d", "e"], ["x", "y", "z"])
     assert len(result.history["val_entity_f1"]) >= 1
     assert result.compatibility["vocabularies"]["word_embedding"] == ["a", "b", "c", "d", "e"]
@@ -347,19 +353,7 @@ def test_tensorboard_logs_and_model_config_hold_no_embedding_matrix(tmp_path):
         for word, row in zip(words, rng.normal(size=(num_words, dim)).round(4)):
             file.write(word + " " + " ".join(map(str, row)) + "\n")
     config = TaggerConfig.from_custom_config(custom_config(str(vectors), word_embedding_dim=dim))
-    num, length = 6, MAX_LENGTH
-    lengths = rng.integers(1, length + 1, size=num)
-    mask = np.arange(length)[None, :] < lengths[:, None]
-    features = {
-        "token_ids": np.where(mask, rng.integers(2, num_words, size=(num, length)), 0),
-        "casing_ids": np.where(mask, 1, 0),
-        "char_ids": np.where(mask[..., None], rng.integers(2, 5, size=(num, length, 5)), 0),
-        "lengths": lengths,
-        "tag_ids": np.where(mask, rng.integers(1, len(TAGS) + 1, size=(num, length)), 0),
-    }
-    batches = tf.data.Dataset.from_tensor_slices(
-        {key: tf.constant(value, tf.int64) for key, value in features.items()}
-    ).batch(2)
+    batches = plain_batches(num_words=num_words + 2)
     log_dir = tmp_path / "logs"
     result = train.train(config, batches, batches, words, ["x", "y", "z"], log_dir=str(log_dir))
     events = [path for path in log_dir.rglob("*") if path.is_file()]
