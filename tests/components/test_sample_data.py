@@ -1,5 +1,6 @@
 """Tests for data/sample/: an unchanged, attributed WNUT-17 subset that the pipeline can train on."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -63,3 +64,21 @@ def test_sentence_counts(name, num_sentences):
     stats = ReadStats()
     list(read_conll(SAMPLE / name, stats=stats))
     assert (stats.num_sentences, stats.num_skipped_sentences) == (num_sentences, 0)
+
+
+# data/wnut17/: the whole corpus `make run` trains on. The digests are those the upstream copy
+# lists in its SOURCE.txt (github.com/leondz/emerging_entities_17 @ e52a2d2), not ours.
+WNUT17_BUNDLED = SAMPLE.parent / "wnut17"
+WNUT17_FILES = [
+    ("train.conll", "731820e13f71af324c6b55a1575ec2ce59fbaa2a0806f8f0400b98d56cd6a7a5", 3394),
+    ("eval.conll", "e053b752b8155113ca66e7db08af5f2f5f43ab993694e4774f1ec5bad42312d8", 1009),
+    ("test.conll", "2aa79b764e56ec9264a1b30fdd9b70195bd00ff400b62edd8f399d5f13c178f0", 1287),
+]
+
+
+@pytest.mark.parametrize(("name", "sha256", "num_sentences"), WNUT17_FILES)
+def test_bundled_wnut17_is_the_published_corpus(name, sha256, num_sentences):
+    path = WNUT17_BUNDLED / name
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+    assert f"`{name}`" in (WNUT17_BUNDLED / "NOTICE.md").read_text(encoding="utf-8")
+    assert len(list(read_conll(path))) == num_sentences
