@@ -34,6 +34,7 @@ from models.features import (
 )
 
 __all__ = [
+    "PretrainedWordEmbedding",
     "build_tagger",
     "compile_tagger",
     "cut_to_longest",
@@ -79,6 +80,88 @@ class WordDropout(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "oov_id": self.oov_id, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="ner_tfx")
+class PretrainedWordEmbedding(layers.Layer):
+    """Pretrained word vectors, fine-tuned only in the rows that training can reach.
+
+    Holds the pretrained table, frozen, for every word of the vocabulary (`frozen`), a trainable
+    copy of the rows of the `tuned_ids` (`tuned`, the words the training data holds) and, per
+    word id, its row in `tuned` or -1 (`tuned_row`). For word ids it returns two tensors
+    `(batch, length, output_dim)`: the tuned vectors (the tuned row where the word has one, else
+    the pretrained vector) and the frozen pretrained vectors (the tagger's second channel).
+
+    This is the same model as a whole trainable copy of the table, for less: under Adam (no weight
+    decay), a row that no training batch holds gets zero gradients, keeps zero moments and never
+    moves, so leaving those rows out of the trainable weights gives the same weights, while the
+    optimizer's work per step and the size of the model follow the training vocabulary (about
+    20,000 words on WNUT-17) instead of the vectors' (400,000), and the model holds one copy of
+    the pretrained table instead of two.
+
+    Args:
+        num_words: rows of the vocabulary, reserved ids included.
+        output_dim: vector size.
+        num_tuned: number of tuned rows (`len(tuned_ids)` of `assign_vectors`).
+    """
+
+    def __init__(self, num_words: int, output_dim: int, num_tuned: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_words = num_words
+        self.output_dim = output_dim
+        self.num_tuned = num_tuned
+
+    def build(self, input_shape=None):
+        self.frozen = self.add_weight(
+            shape=(self.num_words, self.output_dim),
+            initializer="zeros",
+            trainable=False,
+            name="frozen",
+        )
+        self.tuned = self.add_weight(
+            shape=(self.num_tuned, self.output_dim), initializer="zeros", name="tuned"
+        )
+        self.tuned_row = self.add_weight(
+            shape=(self.num_words,),
+            dtype="int32",
+            initializer=keras.initializers.Constant(-1),
+            trainable=False,
+            name="tuned_row",
+        )
+        self.built = True
+
+    def assign_vectors(self, vectors: np.ndarray, tuned_ids: np.ndarray) -> None:
+        """Sets the pretrained table and the tuned rows (copies of `vectors[tuned_ids]`)."""
+        tuned_ids = np.unique(np.asarray(tuned_ids, dtype=np.int64))
+        if len(tuned_ids) != self.num_tuned or vectors.shape != (self.num_words, self.output_dim):
+            raise ValueError(
+                f"Invalid value for `vectors` / `tuned_ids`. Expected {self.num_tuned} distinct "
+                f"ids and a matrix of shape {(self.num_words, self.output_dim)}. Received: "
+                f"{len(tuned_ids)} ids, vectors.shape={vectors.shape}"
+            )
+        rows = np.full(self.num_words, -1, dtype=np.int32)
+        rows[tuned_ids] = np.arange(len(tuned_ids), dtype=np.int32)
+        self.frozen.assign(vectors)
+        self.tuned.assign(vectors[tuned_ids])
+        self.tuned_row.assign(rows)
+
+    def call(self, ids):
+        rows = ops.take(self.tuned_row, ids, axis=0)
+        frozen = ops.take(self.frozen, ids, axis=0)
+        tuned = ops.take(self.tuned, ops.maximum(rows, 0), axis=0)
+        return ops.where(ops.expand_dims(ops.greater_equal(rows, 0), -1), tuned, frozen), frozen
+
+    def compute_output_shape(self, input_shape):
+        shape = (*input_shape, self.output_dim)
+        return shape, shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_words": self.num_words,
+            "output_dim": self.output_dim,
+            "num_tuned": self.num_tuned,
+        }
+
+
 def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
     """Character CNN of Ma & Hovy (2016): embed, convolve over characters, max-pool.
 
@@ -112,6 +195,7 @@ def build_tagger(
     num_chars: int,
     max_word_length: int,
     pretrained_word_embeddings: np.ndarray | None = None,
+    tuned_word_ids: np.ndarray | Sequence[int] | None = None,
     seed: int = 0,
 ) -> keras.Model:
     """Builds the (uncompiled) tagger.
@@ -124,6 +208,10 @@ def build_tagger(
         max_word_length: characters per (padded) token.
         pretrained_word_embeddings: optional float `(num_words, word_embedding_dim)` initial word
             embedding (`models.embeddings.load_embedding_matrix`).
+        tuned_word_ids: with pretrained vectors and `trainable_word_embeddings`, the word ids
+            whose rows are fine-tuned (`PretrainedWordEmbedding`): those of the training data's
+            words, padding and OOV (`models.train.training_word_ids`); the others keep their
+            pretrained vectors, as they would if tuned, since no batch reaches them. None: all.
         seed: seed of the dropout layers.
     Returns:
         A Keras model taking a dict of int tensors `token_ids` `(batch_size, length)`,
@@ -159,31 +247,40 @@ def build_tagger(
         word_ids = WordDropout(config.word_dropout, OOV_ID, seed=seed, name="word_dropout")(
             word_ids
         )
-    words = layers.Embedding(
-        num_words,
-        config.word_embedding_dim,
-        trainable=config.trainable_word_embeddings or pretrained_word_embeddings is None,
-        # Pretrained vectors are assigned once the model is built (below), not given as a
-        # `Constant` initializer: an initializer's config holds its value, so the model config
-        # (TensorBoard's graph summary, `.keras` files) carried the whole matrix as JSON.
-        embeddings_initializer="zeros" if pretrained_word_embeddings is not None else "uniform",
-        name="word_embedding",
-    )(word_ids)
+    # Built in this order (word, casing, characters): the seeded initial draws follow it.
+    pretrained = pretrained_word_embeddings is not None
+    tuned_layer = None
+    tuned_ids = np.arange(num_words)
+    word_features = []
+    if pretrained and config.trainable_word_embeddings:
+        if tuned_word_ids is not None:
+            tuned_ids = np.unique(np.asarray(tuned_word_ids, dtype=np.int64))
+        tuned_layer = PretrainedWordEmbedding(
+            num_words, config.word_embedding_dim, len(tuned_ids), name="word_embedding"
+        )
+        words, frozen_words = tuned_layer(word_ids)
+        word_features = [words, frozen_words] if config.frozen_pretrained_channel else [words]
+    else:
+        words = layers.Embedding(
+            num_words,
+            config.word_embedding_dim,
+            trainable=not pretrained,
+            # Pretrained vectors are assigned once the model is built (below), not given as a
+            # `Constant` initializer: an initializer's config holds its value, so the model
+            # config (TensorBoard's graph summary, `.keras` files) carried the matrix as JSON.
+            embeddings_initializer="zeros" if pretrained else "uniform",
+            name="word_embedding",
+        )(word_ids)
+        # Frozen already: the second channel would be the same vectors.
+        word_features = (
+            [words, words] if config.frozen_pretrained_channel and pretrained else [words]
+        )
     casings = layers.Embedding(len(CASINGS), config.casing_embedding_dim, name="casing_embedding")(
         casing_ids
     )
     chars = _char_features(char_ids, config, num_chars, seed)
-    features = [words, casings, chars]
-    if config.frozen_pretrained_channel and pretrained_word_embeddings is not None:
-        features.append(
-            layers.Embedding(
-                num_words,
-                config.word_embedding_dim,
-                trainable=False,
-                embeddings_initializer="zeros",  # assigned below, as the tuned copy
-                name="frozen_word_embedding",
-            )(word_ids)
-        )
+    # The frozen channel last, where it always was: the order of the concatenated features.
+    features = [word_features[0], casings, chars, *word_features[1:]]
     tokens = layers.Concatenate(name="token_representation")(features)
     tokens = layers.Dropout(config.dropout, seed=seed, name="token_dropout")(tokens)
     hidden = tokens
@@ -215,10 +312,10 @@ def build_tagger(
         outputs,
         name=f"bilstm_{config.output}_tagger",
     )
-    if pretrained_word_embeddings is not None:
-        for layer in model.layers:
-            if layer.name in ("word_embedding", "frozen_word_embedding"):
-                layer.embeddings.assign(pretrained_word_embeddings)
+    if tuned_layer is not None and pretrained_word_embeddings is not None:
+        tuned_layer.assign_vectors(pretrained_word_embeddings, tuned_ids)
+    elif pretrained:
+        model.get_layer("word_embedding").embeddings.assign(pretrained_word_embeddings)
     return model
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 
 import keras
 import numpy as np
@@ -28,7 +29,7 @@ from absl import logging
 from models.config import ModelConfig, TaggerConfig
 from models.embeddings import load_embedding_matrix
 from models.entity_scoring import score_entities
-from models.features import MODEL_INPUT_KEYS, NUM_RESERVED_IDS, TAG_IDS_KEY
+from models.features import MODEL_INPUT_KEYS, NUM_RESERVED_IDS, TAG_IDS_KEY, TOKEN_IDS_KEY
 from models.tagger import (
     build_tagger,
     compile_tagger,
@@ -37,7 +38,7 @@ from models.tagger import (
     predicted_tag_ids,
     training_model_inputs,
 )
-from models.warm_start import compatibility_record, warm_start
+from models.warm_start import base_tuned_words, compatibility_record, warm_start
 
 __all__ = [
     "EntityF1Callback",
@@ -47,6 +48,7 @@ __all__ = [
     "pretrained_embeddings",
     "train",
     "training_callbacks",
+    "training_word_ids",
 ]
 
 
@@ -201,6 +203,24 @@ def pretrained_embeddings(
     return embeddings.matrix
 
 
+def training_word_ids(
+    train_features: tf.data.Dataset, words: Sequence[str], also: AbstractSet[str] = frozenset()
+) -> np.ndarray:
+    """The word ids that training can reach: every `token_ids` value of the training batches
+    (one pass over them), the reserved ids (padding; OOV, which word dropout also produces) and
+    the ids of the words in `also` (a warm start's base model's tuned words), sorted."""
+    seen = [np.arange(NUM_RESERVED_IDS)]
+    for batch in train_features:
+        seen.append(np.unique(np.asarray(batch[TOKEN_IDS_KEY])))
+    if also:
+        seen.append(
+            np.asarray(
+                [NUM_RESERVED_IDS + row for row, word in enumerate(words) if word in also], np.int64
+            )
+        )
+    return np.unique(np.concatenate(seen).astype(np.int64))
+
+
 @dataclasses.dataclass
 class TrainingResult:
     """What `train` returns.
@@ -244,6 +264,16 @@ def train(
     """
     training = config.training
     output = config.model.output
+    vectors = pretrained_embeddings(config.model, words, training.seed)
+    tuned_ids = None
+    if vectors is not None and config.model.trainable_word_embeddings:
+        # Only these rows can move (models.tagger.PretrainedWordEmbedding).
+        tuned_ids = training_word_ids(train_features, words, base_tuned_words(base_model))
+        logging.info(
+            "Trainer: fine-tuning the vectors of %d of %d words (those of the training data)",
+            len(tuned_ids),
+            NUM_RESERVED_IDS + len(words),
+        )
     keras.utils.set_random_seed(training.seed)
     model = build_tagger(
         config.model,
@@ -251,7 +281,8 @@ def train(
         num_words=NUM_RESERVED_IDS + len(words),
         num_chars=NUM_RESERVED_IDS + len(chars),
         max_word_length=config.preprocessing.max_word_length,
-        pretrained_word_embeddings=pretrained_embeddings(config.model, words, training.seed),
+        pretrained_word_embeddings=vectors,
+        tuned_word_ids=tuned_ids,
         seed=training.seed,
     )
     compile_tagger(model, config.model, training)

@@ -30,6 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 __all__ = [
+    "base_tuned_words",
     "CHAR_EMBEDDING",
     "COMPATIBILITY_FILE",
     "compatibility_record",
@@ -50,7 +51,12 @@ WORD_EMBEDDING = "word_embedding"
 CHAR_EMBEDDING = "char_embedding"
 """Names of the tagger's embedding layers (`models.tagger`) whose rows are matched by word."""
 _SAME_ROWS_AS = {"frozen_word_embedding": WORD_EMBEDDING}
-"""Embedding layers whose rows are those of another (the frozen pretrained channel's)."""
+"""Embedding layers whose rows are those of another (the frozen pretrained channel's, in models
+written before `models.tagger.PretrainedWordEmbedding` held both tables)."""
+_TABLES_BY_WORD = ("embeddings", "frozen")
+"""Weights of an embedding layer whose rows are matched by word (a `keras.layers.Embedding`'s
+`embeddings`, a `PretrainedWordEmbedding`'s `frozen`); its `tuned` rows are matched through
+`tuned_row`, `_tuned_rows_by_word`."""
 
 
 def compatibility_record(
@@ -134,6 +140,71 @@ def _rows_by_item(
     return value, len(new_rows)
 
 
+def _word_vectors_by_id(frozen: np.ndarray, tuned: np.ndarray, tuned_row: np.ndarray) -> np.ndarray:
+    """A `PretrainedWordEmbedding`'s tuned channel for every word id: its tuned row where it has
+    one, else its pretrained vector."""
+    vectors = frozen.copy()
+    has_row = tuned_row >= 0
+    vectors[has_row] = tuned[tuned_row[has_row]]
+    return vectors
+
+
+def _tuned_rows_by_word(
+    base: Mapping[str, np.ndarray],
+    layer: str,
+    fresh_tuned: np.ndarray,
+    fresh_tuned_row: np.ndarray,
+    base_items: Sequence[str],
+    items: Sequence[str],
+) -> tuple[np.ndarray, int]:
+    """The new `tuned` rows: for each of this model's tuned words the base model's tuned vector
+    of the same word (its tuned row, or its pretrained vector if the base did not tune it);
+    (value, rows reused)."""
+    base_vectors = _word_vectors_by_id(
+        base[f"{layer}/frozen"], base[f"{layer}/tuned"], base[f"{layer}/tuned_row"]
+    )
+    reserved = len(fresh_tuned_row) - len(items)
+    if (
+        len(base_vectors) - len(base_items) != reserved
+        or base_vectors.shape[1:] != (fresh_tuned.shape[1:])
+    ):
+        raise ValueError("reserved rows or row size differ")
+    base_ids = {item: reserved + row for row, item in enumerate(base_items)}
+    value, count = fresh_tuned.copy(), 0
+    for word_id in np.flatnonzero(fresh_tuned_row >= 0):
+        if word_id < reserved:  # padding, OOV: the base's
+            value[fresh_tuned_row[word_id]] = base_vectors[word_id]
+        elif items[word_id - reserved] in base_ids:
+            value[fresh_tuned_row[word_id]] = base_vectors[base_ids[items[word_id - reserved]]]
+            count += 1
+    return value, count
+
+
+def base_tuned_words(base_model: str | None) -> set[str]:
+    """The words whose rows the base model fine-tuned (its `PretrainedWordEmbedding`'s tuned
+    rows), so that a warm-started model tunes them too rather than fall back to their pretrained
+    vectors; empty without a base model or such rows."""
+    if not base_model:
+        return set()
+    directory = os.path.join(model_artifact_dir(base_model), WARM_START_DIR)
+    weights_path = os.path.join(directory, WEIGHTS_FILE)
+    compatibility_path = os.path.join(directory, COMPATIBILITY_FILE)
+    key = f"{WORD_EMBEDDING}/tuned_row"
+    if not (tf.io.gfile.exists(weights_path) and tf.io.gfile.exists(compatibility_path)):
+        return set()
+    with tf.io.gfile.GFile(weights_path, "rb") as file:
+        weights = np.load(io.BytesIO(file.read()))
+        if key not in weights.files:
+            return set()
+        tuned_row = weights[key]
+    with tf.io.gfile.GFile(compatibility_path) as file:
+        words = json.load(file).get(VOCABULARIES_KEY, {}).get(WORD_EMBEDDING, [])
+    reserved = len(tuned_row) - len(words)
+    return {
+        words[index - reserved] for index in np.flatnonzero(tuned_row >= 0) if index >= reserved
+    }
+
+
 def warm_start(model: keras.Model, record: dict, base_model: str | None) -> str | None:
     """Loads the base model's weights into `model` when their compatibility records allow it.
 
@@ -173,13 +244,29 @@ def _warm_start(model: keras.Model, record: dict, base_model: str | None) -> str
     vocabularies: Mapping[str, Sequence[str]] = record.get(VOCABULARIES_KEY, {})
     base_vocabularies = base_record.get(VOCABULARIES_KEY, {})
     values, reused = [], []
+    current = {variable.path: np.asarray(variable) for variable in model.weights}
     for variable in model.weights:
         base = base_weights.get(variable.path)
         if base is None:
             return f"the base model has no weight {variable.path}"
-        layer = variable.path.split("/")[0]
+        layer, _, name = variable.path.partition("/")
         rows = _SAME_ROWS_AS.get(layer, layer)
-        if rows in vocabularies and variable.path == f"{layer}/embeddings":
+        if rows in vocabularies and name == "tuned_row":
+            value = current[variable.path]  # this model's tuned words, not the base's
+        elif rows in vocabularies and name == "tuned":
+            try:
+                value, count = _tuned_rows_by_word(
+                    base_weights,
+                    layer,
+                    current[variable.path],
+                    current[f"{layer}/tuned_row"],
+                    base_vocabularies[rows],
+                    vocabularies[rows],
+                )
+            except (KeyError, ValueError):
+                return f"the rows of {variable.path} cannot be matched to the base model's"
+            reused.append(f"{count} of {len(value)} {layer} tuned rows")
+        elif rows in vocabularies and name in _TABLES_BY_WORD:
             try:
                 value, count = _rows_by_item(
                     base, np.asarray(variable), base_vocabularies[rows], vocabularies[rows]

@@ -196,14 +196,68 @@ def test_frozen_pretrained_channel_stays_pretrained_while_the_word_embedding_tra
     tagger.compile_tagger(model, config, TrainingConfig(learning_rate=0.05))
     inputs, tag_ids, _ = random_batch(0)
     model.train_on_batch(inputs, tag_ids)
-    frozen = model.get_layer("frozen_word_embedding")
-    assert not frozen.trainable
-    np.testing.assert_array_equal(np.asarray(frozen.embeddings), matrix)
-    trained = np.asarray(model.get_layer("word_embedding").embeddings)
+    layer = model.get_layer("word_embedding")
+    assert [w.path for w in layer.trainable_weights] == ["word_embedding/tuned"]
+    np.testing.assert_array_equal(np.asarray(layer.frozen), matrix)
+    trained = np.asarray(layer.tuned)  # all rows tuned: row i is word id i
     used = np.unique(inputs["token_ids"][inputs["token_ids"] > 0])
     assert not np.allclose(trained[used], matrix[used])
     # 8 (word) + 3 (casing) + 5 (characters) + 8 (frozen copy) features per token.
     assert model.get_layer("token_representation").output.shape[-1] == 24
+
+
+def _two_table_model(matrix, tuned_ids=None):
+    """Word vectors -> Dense, with the pretrained vectors fine-tuned: as the tagger had them
+    before `PretrainedWordEmbedding` (a whole trainable `Embedding` beside a frozen one) when
+    `tuned_ids` is None, else through `PretrainedWordEmbedding` with only those rows tuned."""
+    ids = keras.Input((None,), dtype="int64")
+    if tuned_ids is None:
+        tuned = keras.layers.Embedding(*matrix.shape, name="tuned")
+        frozen = keras.layers.Embedding(*matrix.shape, trainable=False, name="frozen")
+        features = [tuned(ids), frozen(ids)]
+    else:
+        layer = tagger.PretrainedWordEmbedding(*matrix.shape, len(tuned_ids), name="words")
+        features = list(layer(ids))
+    hidden = keras.layers.Concatenate()(features)
+    model = keras.Model(ids, keras.layers.Dense(3, kernel_initializer="ones")(hidden))
+    if tuned_ids is None:
+        tuned.embeddings.assign(matrix)
+        frozen.embeddings.assign(matrix)
+    else:
+        layer.assign_vectors(matrix, tuned_ids)
+    model.compile(
+        keras.optimizers.Adam(0.1, global_clipnorm=1.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def test_tuning_only_the_reachable_rows_trains_the_same_model():
+    # Reference: a whole trainable copy of the table (the tagger before) under Adam with global
+    # clipping. Rows 0-4 occur in the batches, rows 5-299 never do: tuning only rows 0-4 must
+    # give the same predictions and the same vectors for every word.
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(300, 4)).astype(np.float32)
+    batches = [(rng.integers(0, 5, (4, 6)), rng.integers(0, 3, (4, 6))) for _ in range(12)]
+    whole, part = _two_table_model(matrix), _two_table_model(matrix, np.arange(5))
+    for ids, labels in batches:
+        whole.train_on_batch(ids, labels)
+        part.train_on_batch(ids, labels)
+    every_word = np.arange(300)[None, :]
+    np.testing.assert_allclose(
+        part.predict(every_word, verbose=0),
+        whole.predict(every_word, verbose=0),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    layer = part.get_layer("words")
+    tuned_by_id = np.asarray(layer(every_word)[0])[0]
+    np.testing.assert_allclose(
+        tuned_by_id, np.asarray(whole.get_layer("tuned").embeddings), rtol=1e-5, atol=1e-6
+    )
+    assert not np.allclose(tuned_by_id[:5], matrix[:5])  # the reachable rows did train
+    np.testing.assert_array_equal(tuned_by_id[5:], matrix[5:])
+    assert np.asarray(layer.tuned).shape == (5, 4)  # and only they are weights of the optimizer
 
 
 def test_pretrained_matrix_of_wrong_shape():

@@ -154,3 +154,48 @@ def test_no_base_model_or_no_saved_weights(tmp_path):
     os.makedirs(serving)
     reason = warm_start(small_model(2), record, serving)
     assert reason.startswith("the base model has no warm-start weights")
+
+
+def tuned_model(vectors, tuned_ids, seed=0):
+    """The tagger's `PretrainedWordEmbedding` (named as in the tagger) and a dense layer."""
+    from models.tagger import PretrainedWordEmbedding
+
+    keras.utils.set_random_seed(seed)
+    words = keras.Input((3,), dtype="int32")
+    layer = PretrainedWordEmbedding(*vectors.shape, len(tuned_ids), name="word_embedding")
+    tuned, frozen = layer(words)
+    embedded = keras.layers.Concatenate()([tuned, frozen])
+    model = keras.Model(
+        words, keras.layers.Dense(2, name="dense")(keras.layers.Flatten()(embedded))
+    )
+    layer.assign_vectors(vectors, tuned_ids)
+    return model
+
+
+def test_tuned_rows_follow_the_words_and_base_tuned_words_stay_tuned(tmp_path):
+    from models.warm_start import base_tuned_words
+
+    # Base: words paris, alice, rome (ids 2-4); it tuned padding, OOV and paris.
+    base_words = ["paris", "alice", "rome"]
+    base = tuned_model(np.arange(10, dtype=np.float32).reshape(5, 2), [0, 1, 2])
+    base.get_layer("word_embedding").tuned.assign(-np.ones((3, 2), np.float32))  # "training"
+    serving = str(tmp_path / "base_model" / "Format-Serving")
+    save_warm_start_state(base, compatibility_record(CONFIG, base_words, CHARS), serving)
+    assert base_tuned_words(serving) == {"paris"}
+    assert base_tuned_words(None) == set()
+
+    # New run: "lima" is new (id 3), the vocabulary order changed; it tunes alice, lima, paris.
+    words = ["alice", "lima", "paris", "rome"]
+    vectors = 100 + np.arange(12, dtype=np.float32).reshape(6, 2)
+    fresh = tuned_model(vectors, [0, 1, 2, 3, 4], seed=5)
+    assert warm_start(fresh, compatibility_record(CONFIG, words, CHARS), serving) is None
+    layer = fresh.get_layer("word_embedding")
+    by_id = np.asarray(layer(np.arange(6)[None, :])[0])[0]  # the tuned channel of every id
+    np.testing.assert_array_equal(by_id[:2], [[-1, -1], [-1, -1]])  # padding, OOV: the base's
+    np.testing.assert_array_equal(by_id[2], [6, 7])  # alice: the base's (untuned) vector
+    np.testing.assert_array_equal(by_id[3], vectors[3])  # lima: new, its fresh vector
+    np.testing.assert_array_equal(by_id[4], [-1, -1])  # paris: the base's tuned vector
+    np.testing.assert_array_equal(by_id[5], [8, 9])  # rome: not tuned, the base's frozen row
+    frozen = np.asarray(layer.frozen)
+    np.testing.assert_array_equal(frozen[[2, 4, 5]], [[6, 7], [4, 5], [8, 9]])  # by word
+    np.testing.assert_array_equal(frozen[3], vectors[3])
