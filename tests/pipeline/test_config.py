@@ -7,6 +7,7 @@ import pytest
 from pipeline.config import (
     DEFAULT_BEAM_ARGS,
     DEFAULT_DATA_DIR,
+    DEFAULT_EMBEDDINGS,
     DEFAULT_SCHEMA_PATH,
     REPOSITORY_ROOT,
     PipelineConfig,
@@ -22,7 +23,18 @@ WNUT_TAGS = {"O"} | {
 
 def test_defaults_need_no_arguments():
     config = PipelineConfig.from_args([], environ={})
-    assert config.data_dir == DEFAULT_DATA_DIR == os.path.join(REPOSITORY_ROOT, "data", "sample")
+    assert config.data_dir == DEFAULT_DATA_DIR == os.path.join(REPOSITORY_ROOT, "data", "wnut17")
+    # The vectors `make run` installs (requirements/vectors.lock), unless --no-embeddings.
+    assert config.tagger.model.pretrained_embeddings_path == DEFAULT_EMBEDDINGS
+    assert DEFAULT_EMBEDDINGS is None or os.path.isdir(DEFAULT_EMBEDDINGS)
+    no_vectors = PipelineConfig.from_args(["--no-embeddings"], environ={})
+    assert no_vectors.tagger.model.pretrained_embeddings_path is None
+    assert (
+        PipelineConfig.from_args(
+            [], environ={"NER_NO_EMBEDDINGS": "yes"}
+        ).tagger.model.pretrained_embeddings_path
+        is None
+    )
     assert config.pipeline_root.startswith(os.path.join(REPOSITORY_ROOT, "outputs"))
     assert config.metadata_path.endswith("metadata.db")
     assert config.serving_dir.startswith(os.path.join(REPOSITORY_ROOT, "outputs"))

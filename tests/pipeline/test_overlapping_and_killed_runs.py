@@ -32,7 +32,7 @@ SAMPLE_DIR = os.path.join(REPOSITORY_ROOT, "data", "sample")
 def _argv(data_dir, output_dir) -> list[str]:
     return [
         "--data-dir", str(data_dir), "--output-dir", str(output_dir), "--max-length", "16",
-        "--max-word-length", "8", "--word-embedding-dim", "16", "--lstm-units", "8",
+        "--max-word-length", "8", "--word-embedding-dim", "16", "--no-embeddings", "--lstm-units", "8",
         "--char-filters", "8", "--epochs", "2", "--batch-size", "16", "--min-entity-f1", "0",
     ]  # fmt: skip
 

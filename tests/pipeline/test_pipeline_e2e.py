@@ -7,6 +7,7 @@ tags (by signature, as the report tags, and `ner-tag --conll`), and
 a run with an unknown tag stopped before Transform with a message naming the tag and its line.
 """
 
+import json
 import os
 
 import numpy as np
@@ -23,6 +24,7 @@ from pipeline.config import REPOSITORY_ROOT, PipelineConfig
 from pipeline.pipeline import create_pipeline
 from pipeline.run_summary import latest_run_executions, summarize
 from serving.cli import main as ner_tag
+from serving.evaluate import main as ner_eval
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +66,7 @@ def tiny_config(data_dir, output_dir) -> PipelineConfig:
             "--max-length", "16",
             "--max-word-length", "8",
             "--word-embedding-dim", "16",
+            "--no-embeddings",
             "--lstm-units", "8",
             "--char-filters", "8",
             "--epochs", "2",
@@ -149,6 +152,15 @@ def test_pipeline_runs_blesses_pushes_and_caches(tmp_path):
     by_ner_tag = [[line.split("\t")[1] for line in block.splitlines()]
                   for block in tagged.read_text(encoding="utf-8").strip("\n").split("\n\n")]  # fmt: skip
     assert score_entities(gold, by_ner_tag).f1 == pytest.approx(summary.entity_f1, abs=0.01)
+    # ner-eval on the same file gives the Evaluator's figure, with counts that add up.
+    scores_path = tmp_path / "scores.json"
+    command = [str(data_dir / "eval.conll"), "--json", str(scores_path), "--no-progress"]
+    assert ner_eval(command + ["--serving-dir", config.serving_dir]) == 0
+    scores = json.loads(scores_path.read_text(encoding="utf-8"))
+    assert scores["f1"] == pytest.approx(summary.entity_f1, abs=0.01)
+    assert scores["sentences"] == len(eval_sentences)
+    gold_entities = sum(t["support"] for t in scores["per_type"].values())
+    assert scores["true_positives"] + scores["false_negatives"] == gold_entities
 
     # A second run reuses the cached results; the same model stays the one pushed version.
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))

@@ -112,6 +112,7 @@ def pipeline_argv(data_dir, output_dir, *extra):
         "--max-length", "12",
         "--max-word-length", "8",
         "--word-embedding-dim", "16",
+        "--no-embeddings",
         "--lstm-units", "16",
         "--char-filters", "8",
         "--epochs", "8",

@@ -36,6 +36,7 @@ def config(tmp_path) -> PipelineConfig:
             "--output-dir", str(tmp_path / "outputs"),
             "--train-pattern", TRAIN,
             "--eval-pattern", EVAL,
+            "--no-embeddings",
         ],
         environ={},
     )  # fmt: skip
@@ -231,7 +232,7 @@ def test_real_runs_that_keep_failing_are_given_up(tmp_path):
     command = [
         sys.executable, "-m", "pipeline.scheduler", "--once", "--max-attempts", "2",
         "--data-dir", cfg.data_dir, "--output-dir", cfg.output_dir,
-        "--train-pattern", TRAIN, "--eval-pattern", EVAL,
+        "--train-pattern", TRAIN, "--eval-pattern", EVAL, "--no-embeddings",
     ]  # fmt: skip
 
     def check():
