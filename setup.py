@@ -44,6 +44,8 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.60",
     ],
-    entry_points={"console_scripts": ["ner-tag = serving.cli:main"]},
+    entry_points={
+        "console_scripts": ["ner-tag = serving.cli:main", "ner-eval = serving.evaluate:main"]
+    },
     extras_require={"test": ["pytest>=7", "pytest-xdist", "ruff"]},
 )

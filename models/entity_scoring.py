@@ -32,12 +32,16 @@ __all__ = [
 
 
 class TypeScores(NamedTuple):
-    """Scores of one entity type, in percent, and its number of gold entities."""
+    """Scores of one entity type, in percent, its number of gold entities (`support`), of
+    predicted entities and of correct ones (false positives: `num_predicted - num_correct`;
+    false negatives: `support - num_correct`)."""
 
     precision: float
     recall: float
     f1: float
     support: int
+    num_predicted: int = 0
+    num_correct: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +209,12 @@ def score_entities(
         precision = _percent(num_correct[entity_type], num_predicted[entity_type])
         recall = _percent(num_correct[entity_type], num_gold[entity_type])
         per_type[entity_type] = TypeScores(
-            precision, recall, _f1(precision, recall), num_gold[entity_type]
+            precision,
+            recall,
+            _f1(precision, recall),
+            num_gold[entity_type],
+            num_predicted[entity_type],
+            num_correct[entity_type],
         )
     true_positives = sum(num_correct.values())
     total_predicted = sum(num_predicted.values())

@@ -191,8 +191,8 @@ def test_scores_counted_by_hand():
     assert scores.recall == pytest.approx(200 / 3)
     assert scores.f1 == pytest.approx(200 / 3)
     # A: 2 correct of 3 predicted, 2 gold; B: 0 predicted, 1 gold.
-    assert scores.per_type["A"] == pytest.approx(TypeScores(200 / 3, 100.0, 80.0, 2))
-    assert scores.per_type["B"] == TypeScores(0.0, 0.0, 0.0, 1)
+    assert tuple(scores.per_type["A"]) == pytest.approx((200 / 3, 100.0, 80.0, 2, 3, 2))
+    assert scores.per_type["B"] == TypeScores(0.0, 0.0, 0.0, 1, 0, 0)
     assert list(scores.per_type) == ["A", "B"]
     # Tokens: 3 of 4 right in the first sentence, 2 of 3 in the second.
     assert scores.token_accuracy == pytest.approx(500 / 7)
@@ -219,7 +219,7 @@ def test_a_perfect_prediction_and_a_type_seen_only_in_predictions():
     gold = [["B-A", "I-A", "O"]]
     assert score_entities(gold, gold).f1 == 100.0
     scores = score_entities(gold, [["B-A", "I-A", "B-C"]])
-    assert scores.per_type["C"] == TypeScores(0.0, 0.0, 0.0, 0)
+    assert scores.per_type["C"] == TypeScores(0.0, 0.0, 0.0, 0, num_predicted=1, num_correct=0)
     assert scores.precision == 50.0 and scores.recall == 100.0
 
 
