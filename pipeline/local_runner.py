@@ -101,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         p for p in (_REPOSITORY_ROOT, os.environ.get("PYTHONPATH", "")) if p
     )
     _configure_logging(verbose)
+    if not {"-h", "--help"} & set(argv):
+        # The first line within a second: importing TensorFlow and TFX takes 20-50 s on 2 cores.
+        print(
+            f"{time.strftime('%H:%M:%S')} INFO Starting: loading TensorFlow and TFX ...",
+            file=sys.stderr,
+            flush=True,
+        )
     if not verbose:
         # google-cloud packages imported by TFX warn about this Python version at import.
         warnings.filterwarnings("ignore", category=FutureWarning)

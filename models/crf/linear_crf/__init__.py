@@ -13,17 +13,35 @@ The layer and loss are in `linear_crf.crf` with the pure functions (`log_likelih
 `linear_crf.tag_scheme`. Needs only `keras>=3` and one backend (TensorFlow, JAX or torch).
 """
 
-from linear_crf.crf import (
-    CRF,
-    CRFLoss,
-    log_likelihood,
-    log_partition,
-    marginals,
-    nbest_viterbi_decode,
-    sequence_score,
-    viterbi_decode,
+from linear_crf.tag_scheme import allowed_transitions  # NumPy only
+
+# The layer, its loss and the pure functions import Keras (and its backend, seconds to load), so
+# they load on first use: `import linear_crf.tag_scheme` stays light for tools that only parse
+# tags. A `.keras` file needs no import at all: Keras imports `linear_crf.crf` from the module
+# path saved in the file, which registers the classes.
+_FROM_CRF = (
+    "CRF",
+    "CRFLoss",
+    "log_likelihood",
+    "log_partition",
+    "marginals",
+    "nbest_viterbi_decode",
+    "sequence_score",
+    "viterbi_decode",
 )
-from linear_crf.tag_scheme import allowed_transitions
+
+
+def __getattr__(name: str):
+    if name in _FROM_CRF:
+        from linear_crf import crf
+
+        return getattr(crf, name)
+    raise AttributeError(f"module 'linear_crf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_FROM_CRF])
+
 
 __all__ = [
     "CRF",
