@@ -23,6 +23,9 @@ Transformed features, every sentence padded with 0 or truncated to `max_length` 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -116,6 +119,28 @@ def pretrained_words(config: TaggerConfig) -> tuple[str, ...]:
     return vector_words(path, config.preprocessing.pretrained_vocabulary_size)
 
 
+def pretrained_words_file(config: TaggerConfig) -> str:
+    """`pretrained_words` as a text file, one word a line, in a per-user cache folder (written
+    once per vectors file, size and modification time, under a name that says which)."""
+    words = pretrained_words(config)
+    broken = next((word for word in words if "\n" in word or "\r" in word), None)
+    if broken is not None:
+        raise ValueError(
+            f"{config.model.pretrained_embeddings_path}: the word {broken!r} holds a line break; "
+            "the vocabulary is kept one word a line."
+        )
+    digest = hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()[:16]
+    folder = os.path.join(tempfile.gettempdir(), f"ner_tfx_words_{os.getuid()}")
+    path = os.path.join(folder, f"pretrained_words_{len(words)}_{digest}.txt")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        partial = f"{path}.{os.getpid()}.partial"
+        with open(partial, "w", encoding="utf-8", newline="\n") as file:
+            file.write("".join(word + "\n" for word in words))
+        os.replace(partial, path)  # whole or absent: concurrent writers write the same bytes
+    return path
+
+
 def word_ids(tf_transform_output: tft.TFTransformOutput, words: list[str]) -> list[int]:
     """The `token_ids` the transform graph itself gives each word (as a one-token sentence)."""
     if not words:
@@ -176,11 +201,17 @@ def _word_ids(lowercased: tf.Tensor, config: TaggerConfig) -> tf.Tensor:
             vocab_filename=TOKEN_VOCABULARY_NAME,
         )
         return _lookup_with_reserved_ids(lowercased, vocabulary)
-    # A constant table: the words are part of the transform graph (a few MB for 100k words), so
-    # the exported model needs no vectors file to map tokens to ids.
+    # A table from a words file, which the SavedModels of the transform graph (and of the served
+    # model) carry as an asset: the exported model needs no vectors file to map tokens to ids.
+    # Not a graph constant: with 400k words TFT spent a minute serialising, hashing and
+    # re-loading the constant in every traced and saved copy of the graph.
     table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(pretrained), tf.range(len(pretrained), dtype=tf.int64)
+        tf.lookup.TextFileInitializer(
+            pretrained_words_file(config),
+            tf.string,
+            tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64,
+            tf.lookup.TextFileIndex.LINE_NUMBER,
         ),
         default_value=-1,
     )
