@@ -58,7 +58,9 @@ def score_served(serving_dir: Path) -> tuple[float, list]:
 def run_pipeline(name: str, output_dir: Path) -> tuple[float, list, str]:
     """Runs the local pipeline on one dataset; returns wall seconds, executions and the last lines."""
     flags, _ = DATASETS[name]
+    peak_file = output_dir.parent / f"{output_dir.name}.peak_kb"
     command = [
+        "/usr/bin/time", "-o", str(peak_file), "-f", "%M",  # the run's peak resident memory
         sys.executable, "-m", "pipeline.local_runner", *flags,
         "--output-dir", str(output_dir), "--pipeline-name", f"bench_{name}",
     ]  # fmt: skip
@@ -77,7 +79,16 @@ def run_pipeline(name: str, output_dir: Path) -> tuple[float, list, str]:
         tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
     )
     result_lines = [line for line in result.stdout.splitlines() if "F1" in line or "pushed" in line]
-    f1, entities = score_served(output_dir / "serving_model" / f"bench_{name}")
+    peak_gb = int(peak_file.read_text().split()[-1]) / 1e6
+    peak_file.unlink()
+    folder_mb = sum(p.stat().st_size for p in output_dir.rglob("*") if p.is_file()) / 1e6
+    serving = output_dir / "serving_model" / f"bench_{name}"
+    model_mb = sum(p.stat().st_size for p in serving.rglob("*") if p.is_file()) / 1e6
+    result_lines.append(
+        f"Peak memory {peak_gb:.1f} GB; output folder {folder_mb:.0f} MB, of which the pushed "
+        f"model {model_mb:.0f} MB."
+    )
+    f1, entities = score_served(serving)
     missing = EXPECTED - set(entities)
     result_lines.append(
         f"Test entity F1 as served (ner-eval data/wnut17/test.conll): {f1:.2f}. "
