@@ -23,11 +23,25 @@ from serving.formats import FORMATS, format_result
 
 __all__ = [
     "DEFAULT_SERVING_DIR",
+    "add_model_arguments",
     "main",
     "output_format",
+    "temporary_beside",
 ]
 
 DEFAULT_SERVING_DIR = os.path.join("outputs", "serving_model", "ner_bilstm_crf")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--serving-dir`, `--version` and `--batch-size`: which model, and how many sentences a
+    call (`ner-tag` and `ner-eval`)."""
+    parser.add_argument(
+        "--serving-dir",
+        default=os.environ.get("NER_SERVING_DIR", DEFAULT_SERVING_DIR),
+        help="Pusher folder of numbered versions, or a SavedModel ($NER_SERVING_DIR)",
+    )
+    parser.add_argument("--version", help="model version (default: the newest)")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per model call")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,13 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         ".conll/.tsv -> conll; else text)",
     )
     parser.add_argument("-o", "--output", help="output file (default: standard output)")
-    parser.add_argument(
-        "--serving-dir",
-        default=os.environ.get("NER_SERVING_DIR", DEFAULT_SERVING_DIR),
-        help="Pusher folder of numbered versions, or a SavedModel",
-    )
-    parser.add_argument("--version", help="model version (default: the newest)")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per model call")
+    add_model_arguments(parser)
     parser.add_argument("--beam", action="store_true", help="tag --file with Beam RunInference")
     parser.add_argument("--beam-args", default="", help="Beam pipeline options (with --beam)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -79,7 +87,8 @@ def output_format(requested: str | None, output: str | None) -> str:
     return _FORMAT_BY_EXTENSION.get(extension, "text")
 
 
-def _temporary_beside(path: str) -> str:
+def temporary_beside(path: str) -> str:
+    """A hidden name beside `path` to write to and rename to `path` once complete."""
     directory, name = os.path.split(os.path.abspath(path))
     return os.path.join(directory, f".{name}.{os.getpid()}.partial")
 
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         from serving.batch_inference import run_batch_inference
 
         # Written beside the output and renamed at the end: a failed run leaves the old file.
-        beam_output = _temporary_beside(args.output)
+        beam_output = temporary_beside(args.output)
         try:
             run_batch_inference(
                 args.file, beam_output, model_dir, args.format, args.beam_args, args.batch_size
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             results = tqdm(results, total=total, unit="sentence", file=sys.stderr)
         # Into a temporary file beside the output, renamed once every sentence is written: a
         # failure half-way leaves the previous output as it was, never a partial file.
-        partial = _temporary_beside(args.output) if args.output else None
+        partial = temporary_beside(args.output) if args.output else None
         output = open(partial, "w", encoding="utf-8") if partial else sys.stdout
         try:
             for result in results:

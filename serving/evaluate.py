@@ -145,10 +145,6 @@ def score_table(scores: EntityScores) -> str:
     return "\n".join(rows)
 
 
-def _spans(tokens: Sequence[str], tags: Sequence[str]) -> set[tuple[int, int, str]]:
-    return set(extract_entities(list(tags)))
-
-
 def _marked(tokens: Sequence[str], spans: Iterable[tuple[int, int, str]], other: set) -> str:
     """The sentence with each entity boxed and labelled; green if the other side has it too."""
     starts = {start: (end, kind) for start, end, kind in spans}
@@ -171,8 +167,8 @@ def render_html(evaluation: Evaluation, max_sentences: int = 500) -> str:
     predicted entities side by side (green: on both sides; red: on one side only)."""
     rows = []
     for sentence, predicted in zip(evaluation.sentences, evaluation.predicted):
-        gold = _spans(sentence.tokens, sentence.tags)
-        guessed = _spans(sentence.tokens, predicted)
+        gold = set(extract_entities(list(sentence.tags)))
+        guessed = set(extract_entities(predicted))
         if gold == guessed:
             continue
         where = html.escape(f"{os.path.basename(sentence.path)}:{sentence.line}")
@@ -211,14 +207,16 @@ prediction (right).</p>
 
 
 def _write_atomically(path: str, text: str) -> None:
-    partial = f"{path}.{os.getpid()}.partial"
+    from serving.cli import temporary_beside
+
+    partial = temporary_beside(path)
     with open(partial, "w", encoding="utf-8") as file:
         file.write(text)
     os.replace(partial, path)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from serving.cli import DEFAULT_SERVING_DIR
+    from serving.cli import add_model_arguments
 
     parser = argparse.ArgumentParser(
         prog="ner-eval",
@@ -230,13 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--predictions", help="score this CoNLL file's tags (last column) instead of a model"
     )
-    parser.add_argument(
-        "--serving-dir",
-        default=os.environ.get("NER_SERVING_DIR", DEFAULT_SERVING_DIR),
-        help="Pusher folder of numbered versions, or a SavedModel ($NER_SERVING_DIR)",
-    )
-    parser.add_argument("--version", help="model version (default: the newest)")
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per model call")
+    add_model_arguments(parser)
     parser.add_argument("--json", help="also write the scores as JSON here")
     parser.add_argument("--html", help="also write a page with the errors here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -266,21 +258,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate_model(args) -> Evaluation:
-    import tensorflow as tf
     from tqdm import tqdm
 
     from models.features import TOKENS_SIGNATURE
     from serving.model_version import load_newest
+    from serving.tagging import load_signature
 
-    def load(model_dir: str):
-        model = tf.saved_model.load(model_dir)
-        if TOKENS_SIGNATURE not in model.signatures:
-            raise ValueError(f"{model_dir}: no {TOKENS_SIGNATURE!r} signature")
-        signature = model.signatures[TOKENS_SIGNATURE]
-        signature._model = model  # keep the loaded object (and its variables) alive
-        return signature
-
-    model_dir, signature = load_newest(args.serving_dir, load, args.version)
+    model_dir, signature = load_newest(
+        args.serving_dir, lambda path: load_signature(path, TOKENS_SIGNATURE), args.version
+    )
     total = sum(1 for _ in read_conll(args.gold))
     with tqdm(
         total=total, unit="sentence", file=sys.stderr, disable=args.no_progress

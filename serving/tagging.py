@@ -76,18 +76,18 @@ def split_outputs(sentences: list[str], outputs: dict[str, Any]) -> list[TaggedS
     return results
 
 
-def load_signature(model_dir: str):
-    """The `serve_sentences` function of a SavedModel (plain TensorFlow)."""
+def load_signature(model_dir: str, name: str = SENTENCES_SIGNATURE):
+    """The `name` signature (`serve_sentences` unless told) of a SavedModel (plain TensorFlow)."""
     import tensorflow as tf
 
     model = tf.saved_model.load(model_dir)
-    if SENTENCES_SIGNATURE not in model.signatures:
+    if name not in model.signatures:
         raise ValueError(
-            f"Invalid value for `model_dir`. Expected a SavedModel with a {SENTENCES_SIGNATURE!r} "
+            f"Invalid value for `model_dir`. Expected a SavedModel with a {name!r} "
             f"signature (exported after issue 5). Received: {model_dir!r} with signatures "
             f"{sorted(model.signatures)}"
         )
-    signature = model.signatures[SENTENCES_SIGNATURE]
+    signature = model.signatures[name]
     signature._model = model  # keep the loaded object (and its variables) alive
     return signature
 

@@ -54,3 +54,11 @@ def test_the_crf_package_loads_keras_on_first_use():
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.split()[-3:] == ["True", "True", "linear_crf.crf"]
+
+
+def test_the_crf_package_serves_every_name_of_its_crf_module():
+    import linear_crf
+    from linear_crf import crf
+
+    assert set(linear_crf.__all__) == {*crf.__all__, "allowed_transitions"}
+    assert all(getattr(linear_crf, name) is getattr(crf, name) for name in crf.__all__)

@@ -13,7 +13,7 @@ The layer and loss are in `linear_crf.crf` with the pure functions (`log_likelih
 `linear_crf.tag_scheme`. Needs only `keras>=3` and one backend (TensorFlow, JAX or torch).
 """
 
-from linear_crf.tag_scheme import allowed_transitions  # NumPy only
+from linear_crf.tag_scheme import allowed_transitions as allowed_transitions  # NumPy only
 
 # The layer, its loss and the pure functions import Keras (and its backend, seconds to load), so
 # they load on first use: `import linear_crf.tag_scheme` stays light for tools that only parse
@@ -43,15 +43,5 @@ def __dir__():
     return sorted([*globals(), *_FROM_CRF])
 
 
-__all__ = [
-    "CRF",
-    "CRFLoss",
-    "allowed_transitions",
-    "log_likelihood",
-    "log_partition",
-    "marginals",
-    "nbest_viterbi_decode",
-    "sequence_score",
-    "viterbi_decode",
-]
+__all__ = sorted([*_FROM_CRF, "allowed_transitions"])
 __version__ = "0.2.0"
