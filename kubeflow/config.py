@@ -77,7 +77,13 @@ Flink: `--runner=FlinkRunner --flink_master=HOST:8081 --environment_type=EXTERNA
 _PIPELINE_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 _URI_PATTERN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 # The local runner's flags that name local places: here the Kubeflow flags replace them.
-_LOCAL_ONLY_FLAGS = {"--data-dir": "--data-uri", "--output-dir": "--pipeline-root/--serving-uri"}
+_LOCAL_ONLY_FLAGS = {
+    "--data-dir": "--data-uri",
+    "--output-dir": "--pipeline-root/--serving-uri",
+    # Retention (pipeline.retention) runs after local runs; on Kubeflow see kubeflow/README.md.
+    "--keep-versions": "a lifecycle rule on the serving bucket (kubeflow/README.md)",
+    "--keep-runs": "a lifecycle rule on the pipeline root (kubeflow/README.md)",
+}
 _SPAN_TOKENS = ("{SPAN}", "{VERSION}")
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "DEFAULT_BEAM_ARGS",
     "DEFAULT_DATA_DIR",
     "DEFAULT_EMBEDDINGS",
+    "DEFAULT_KEEP_RUNS",
+    "DEFAULT_KEEP_VERSIONS",
     "DEFAULT_MIN_ENTITY_F1",
     "DEFAULT_OUTPUT_DIR",
     "DEFAULT_SCHEMA_PATH",
@@ -50,6 +52,11 @@ import TensorFlow. Dataflow: `--runner=DataflowRunner --project=P --region=R
 --temp_location=gs://B/tmp`; Flink: `--runner=FlinkRunner --flink_master=HOST:8081
 --environment_type=LOOPBACK` (pipeline root and data then on a shared filesystem such as gs://)."""
 
+
+DEFAULT_KEEP_VERSIONS = 5
+"""Serving versions a local run keeps (`pipeline.retention`): the newest and a few to roll back to."""
+DEFAULT_KEEP_RUNS = 3
+"""Runs whose pipeline artifacts a local run keeps (`pipeline.retention`)."""
 
 DEFAULT_MIN_ENTITY_F1 = 5.0
 """Blessing floor in percent: a sanity check that the model found entities at all (the sample
@@ -121,6 +128,11 @@ class PipelineConfig:
             log why (`models.warm_start`). Off by
             default: the base model changes with every blessing, so the Trainer is never reused
             from the cache. Ignored without `baseline`.
+        keep_versions: how many of the newest serving versions a local run keeps when it ends
+            (`pipeline.retention`); 0 keeps all.
+        keep_runs: how many of the newest runs keep their pipeline artifacts when a local run
+            ends (older ones are pruned, except what the next run needs: `pipeline.retention`);
+            0 keeps all.
     """
 
     pipeline_name: str
@@ -139,6 +151,8 @@ class PipelineConfig:
     explicit_serving_dir: str | None = None
     span_window: int = 1
     warm_start: bool = False
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+    keep_runs: int = DEFAULT_KEEP_RUNS
 
     def __post_init__(self):
         name = self.pipeline_name
@@ -164,6 +178,10 @@ class PipelineConfig:
             or self.span_window < 1
         ):
             raise _invalid("span_window", "a positive integer", self.span_window)
+        for field in ("keep_versions", "keep_runs"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise _invalid(field, "0 (keep all) or a positive integer", value)
         if self.span_window > 1 and not self.baseline:
             raise _invalid(
                 "span_window",
@@ -253,6 +271,8 @@ class PipelineConfig:
             explicit_serving_dir=_absolute(args.serving_dir) if args.serving_dir else None,
             span_window=args.span_window,
             warm_start=args.warm_start,
+            keep_versions=args.keep_versions,
+            keep_runs=args.keep_runs,
         )
 
 
@@ -453,6 +473,18 @@ def _parser(
         False,
         bool,
         "start training from the latest blessed model's weights, embedding rows matched by word",
+    )
+    add(
+        "--keep-versions",
+        DEFAULT_KEEP_VERSIONS,
+        int,
+        "serving versions kept when a run ends, newest first (0: all)",
+    )
+    add(
+        "--keep-runs",
+        DEFAULT_KEEP_RUNS,
+        int,
+        "runs whose pipeline artifacts are kept when a run ends, newest first (0: all)",
     )
     parser.add_argument(
         "--wait",

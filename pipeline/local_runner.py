@@ -235,7 +235,29 @@ def _run(config) -> int:
     except Exception as error:  # noqa: BLE001 (the run's product, the pushed model, is already safe)
         logging.warning("The run report could not be written: %s: %s", type(error).__name__, error)
         print(f"Report NOT written ({type(error).__name__}: {error}); the run itself succeeded.")
+    _apply_retention(config)
     return 0
+
+
+def _apply_retention(config) -> None:
+    """Keeps the newest `--keep-versions` serving versions and `--keep-runs` runs' artifacts
+    (`pipeline.retention`), still under the run lock. A failure here is reported, not raised: the
+    run's model is already pushed."""
+    from absl import logging
+
+    from pipeline.retention import apply_retention
+
+    try:
+        result = apply_retention(config)
+    except Exception as error:  # noqa: BLE001 (the run itself succeeded)
+        logging.warning("Retention failed: %s: %s", type(error).__name__, error)
+        print(
+            f"Old versions and artifacts NOT pruned ({type(error).__name__}: {error}); the run "
+            "itself succeeded. `python -m pipeline.retention` with the same flags retries."
+        )
+        return
+    if result.removed_versions or result.pruned_artifacts or result.removed_reports:
+        print(result.describe())
 
 
 if __name__ == "__main__":

@@ -80,6 +80,13 @@ def test_local_only_flag_is_refused():
         KubeflowConfig.from_args(REQUIRED + ["--data-dir", "/tmp/data"], environ={})
 
 
+@pytest.mark.parametrize("flag", ["--keep-versions", "--keep-runs"])
+def test_retention_flags_are_refused_rather_than_ignored(flag):
+    # The compiled pipeline has no retention step (kubeflow/README.md says what to do instead).
+    with pytest.raises(ValueError, match=f"lifecycle rule .* instead of the local runner's {flag}"):
+        KubeflowConfig.from_args(REQUIRED + [flag, "2"], environ={})
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
