@@ -5,8 +5,16 @@ whose `Format-Serving/` folder is what the Pusher publishes. Reading Keras weigh
 SavedModel (a `tf.Module` holding the TFT graph and the Keras 3 model) would tie this to the
 export's layout, so `run_fn` also writes, beside `Format-Serving/` and never pushed:
 
-    <model artifact>/warm_start/weights.npz            every weight, keyed by its variable path
+    <model artifact>/warm_start/weights.npz            every weight but the frozen pretrained
+                                                       table, keyed by its variable path
     <model artifact>/warm_start/compatibility.json     what the weights depend on
+
+The frozen pretrained table (`PretrainedWordEmbedding.frozen`, 400,000 x 50 floats with GloVe:
+80 MB) is not written: it is the vectors file's, never trained, and every run builds it again
+from that file; the SavedModel beside holds it for serving. A warm-started model keeps its own
+(the vectors file's) and takes the base model's tuned rows by word; with an unchanged vectors
+file that is the same as taking the base's table. Base models written before this stored the
+table, and their rows are still matched by word.
 
 A new span of data usually brings new words and changes the frequency order of the vocabulary,
 so the rows of the word and character embeddings are matched by word (and by character), not by
@@ -53,7 +61,9 @@ CHAR_EMBEDDING = "char_embedding"
 _SAME_ROWS_AS = {"frozen_word_embedding": WORD_EMBEDDING}
 """Embedding layers whose rows are those of another (the frozen pretrained channel's, in models
 written before `models.tagger.PretrainedWordEmbedding` held both tables)."""
-_TABLES_BY_WORD = ("embeddings", "frozen")
+_FROZEN_TABLE = "frozen"
+"""A `PretrainedWordEmbedding`'s frozen pretrained table: not saved (see the module doc)."""
+_TABLES_BY_WORD = ("embeddings", _FROZEN_TABLE)
 """Weights of an embedding layer whose rows are matched by word (a `keras.layers.Embedding`'s
 `embeddings`, a `PretrainedWordEmbedding`'s `frozen`); its `tuned` rows are matched through
 `tuned_row`, `_tuned_rows_by_word`."""
@@ -106,8 +116,12 @@ def save_warm_start_state(model: keras.Model, record: dict, serving_model_dir: s
     """
     directory = os.path.join(model_artifact_dir(serving_model_dir), WARM_START_DIR)
     tf.io.gfile.makedirs(directory)
-    weights = {variable.path: np.asarray(variable) for variable in model.weights}
-    if len(weights) != len(model.weights):
+    weights = {
+        variable.path: np.asarray(variable)
+        for variable in model.weights
+        if variable.path.rpartition("/")[2] != _FROZEN_TABLE
+    }
+    if len({variable.path for variable in model.weights}) != len(model.weights):
         raise ValueError(f"Weights of {model.name} with the same path: cannot key them by path.")
     buffer = io.BytesIO()
     np.savez(buffer, **weights)
@@ -140,15 +154,6 @@ def _rows_by_item(
     return value, len(new_rows)
 
 
-def _word_vectors_by_id(frozen: np.ndarray, tuned: np.ndarray, tuned_row: np.ndarray) -> np.ndarray:
-    """A `PretrainedWordEmbedding`'s tuned channel for every word id: its tuned row where it has
-    one, else its pretrained vector."""
-    vectors = frozen.copy()
-    has_row = tuned_row >= 0
-    vectors[has_row] = tuned[tuned_row[has_row]]
-    return vectors
-
-
 def _tuned_rows_by_word(
     base: Mapping[str, np.ndarray],
     layer: str,
@@ -158,25 +163,30 @@ def _tuned_rows_by_word(
     items: Sequence[str],
 ) -> tuple[np.ndarray, int]:
     """The new `tuned` rows: for each of this model's tuned words the base model's tuned vector
-    of the same word (its tuned row, or its pretrained vector if the base did not tune it);
-    (value, rows reused)."""
-    base_vectors = _word_vectors_by_id(
-        base[f"{layer}/frozen"], base[f"{layer}/tuned"], base[f"{layer}/tuned_row"]
-    )
+    of the same word (its tuned row; if the base did not tune it, its pretrained vector: the
+    base's frozen row where the base stored its table, else this model's own, the same vectors
+    file's); (value, rows reused)."""
+    base_tuned, base_tuned_row = base[f"{layer}/tuned"], base[f"{layer}/tuned_row"]
+    base_frozen = base.get(f"{layer}/{_FROZEN_TABLE}")
     reserved = len(fresh_tuned_row) - len(items)
     if (
-        len(base_vectors) - len(base_items) != reserved
-        or base_vectors.shape[1:] != (fresh_tuned.shape[1:])
+        len(base_tuned_row) - len(base_items) != reserved
+        or base_tuned.shape[1:] != (fresh_tuned.shape[1:])
     ):
         raise ValueError("reserved rows or row size differ")
     base_ids = {item: reserved + row for row, item in enumerate(base_items)}
     value, count = fresh_tuned.copy(), 0
     for word_id in np.flatnonzero(fresh_tuned_row >= 0):
-        if word_id < reserved:  # padding, OOV: the base's
-            value[fresh_tuned_row[word_id]] = base_vectors[word_id]
-        elif items[word_id - reserved] in base_ids:
-            value[fresh_tuned_row[word_id]] = base_vectors[base_ids[items[word_id - reserved]]]
-            count += 1
+        # Padding and OOV: the base's; a word: the base's row of the same word, if it has one.
+        base_id = word_id if word_id < reserved else base_ids.get(items[word_id - reserved])
+        if base_id is None:
+            continue
+        if base_tuned_row[base_id] >= 0:
+            value[fresh_tuned_row[word_id]] = base_tuned[base_tuned_row[base_id]]
+        elif base_frozen is not None:
+            value[fresh_tuned_row[word_id]] = base_frozen[base_id]
+        # else: its pretrained vector, which is already this model's initial tuned row.
+        count += word_id >= reserved
     return value, count
 
 
@@ -247,10 +257,13 @@ def _warm_start(model: keras.Model, record: dict, base_model: str | None) -> str
     current = {variable.path: np.asarray(variable) for variable in model.weights}
     for variable in model.weights:
         base = base_weights.get(variable.path)
-        if base is None:
-            return f"the base model has no weight {variable.path}"
         layer, _, name = variable.path.partition("/")
         rows = _SAME_ROWS_AS.get(layer, layer)
+        if base is None and rows in vocabularies and name == _FROZEN_TABLE:
+            values.append(current[variable.path])  # not saved: the vectors file's, as built
+            continue
+        if base is None:
+            return f"the base model has no weight {variable.path}"
         if rows in vocabularies and name == "tuned_row":
             value = current[variable.path]  # this model's tuned words, not the base's
         elif rows in vocabularies and name == "tuned":

@@ -172,8 +172,11 @@ def tuned_model(vectors, tuned_ids, seed=0):
     return model
 
 
-def test_tuned_rows_follow_the_words_and_base_tuned_words_stay_tuned(tmp_path):
-    from models.warm_start import base_tuned_words
+@pytest.mark.parametrize("base_stored_its_table", [False, True])
+def test_tuned_rows_follow_the_words_and_base_tuned_words_stay_tuned(
+    tmp_path, base_stored_its_table
+):
+    from models.warm_start import WARM_START_DIR, WEIGHTS_FILE, base_tuned_words
 
     # Base: words paris, alice, rome (ids 2-4); it tuned padding, OOV and paris.
     base_words = ["paris", "alice", "rome"]
@@ -181,10 +184,19 @@ def test_tuned_rows_follow_the_words_and_base_tuned_words_stay_tuned(tmp_path):
     base.get_layer("word_embedding").tuned.assign(-np.ones((3, 2), np.float32))  # "training"
     serving = str(tmp_path / "base_model" / "Format-Serving")
     save_warm_start_state(base, compatibility_record(CONFIG, base_words, CHARS), serving)
+    weights_path = tmp_path / "base_model" / WARM_START_DIR / WEIGHTS_FILE
+    saved = dict(np.load(weights_path))
+    # The frozen pretrained table is the vectors file's: not duplicated beside the SavedModel.
+    assert "word_embedding/frozen" not in saved
+    assert "word_embedding/tuned" in saved and "dense/kernel" in saved
+    if base_stored_its_table:  # a base model written before the table was left out
+        saved["word_embedding/frozen"] = np.asarray(base.get_layer("word_embedding").frozen)
+        np.savez(weights_path, **saved)
     assert base_tuned_words(serving) == {"paris"}
     assert base_tuned_words(None) == set()
 
     # New run: "lima" is new (id 3), the vocabulary order changed; it tunes alice, lima, paris.
+    # Its vectors differ from the base's, to tell apart which table a row came from.
     words = ["alice", "lima", "paris", "rome"]
     vectors = 100 + np.arange(12, dtype=np.float32).reshape(6, 2)
     fresh = tuned_model(vectors, [0, 1, 2, 3, 4], seed=5)
@@ -192,10 +204,17 @@ def test_tuned_rows_follow_the_words_and_base_tuned_words_stay_tuned(tmp_path):
     layer = fresh.get_layer("word_embedding")
     by_id = np.asarray(layer(np.arange(6)[None, :])[0])[0]  # the tuned channel of every id
     np.testing.assert_array_equal(by_id[:2], [[-1, -1], [-1, -1]])  # padding, OOV: the base's
-    np.testing.assert_array_equal(by_id[2], [6, 7])  # alice: the base's (untuned) vector
     np.testing.assert_array_equal(by_id[3], vectors[3])  # lima: new, its fresh vector
     np.testing.assert_array_equal(by_id[4], [-1, -1])  # paris: the base's tuned vector
-    np.testing.assert_array_equal(by_id[5], [8, 9])  # rome: not tuned, the base's frozen row
     frozen = np.asarray(layer.frozen)
-    np.testing.assert_array_equal(frozen[[2, 4, 5]], [[6, 7], [4, 5], [8, 9]])  # by word
-    np.testing.assert_array_equal(frozen[3], vectors[3])
+    if base_stored_its_table:
+        # Untuned rows by word from the base's stored table, as before.
+        np.testing.assert_array_equal(by_id[2], [6, 7])  # alice: the base's (untuned) vector
+        np.testing.assert_array_equal(by_id[5], [8, 9])  # rome: not tuned, the base's frozen row
+        np.testing.assert_array_equal(frozen[[2, 4, 5]], [[6, 7], [4, 5], [8, 9]])  # by word
+        np.testing.assert_array_equal(frozen[3], vectors[3])
+    else:
+        # Untuned rows: this run's vectors (with an unchanged vectors file, the same values).
+        np.testing.assert_array_equal(by_id[2], vectors[2])  # alice: not tuned by the base
+        np.testing.assert_array_equal(by_id[5], vectors[5])  # rome
+        np.testing.assert_array_equal(frozen, vectors)
