@@ -31,6 +31,8 @@ import time
 import warnings
 
 __all__ = [
+    "BriefFormatter",
+    "log_file_path",
     "main",
     "ProgressFilter",
 ]
@@ -72,6 +74,21 @@ class ProgressFilter(python_logging.Filter):
         return any(source in record.pathname for source in _PROGRESS_SOURCES)
 
 
+class BriefFormatter(python_logging.Formatter):
+    """Errors in one line: a component's failure reaches the console as its message only (TFX and
+    Beam log it with two or three chained tracebacks, 50-130 lines); the run's log file
+    (`_log_to_file`) keeps every traceback."""
+
+    def format(self, record: python_logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            text = super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+        return text.splitlines()[0] if record.levelno >= python_logging.ERROR else text
+
+
 def _configure_logging(verbose: bool) -> None:
     """Timestamped log lines on stderr; only the run's progress unless `verbose`."""
     from absl import logging
@@ -79,7 +96,7 @@ def _configure_logging(verbose: bool) -> None:
     logging.set_verbosity(logging.INFO)
     python_logging.basicConfig(
         level=python_logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
+        format=_FORMAT,
         datefmt="%H:%M:%S",
         force=True,
     )
@@ -89,6 +106,41 @@ def _configure_logging(verbose: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         for handler in python_logging.getLogger().handlers:
             handler.addFilter(ProgressFilter())
+            handler.setFormatter(BriefFormatter(_FORMAT, datefmt="%H:%M:%S"))
+
+
+_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def log_file_path(config) -> str:
+    """The full log of the latest run (every line, every traceback), beside the metadata store."""
+    return os.path.join(os.path.dirname(config.metadata_path), "last_run.log")
+
+
+def _log_to_file(config) -> str:
+    """Writes everything logged from now on (INFO and up, tracebacks included) to
+    `log_file_path(config)`, replacing the previous run's; returns the path."""
+    path = log_file_path(config)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = python_logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(python_logging.Formatter(_FORMAT))
+    python_logging.getLogger().addHandler(handler)
+    file_only = python_logging.getLogger(_FILE_ONLY_LOGGER)
+    file_only.propagate = False
+    file_only.handlers = [handler]
+    return path
+
+
+_FILE_ONLY_LOGGER = "pipeline.local_runner.log_file"
+"""Lines for the log file alone (the traceback of a failed run; its message goes to the console
+once, in the last lines)."""
+
+
+def _one_line(error: BaseException) -> str:
+    """`Type: first line of the message`, without Beam's `[while running '...']` suffix."""
+    message = (str(error).strip() or "?").splitlines()[0]
+    message = message.split(" [while running '")[0]
+    return f"{type(error).__name__}: {message}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.info("Another run of this pipeline is in progress; waiting for it to end.")
         lock.acquire(wait=True)
     with lock:
-        return _run(config)
+        return _run(config, verbose)
 
 
 def _check_vectors_file(config) -> None:
@@ -173,8 +225,9 @@ def _check_vectors_file(config) -> None:
         )
 
 
-def _run(config) -> int:
-    """Runs the pipeline while holding its run lock; prints the result."""
+def _run(config, verbose: bool = False) -> int:
+    """Runs the pipeline while holding its run lock; prints the result. A failed run ends with
+    its error in one line (with `verbose`, the traceback) and exit status 1."""
     # TFX is imported once the lock is held: a second run that finds the lock taken answers at
     # once instead of after the ~30 s that importing TFX takes.
     from absl import logging
@@ -199,8 +252,22 @@ def _run(config) -> int:
     logging.info(
         "Pipeline %s: data %s, outputs %s", config.pipeline_name, config.data_dir, config.output_dir
     )
+    log_path = _log_to_file(config)
     start = time.monotonic()
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    try:
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    except Exception as error:
+        if verbose:
+            raise
+        # The traceback goes to the log file only (the console's formatter drops it).
+        python_logging.getLogger(_FILE_ONLY_LOGGER).error("The run failed.", exc_info=error)
+        print(
+            f"python -m pipeline.local_runner: error: {_one_line(error)}\n"
+            f"The run stopped there. Full log with the traceback: {log_path} "
+            "(--verbose prints it here).",
+            file=sys.stderr,
+        )
+        return 1
     elapsed = time.monotonic() - start
     connection_config = tfx.orchestration.metadata.sqlite_metadata_connection_config(
         config.metadata_path

@@ -253,6 +253,14 @@ def test_real_runs_that_keep_failing_are_given_up(tmp_path):
     first = check()
     assert first.returncode != 0, first.stderr[-2000:]
     assert "span-1/train.conll:2: " in first.stderr  # the child's ConllFormatError, file:line
+    # In a few lines, without the 130 lines of chained TFX and Beam tracebacks; those are in the
+    # run's log file, which the message names.
+    assert "Traceback" not in first.stderr, first.stderr[-3000:]
+    assert "error: ConllFormatError: " in first.stderr
+    log_file = os.path.join(os.path.dirname(cfg.metadata_path), "last_run.log")
+    assert f"Full log with the traceback: {log_file}" in first.stderr
+    with open(log_file, encoding="utf-8") as file:
+        assert "Traceback" in file.read()
     record = scheduler.read_failure(paths, 1)
     assert record["status"] == "retrying" and record["attempts"] == 1
     assert record["last_exit_status"] == first.returncode
