@@ -20,8 +20,10 @@ and counted in `ReadStats`.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -35,6 +37,7 @@ __all__ = [
     "TAG_SCHEMES",
     "parse_tag",
     "read_conll",
+    "lines_of",
     "read_conll_lines",
 ]
 
@@ -205,10 +208,30 @@ def read_conll(
     return _read_file(os.fspath(path), token_column, tag_column, separator, scheme, on_error, stats)
 
 
+def lines_of(file: BinaryIO, path: str) -> Iterator[bytes]:
+    """The lines of a file opened in binary mode; decompressed as they are read if the file is
+    gzip-compressed (known by its first bytes, whatever its name: `train.conll.gz` or not).
+
+    Raises:
+        ConllFormatError: naming the file, for compressed data that is corrupt or cut short.
+    """
+    head = file.read(len(_GZIP_MAGIC))
+    file.seek(0)
+    if head != _GZIP_MAGIC:
+        yield from file
+        return
+    try:
+        yield from gzip.GzipFile(fileobj=file, mode="rb")  # type: ignore[arg-type]
+    except (OSError, EOFError, zlib.error) as error:
+        raise ConllFormatError(
+            path, None, f"corrupt or truncated gzip data ({error}); check the file with gzip -t"
+        ) from None
+
+
 def _read_file(path, token_column, tag_column, separator, scheme, on_error, stats):
     with open(path, "rb") as file:
         yield from _read_lines(
-            file,
+            lines_of(file, path),
             path=path,
             token_column=token_column,
             tag_column=tag_column,
@@ -233,13 +256,16 @@ def read_conll_lines(
 
     Args:
         lines: the file's lines as bytes, each with or without its line ending, e.g. a file
-            opened in binary mode (which splits at b"\\n" only, as wanted here).
+            opened in binary mode (which splits at b"\\n" only, as wanted here); a file object
+            that can seek is read through `lines_of` (gzip-compressed files decompressed).
         path: the name used in `Sentence.path` and in error messages.
         token_column, tag_column, separator, scheme, on_error, stats: as for `read_conll`.
     Returns:
         An iterator of `Sentence`s in file order (the file is read as it is consumed).
     """
     _validate_arguments(token_column, tag_column, separator, scheme, on_error)
+    if hasattr(lines, "read") and hasattr(lines, "seek"):
+        lines = lines_of(lines, path)  # type: ignore[arg-type]
     return _read_lines(lines, path, token_column, tag_column, separator, scheme, on_error, stats)
 
 

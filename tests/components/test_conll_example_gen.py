@@ -137,6 +137,24 @@ def test_input_splits_with_a_quirky_file(tmp_path):
     }
 
 
+def test_gzipped_files_are_read_as_the_plain_ones(tmp_path):
+    import gzip
+
+    base = tmp_path / "input"
+    write(base / "train" / "quirky.conll.gz", gzip.compress(QUIRKY))
+    write(base / "eval" / "eval.conll", b"x\tO\n")
+    examples = run_executor(
+        tmp_path, exec_properties(base, [("train", "train/*"), ("eval", "eval/*.conll")])
+    )
+    assert read_split(examples, "train") == sorted(
+        [
+            (tokens, tags, f"train/quirky.conll.gz:{line}")
+            for tokens, tags, line in QUIRKY_SENTENCES
+        ],
+        key=lambda record: record[2],
+    )
+
+
 def test_hash_bucket_splits_partition_every_sentence_once(tmp_path):
     base = tmp_path / "input"
     lines = [f"w{i}\t{'B-person' if i % 3 else 'O'}\n\n".encode() for i in range(60)]

@@ -278,12 +278,31 @@ def test_invalid_utf8_names_line_and_byte_offset(tmp_path):
         read_all(path)
 
 
-def test_a_gzipped_file_is_named_as_such(tmp_path):
+@pytest.mark.parametrize("name", ["train.conll.gz", "train.conll"])
+def test_a_gzipped_file_is_read_as_the_plain_one(tmp_path, name):
+    """Known by its magic bytes, whatever its name; line numbers are the uncompressed file's."""
     import gzip
 
-    path = write(tmp_path, "train.conll", gzip.compress(b"a\tO\n\nb\tB-person\n"))
-    with pytest.raises(ConllFormatError, match=r"train.conll:1: invalid UTF-8 at byte offset 1 "
-                       r".*; the file is gzip-compressed .*: decompress it first, e.g. gunzip"):  # fmt: skip
+    plain = b"-DOCSTART-\tO\n\nEmpire\tB-location\nState\tI-location\n\nhi\tO\n"
+    expected = as_pairs(read_all(write(tmp_path, "plain.conll", plain)))
+    path = write(tmp_path, name, gzip.compress(plain))
+    assert as_pairs(read_all(path)) == expected == [
+        (["Empire", "State"], ["B-location", "I-location"], 3), (["hi"], ["O"], 6)
+    ]  # fmt: skip
+    with open(path, "rb") as file:  # as ConllExampleGen reads it, from an open file
+        assert as_pairs(read_conll_lines(file, path)) == expected
+    bad = write(tmp_path, "bad." + name, gzip.compress(b"a\tO\nb\tX-person\n"))
+    with pytest.raises(
+        ConllFormatError, match=error_message(bad, 2, "invalid tag 'X-person'")[:-1]
+    ):
+        read_all(bad)
+
+
+def test_a_truncated_gzipped_file_names_the_file(tmp_path):
+    import gzip
+
+    path = write(tmp_path, "train.conll.gz", gzip.compress(b"a\tO\n" * 1000)[:-20])
+    with pytest.raises(ConllFormatError, match=r"train.conll.gz: corrupt or truncated gzip data"):
         read_all(path)
 
 
