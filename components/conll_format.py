@@ -32,6 +32,7 @@ from linear_crf.tag_scheme import split_tag as parse_tag
 
 __all__ = [
     "ConllFormatError",
+    "ON_ERROR_MODES",
     "ReadStats",
     "Sentence",
     "TAG_SCHEMES",

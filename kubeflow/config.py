@@ -41,6 +41,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from components.conll_format import ON_ERROR_MODES
 from models.config import TaggerConfig
 from pipeline.config import DEFAULT_EMBEDDINGS, DEFAULT_MIN_ENTITY_F1, PipelineConfig
 from pipeline.switches import switch_from_environment
@@ -142,6 +143,7 @@ class KubeflowConfig:
         span_window: as `PipelineConfig.span_window`; only 1 here (see the module docstring).
         warm_start: as `PipelineConfig.warm_start`: the Trainer starts from the latest blessed
             model's weights. Target `vertex` only (it needs the baseline resolver).
+        on_bad_lines: as `PipelineConfig.on_bad_lines`.
     """
 
     image: str
@@ -159,11 +161,14 @@ class KubeflowConfig:
     enable_cache: bool = True
     span_window: int = 1
     warm_start: bool = False
+    on_bad_lines: str = "raise"
 
     def __post_init__(self):
         if not self.image or any(character.isspace() for character in self.image):
             raise _invalid("image", "a container image reference without spaces", self.image)
         check_pipeline_name(self.pipeline_name)
+        if self.on_bad_lines not in ON_ERROR_MODES:
+            raise _invalid("on_bad_lines", f"one of {ON_ERROR_MODES}", self.on_bad_lines)
         if self.target not in TARGETS:
             raise _invalid("target", f"one of {TARGETS}", self.target)
         for name in ("pipeline_root", "data_uri", "serving_uri", "schema_uri"):
@@ -263,6 +268,7 @@ class KubeflowConfig:
             remote_serving_dir=self.serving_uri,
             span_window=self.span_window,
             warm_start=self.warm_start,
+            on_bad_lines=self.on_bad_lines,
         )
 
     @classmethod
@@ -314,6 +320,7 @@ class KubeflowConfig:
             enable_cache=not args.no_cache,
             span_window=local.span_window,
             warm_start=local.warm_start,
+            on_bad_lines=local.on_bad_lines,
         )
 
 

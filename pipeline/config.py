@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.conll_format import ON_ERROR_MODES
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
 from models.embeddings import installed_glove_path, is_uri
 from pipeline.switches import parse_switch
@@ -128,6 +129,11 @@ class PipelineConfig:
             log why (`models.warm_start`). Off by
             default: the base model changes with every blessing, so the Trainer is never reused
             from the cache. Ignored without `baseline`.
+        on_bad_lines: what ConllExampleGen does with a sentence holding a line it cannot read
+            (wrong column count, empty token or tag, a tag outside the scheme, invalid UTF-8):
+            "raise" stops the run naming file and line; "skip" drops the sentence, whole, and
+            counts it (the run's last lines give the counts, the log the first errors of each
+            file).
         keep_versions: how many of the newest serving versions a local run keeps when it ends
             (`pipeline.retention`); 0 keeps all.
         keep_runs: how many of the newest runs keep their pipeline artifacts when a local run
@@ -153,6 +159,7 @@ class PipelineConfig:
     warm_start: bool = False
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     keep_runs: int = DEFAULT_KEEP_RUNS
+    on_bad_lines: str = "raise"
 
     def __post_init__(self):
         name = self.pipeline_name
@@ -178,6 +185,8 @@ class PipelineConfig:
             or self.span_window < 1
         ):
             raise _invalid("span_window", "a positive integer", self.span_window)
+        if self.on_bad_lines not in ON_ERROR_MODES:
+            raise _invalid("on_bad_lines", f"one of {ON_ERROR_MODES}", self.on_bad_lines)
         for field in ("keep_versions", "keep_runs"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -273,6 +282,7 @@ class PipelineConfig:
             warm_start=args.warm_start,
             keep_versions=args.keep_versions,
             keep_runs=args.keep_runs,
+            on_bad_lines=args.on_bad_lines,
         )
 
 
@@ -457,6 +467,13 @@ def _parser(
         False,
         bool,
         "train without pretrained word vectors (default: --embeddings, the installed GloVe 6B 50d)",
+    )
+    add(
+        "--on-bad-lines",
+        "raise",
+        str,
+        "a CoNLL sentence with a line that cannot be read: raise (stop, naming file and line) or "
+        "skip (drop the sentence, counted)",
     )
     add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
     add("--span-window", 1, int, "train on the last N spans ({SPAN} in the patterns)")

@@ -281,6 +281,12 @@ def _run(config, verbose: bool = False) -> int:
         return 0
     for execution in executions:
         print(f"  {execution.node_id:<32} {execution.state:<9} {execution.seconds:6.1f} s")
+    if summary.skipped_sentences:
+        print(
+            f"ConllExampleGen skipped {summary.skipped_sentences} sentence(s) holding a bad line "
+            f"({summary.skipped_lines} line(s) in all; --on-bad-lines skip); the first errors of "
+            f"each file are logged above and in {log_path}."
+        )
     if summary.pushed:
         print(
             f"Model pushed to {summary.pushed_destination}\n"

@@ -199,6 +199,7 @@ def create_pipeline(
             ]
         ),
         scheme=config.tagger.model.tag_scheme,
+        on_error=config.on_bad_lines,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)

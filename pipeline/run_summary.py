@@ -90,6 +90,9 @@ class RunSummary:
         entity_f1: the candidate's entity F1 on the eval split, percent.
         token_accuracy: its token accuracy, percent.
         metrics: every overall metric of the candidate, name -> value.
+        skipped_sentences: sentences ConllExampleGen dropped for a bad line (`--on-bad-lines
+            skip`), over every split of the latest ingestion.
+        skipped_lines: the lines of those sentences.
     """
 
     blessed: bool
@@ -98,6 +101,8 @@ class RunSummary:
     entity_f1: float
     token_accuracy: float
     metrics: dict[str, float]
+    skipped_sentences: int = 0
+    skipped_lines: int = 0
 
 
 def _latest_artifact(store, type_name: str) -> metadata_store_pb2.Artifact:
@@ -143,6 +148,12 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig) -> RunSumm
         blessing = _latest_artifact(store, standard_artifacts.ModelBlessing.TYPE_NAME)
         pushed_model = _latest_artifact(store, standard_artifacts.PushedModel.TYPE_NAME)
         evaluation = _latest_artifact(store, standard_artifacts.ModelEvaluation.TYPE_NAME)
+        ingested = [
+            a
+            for a in store.get_artifacts_by_type(standard_artifacts.Examples.TYPE_NAME)
+            if a.state == a.LIVE and "conll_num_sentences" in a.custom_properties
+        ]
+        examples = max(ingested, key=lambda artifact: artifact.id) if ingested else None
     metrics = overall_metrics(evaluation.uri)
     return RunSummary(
         blessed=bool(_int_property(blessing, "blessed")),
@@ -151,4 +162,6 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig) -> RunSumm
         entity_f1=metrics.get(ENTITY_F1_NAME, float("nan")),
         token_accuracy=metrics.get(TOKEN_ACCURACY_NAME, float("nan")),
         metrics=metrics,
+        skipped_sentences=_int_property(examples, "conll_num_skipped_sentences") if examples else 0,
+        skipped_lines=_int_property(examples, "conll_num_skipped_lines") if examples else 0,
     )

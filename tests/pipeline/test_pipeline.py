@@ -117,3 +117,21 @@ def test_epochs_change_the_trainer_key_not_the_transform_key(tmp_path):
 
     read = TaggerConfig.from_custom_config(json.loads(changed["custom_config"]))
     assert read.preprocessing.max_length == 32
+
+
+@pytest.mark.parametrize("mode", ["raise", "skip"])
+def test_on_bad_lines_reaches_the_example_gen(tmp_path, mode):
+    from components.conll_example_gen import ConllReadOptions
+
+    config = PipelineConfig.from_args(
+        ["--output-dir", str(tmp_path), "--on-bad-lines", mode], environ={}
+    )
+    nodes = {node.id: node for node in create_pipeline(config).components}
+    options = ConllReadOptions.from_exec_properties(nodes["ConllExampleGen"].exec_properties)
+    assert options.on_error == mode
+
+
+def test_on_bad_lines_accepts_raise_or_skip_only():
+    with pytest.raises(ValueError, match=r"on_bad_lines.*\('raise', 'skip'\).*'drop'"):
+        PipelineConfig.from_args(["--on-bad-lines", "drop"], environ={})
+    assert PipelineConfig.from_args([], environ={"NER_ON_BAD_LINES": "skip"}).on_bad_lines == "skip"
