@@ -37,13 +37,18 @@ __all__ = [
     "confusion_figure",
     "curves_figure",
     "data_statistics",
+    "entity_errors",
+    "example_errors",
+    "kept_epoch",
     "known_words",
     "latest_run_artifacts",
+    "MISSED",
     "predict_tags",
     "read_split",
     "render_html",
     "RunArtifacts",
     "SENTENCE",
+    "SPURIOUS",
     "tag_confusion",
     "training_history",
     "validation_reasons",
@@ -66,6 +71,8 @@ class RunArtifacts:
         blessed: the Evaluator's verdict.
         pushed_destination: the pushed version's folder, "" when not pushed.
         model_id: ML Metadata id of the candidate Model artifact.
+        early_stopping_start_epoch: the Trainer's setting (from its execution's custom_config):
+            the epochs before it are never the one whose weights are kept.
     """
 
     examples_uri: str
@@ -76,6 +83,27 @@ class RunArtifacts:
     blessed: bool
     pushed_destination: str
     model_id: int
+    early_stopping_start_epoch: int = 0
+
+
+def _trainer_start_epoch(store, model_id: int) -> int:
+    """`early_stopping_start_epoch` of the Trainer execution that produced model `model_id`."""
+    from models.config import TaggerConfig
+
+    events = store.get_events_by_artifact_ids([model_id])
+    producers = [event.execution_id for event in events if event.type == event.OUTPUT]
+    for execution in store.get_executions_by_id(producers):
+        if "custom_config" in execution.properties:
+            text = execution.properties["custom_config"].string_value
+        elif "custom_config" in execution.custom_properties:
+            text = execution.custom_properties["custom_config"].string_value
+        else:
+            continue
+        try:
+            return TaggerConfig.from_custom_config(text).training.early_stopping_start_epoch
+        except ValueError:
+            continue
+    return 0
 
 
 def latest_run_artifacts(connection_config) -> RunArtifacts:
@@ -107,6 +135,7 @@ def latest_run_artifacts(connection_config) -> RunArtifacts:
                 else ""
             ),
             model_id=model.id,
+            early_stopping_start_epoch=_trainer_start_epoch(store, model.id),
         )
 
 
@@ -202,6 +231,97 @@ def tag_confusion(gold: Sequence[list[str]], predicted: Sequence[list[str]], tag
         for g, p in zip(gold_tags, predicted_tags):
             matrix[index[g], index[p]] += 1
     return matrix
+
+
+MISSED = "(missed)"
+"""Column of the entity error view for a gold entity with no predicted entity on its span."""
+SPURIOUS = "(spurious)"
+"""Row of the entity error view for a predicted entity with no gold entity on its span."""
+
+
+def entity_errors(
+    gold: Sequence[list[str]], predicted: Sequence[list[str]], scheme: str = "iob2"
+) -> Counter:
+    """Entities by (gold type, predicted type), matched by span (start and end): the diagonal
+    is correct; (type, MISSED) a gold entity whose span no prediction has; (SPURIOUS, type) a
+    predicted entity on no gold span; (a, b) a span found with the wrong type. A span found
+    with other boundaries counts as one missed and one spurious, as conlleval scores it."""
+    counts: Counter = Counter()
+    for gold_tags, predicted_tags in zip(gold, predicted):
+        gold_spans = {(s, e): t for s, e, t in extract_entities(gold_tags, scheme)}
+        predicted_spans = {(s, e): t for s, e, t in extract_entities(predicted_tags, scheme)}
+        for span, entity_type in gold_spans.items():
+            counts[(entity_type, predicted_spans.get(span, MISSED))] += 1
+        for span, entity_type in predicted_spans.items():
+            if span not in gold_spans:
+                counts[(SPURIOUS, entity_type)] += 1
+    return counts
+
+
+def example_errors(
+    sentences: Sequence[list[str]],
+    gold: Sequence[list[str]],
+    predicted: Sequence[list[str]],
+    scheme: str = "iob2",
+    limit: int = 10,
+) -> list[tuple[str, str, str]]:
+    """The first `limit` sentences whose predicted entities differ from the gold ones:
+    (sentence, gold entities, predicted entities), entities written `[text](type)`."""
+
+    def written(tokens, tags):
+        entities = extract_entities(tags, scheme)
+        return " ".join(f"[{' '.join(tokens[s:e])}]({t})" for s, e, t in entities) or "(none)"
+
+    result = []
+    for tokens, gold_tags, predicted_tags in zip(sentences, gold, predicted):
+        if extract_entities(gold_tags, scheme) != extract_entities(predicted_tags, scheme):
+            result.append(
+                (" ".join(tokens), written(tokens, gold_tags), written(tokens, predicted_tags))
+            )
+            if len(result) == limit:
+                break
+    return result
+
+
+def _errors_table(counts: Counter) -> str:
+    """The entity error view as an HTML table: counts, each cell shaded by its share of its row
+    (green on the diagonal, red elsewhere)."""
+    gold_types = sorted({g for g, _ in counts if g != SPURIOUS})
+    predicted_types = sorted({p for _, p in counts if p != MISSED} | set(gold_types))
+    rows = [*gold_types, SPURIOUS]
+    columns = [*predicted_types, MISSED]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["gold \\ predicted", *columns, "gold"])
+    body = []
+    for row in rows:
+        total = sum(counts[(row, c)] for c in columns)
+        cells = [f"<td>{html.escape(row)}</td>"]
+        for column in columns:
+            count = counts[(row, column)]
+            share = count / total if total else 0.0
+            hue = "0, 128, 0" if row == column else "200, 0, 0"
+            style = f' style="background: rgba({hue}, {0.1 + 0.6 * share:.2f})"' if count else ""
+            cells.append(f"<td{style}>{count if count else ''}</td>")
+        cells.append(f"<td>{total if row != SPURIOUS else ''}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<table class="errors"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def kept_epoch(history: dict[str, list[tuple[int, float]]], start_epoch: int = 0) -> int | None:
+    """The epoch (0-based) whose weights early stopping kept: the best eval entity F1 from
+    `start_epoch` on (the first of equals); the last epoch if training ended before it; None
+    without an F1 curve."""
+    curves = [values for name, values in history.items() if name.endswith("entity_f1")]
+    if not curves or not curves[0]:
+        return None
+    values = curves[0]
+    watched = [(epoch, f1) for epoch, f1 in values if epoch >= start_epoch]
+    if not watched:
+        return values[-1][0]
+    best = max(f1 for _, f1 in watched)
+    return next(epoch for epoch, f1 in watched if f1 == best)
 
 
 def training_history(model_run_uri: str) -> dict[str, list[tuple[int, float]]]:
@@ -301,12 +421,13 @@ def confusion_figure(matrix: np.ndarray, tag_names: Sequence[str]) -> str:
     axes.set_ylabel("gold tag")
     for (i, j), count in np.ndenumerate(matrix):
         if count:
-            axes.text(j, i, str(count), ha="center", va="center", fontsize=6)
+            axes.text(j, i, str(count), ha="center", va="center", fontsize=8)
     return _png(figure)
 
 
-def curves_figure(history: dict[str, list[tuple[int, float]]]) -> str:
-    """Base64 PNG: losses per epoch (left) and eval entity F1 per epoch (right)."""
+def curves_figure(history: dict[str, list[tuple[int, float]]], kept: int | None = None) -> str:
+    """Base64 PNG: losses per epoch (left) and eval entity F1 per epoch (right), the kept epoch
+    (0-based `kept`) marked on both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,6 +441,9 @@ def curves_figure(history: dict[str, list[tuple[int, float]]]) -> str:
             loss_axes.plot(epochs, numbers, marker="o", label=name.split("/")[0])
         elif name.endswith("entity_f1"):
             f1_axes.plot(epochs, numbers, marker="o", color="tab:green", label="eval entity F1")
+    if kept is not None:
+        for axes in (loss_axes, f1_axes):
+            axes.axvline(kept + 1, color="0.4", linestyle="--", label=f"kept: epoch {kept + 1}")
     loss_axes.set(xlabel="epoch", ylabel="CRF loss", title="loss")
     f1_axes.set(xlabel="epoch", ylabel="entity F1 (%)", title="eval entity F1")
     for axes in (loss_axes, f1_axes):
@@ -337,11 +461,20 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], css_class: s
     return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _counts(scores: EntityScores, name: str) -> list[object]:
+    """Gold, predicted and correct entities of a type (or "overall")."""
+    if name == "overall":
+        correct = scores.num_true_positives
+        return [correct + scores.num_false_negatives, correct + scores.num_false_positives, correct]
+    per = scores.per_type.get(name)
+    return [per.support, per.num_predicted, per.num_correct] if per is not None else [0, 0, 0]
+
+
 def _scores_rows(candidate: EntityScores, baseline: EntityScores | None):
     types = sorted(set(candidate.per_type) | set(baseline.per_type if baseline else ()))
     rows = []
     for name in [*types, "overall"]:
-        row = [name]
+        row = [name, *_counts(candidate, name)]
         for scores in (candidate, baseline):
             if scores is None:
                 row += ["", "", ""]
@@ -373,6 +506,9 @@ def render_html(
     tag_names: Sequence[str],
     confusion: np.ndarray,
     history: dict[str, list[tuple[int, float]]],
+    errors: Counter | None = None,
+    examples: Sequence[tuple[str, str, str]] = (),
+    kept: int | None = None,
 ) -> str:
     """The report as one HTML string (no external resources)."""
     verdict = "BLESSED" if blessed else "NOT BLESSED"
@@ -381,13 +517,36 @@ def render_html(
         if pushed_destination
         else "not pushed"
     )
-    score_header = ["entity type", "P", "R", "F1"]
+    score_header = ["entity type", "gold", "predicted", "correct", "P", "R", "F1"]
     if baseline_scores is not None:
         score_header += [f"P ({baseline_name})", f"R ({baseline_name})", f"F1 ({baseline_name})",
                          "ΔF1"]  # fmt: skip
         rows = _scores_rows(candidate_scores, baseline_scores)
     else:
-        rows = [row[:4] for row in _scores_rows(candidate_scores, None)]
+        rows = [row[:7] for row in _scores_rows(candidate_scores, None)]
+    zero = sorted(
+        name for name, per in candidate_scores.per_type.items() if per.support and per.f1 == 0.0
+    )
+    warning = (
+        f'<p id="warning" class="not-blessed">Warning: F1 0.00 on {len(zero)} of '
+        f"{len(candidate_scores.per_type)} entity types ({html.escape(', '.join(zero))}): the "
+        "model finds none of their entities.</p>"
+        if zero
+        else ""
+    )
+    errors_html = (
+        "<h2>Entity errors on the eval split</h2><p>Entities by gold type (rows) and predicted "
+        "type (columns), matched by span: the diagonal is right; <em>(missed)</em>: no "
+        "prediction on a gold span; <em>(spurious)</em>: a prediction on no gold span; a span "
+        "found with other boundaries counts once in each.</p>" + _errors_table(errors)
+        if errors is not None
+        else ""
+    )
+    examples_html = (
+        "<h2>Example errors</h2>" + _table(["sentence", "gold", "predicted"], examples, "examples")
+        if examples
+        else ""
+    )
     entity_types = sorted(
         set(statistics["train"]["entities"]) | set(statistics["eval"]["entities"])
     )
@@ -403,7 +562,7 @@ def render_html(
     ]  # fmt: skip
     confusion_rows = [[tag, *row.tolist()] for tag, row in zip(tag_names, confusion)]
     curves = (
-        f'<img alt="training curves" src="data:image/png;base64,{curves_figure(history)}">'
+        f'<img alt="training curves" src="data:image/png;base64,{curves_figure(history, kept)}">'
         if history
         else "<p>No TensorBoard scalars found in the Trainer's logs.</p>"
     )
@@ -422,18 +581,22 @@ th, td {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 .blessed {{ color: #080; }} .not-blessed {{ color: #b00; }}
 table.confusion td {{ font-size: 0.8em; }}
+table.examples td, table.examples th {{ text-align: left; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <h2 id="verdict" class="{"blessed" if blessed else "not-blessed"}">{verdict}, {pushed}</h2>
 <ul id="reasons">{reasons_html}</ul>
+{warning}
 <h2>Entity scores on the eval split (conlleval, %)</h2>
-<p>{baseline_note}</p>
+<p>{baseline_note} Gold, predicted and correct count entities.</p>
 {_table(score_header, rows, "scores")}
+{errors_html}
+{examples_html}
+<h2>Training curves</h2>
+{curves}
 <h2>Tag confusion matrix (eval tokens)</h2>
 <img alt="tag confusion matrix" src="data:image/png;base64,{confusion_figure(confusion, tag_names)}">
 {_table(["gold / predicted", *tag_names], confusion_rows, "confusion")}
-<h2>Training curves</h2>
-{curves}
 <h2>Data</h2>
 {_table(["", "train", "eval"], data_rows, "data")}
 </body></html>
@@ -484,9 +647,13 @@ def write_run_report(connection_config, serving_dir: str, scheme: str = "iob2") 
             gold, predict_tags(version_dir(serving_dir, versions[-1]), sentences), scheme
         )
     tag_names = sorted({tag for tags in gold + predicted for tag in tags})
+    history = training_history(artifacts.model_run_uri)
     page = render_html(
-        title=f"Pipeline run report: model {artifacts.model_id}"
-        + (f", version {this_version}" if this_version else ""),
+        title=(
+            f"Run report: version {this_version}"
+            if this_version
+            else f"Run report: rejected model (artifact {artifacts.model_id})"
+        ),
         blessed=artifacts.blessed,
         pushed_destination=artifacts.pushed_destination,
         reasons=validation_reasons(artifacts.evaluation_uri, artifacts.blessed),
@@ -496,7 +663,10 @@ def write_run_report(connection_config, serving_dir: str, scheme: str = "iob2") 
         statistics=data_statistics(train, evaluation, vocabulary, scheme),
         tag_names=tag_names,
         confusion=tag_confusion(gold, predicted, tag_names),
-        history=training_history(artifacts.model_run_uri),
+        history=history,
+        errors=entity_errors(gold, predicted, scheme),
+        examples=example_errors(sentences, gold, predicted, scheme),
+        kept=kept_epoch(history, artifacts.early_stopping_start_epoch),
     )
     name = (
         f"{this_version}.report.html"

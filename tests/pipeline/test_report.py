@@ -74,7 +74,31 @@ def page(blessed=True, with_baseline=True):
         confusion=report.tag_confusion(GOLD, PREDICTED, TAGS),
         history={"train/epoch_loss": [(0, 3.0), (1, 2.0)],
                  "validation/epoch_entity_f1": [(0, 0.0), (1, 50.0)]},
+        errors=report.entity_errors(GOLD, PREDICTED),
+        examples=report.example_errors([["Ann", "Lee", "ran"], ["in", "Oslo"]], GOLD, PREDICTED),
+        kept=1,
     )  # fmt: skip
+
+
+def test_entity_errors_match_spans_and_name_missed_and_spurious():
+    gold = [["B-person", "I-person", "O", "B-location"], ["B-group", "O", "O"]]
+    predicted = [["B-person", "I-person", "O", "B-person"], ["B-group", "I-group", "B-product"]]
+    counts = report.entity_errors(gold, predicted)
+    assert dict(counts) == {
+        ("person", "person"): 1,  # same span, same type
+        ("location", "person"): 1,  # same span, wrong type
+        ("group", report.MISSED): 1,  # gold [0, 1) vs predicted [0, 2): other boundaries
+        (report.SPURIOUS, "group"): 1,
+        (report.SPURIOUS, "product"): 1,
+    }
+
+
+def test_kept_epoch_is_the_best_f1_from_the_start_epoch_on():
+    f1 = {"validation/epoch_entity_f1": [(0, 40.0), (1, 10.0), (2, 30.0), (3, 30.0), (4, 20.0)]}
+    assert report.kept_epoch(f1) == 0
+    assert report.kept_epoch(f1, start_epoch=1) == 2  # the first of equals
+    assert report.kept_epoch(f1, start_epoch=9) == 4  # stopped before watching: the last
+    assert report.kept_epoch({"train/epoch_loss": [(0, 1.0)]}) is None
 
 
 def test_html_is_self_contained_with_figures_and_tables():
@@ -89,9 +113,25 @@ def test_html_is_self_contained_with_figures_and_tables():
         assert pixels.std() > 0  # not blank
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing fetched from elsewhere
     assert "Run &lt;1&gt;" in html and "floor &lt;5&gt;" in html  # escaped
-    # person: gold "B I" (one 2-token entity), predicted "B O" (a 1-token one): no match
-    assert "<td>person</td><td>0.00</td><td>0.00</td><td>0.00</td>" in html
-    assert "<td>location</td><td>50.00</td><td>100.00</td><td>66.67</td>" in html
+    # person: gold "B I" (one 2-token entity), predicted "B O" (a 1-token one): no match;
+    # columns: gold, predicted, correct entities, then P, R, F1.
+    assert (
+        "<td>person</td><td>1</td><td>1</td><td>0</td><td>0.00</td><td>0.00</td><td>0.00</td>"
+        in html
+    )
+    assert (
+        "<td>location</td><td>1</td><td>2</td><td>1</td><td>50.00</td><td>100.00</td><td>66.67</td>"
+        in html
+    )
+    assert "<td>overall</td><td>2</td><td>3</td><td>1</td>" in html
+    # A type with gold entities and F1 0 is named under the verdict, even for a blessed model.
+    assert re.search(r'id="warning".*F1 0.00 on 1 of 2 entity types \(person\)', html)
+    # The entity error view and the example errors.
+    assert 'class="errors"' in html and "(missed)" in html and "(spurious)" in html
+    assert "<td>Ann Lee ran</td><td>[Ann Lee](person)</td><td>[Ann](person)</td>" in html
+    assert (
+        "<td>in Oslo</td><td>[Oslo](location)</td><td>[in](location) [Oslo](location)</td>" in html
+    )
     assert "ΔF1" in html and "BLESSED, pushed to" in html
     assert "NOT BLESSED, not pushed" in page(blessed=False, with_baseline=False)
 
@@ -113,7 +153,7 @@ def test_renders_in_headless_chromium(tmp_path):
     )  # fmt: skip
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("data:image/png;base64,") == 2
-    assert dom.stdout.count("<table") == 3
+    assert dom.stdout.count("<table") == 5  # scores, entity errors, examples, confusion, data
     screenshot = tmp_path / "shot.png"
     shot = subprocess.run(
         [chromium, *flags, f"--screenshot={screenshot}", "--window-size=1200,3000", path.as_uri()],
