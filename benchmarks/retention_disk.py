@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,8 @@ def folder_bytes(path: Path) -> int:
 
 
 def sentences(path: Path) -> list[str]:
-    return [block for block in path.read_text(encoding="utf-8").split("\n\n") if block.strip()]
+    text = path.read_text(encoding="utf-8")
+    return [block for block in re.split(r"\n[ \t\r]*\n", text) if block.strip()]
 
 
 def write_span(data_dir: Path, span: int) -> None:
