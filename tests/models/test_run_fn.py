@@ -101,6 +101,15 @@ def test_trains_and_exports_three_signatures_that_tag_alike_at_any_length(
         assert sum(np.prod(shape) for shape in saved.values()) == sum(
             weights[key].size for key in weights.files
         ) + np.prod(saved[frozen[0]])
+    # On disk the variables take what the network's weights take, and nothing more.
+    checkpoint = os.path.join(args.serving_model_dir, "variables", "variables")
+    dtypes = tf.train.load_checkpoint(checkpoint).get_variable_to_dtype_map()
+    weight_bytes = sum(np.prod(shape) * dtypes[name].size for name, shape in saved.items())
+    variables_dir = os.path.join(args.serving_model_dir, "variables")
+    file_bytes = sum(
+        os.path.getsize(os.path.join(variables_dir, name)) for name in os.listdir(variables_dir)
+    )
+    assert weight_bytes <= file_bytes <= 1.01 * weight_bytes + 100_000, (file_bytes, weight_bytes)
     model = tf.saved_model.load(args.serving_model_dir)
     assert set(SIGNATURES) <= set(model.signatures)
 
