@@ -103,7 +103,11 @@ class PipelineConfig:
         train_pattern: glob of the training files, relative to `data_dir`.
         eval_pattern: glob of the evaluation files, relative to `data_dir`.
         output_dir: everything the pipeline writes goes under it (see the properties).
-        schema_path: the curated schema (ImportSchemaGen); its `tags` domain is the tag set.
+        schema_path: the schema ImportSchemaGen imports; its `tags` domain is the tag set.
+        learn_tags: whether the tag set comes from the training data (`--schema` not given): the
+            local runner then reads the data first and imports the schema at `schema_path` with
+            the learned tags as its domain (`pipeline.learned_tags`); False: `schema_path` is a
+            curated schema, its tags the tag set.
         tagger: preprocessing, model and training configuration (Transform and Trainer).
         min_entity_f1: blessing floor: the candidate's entity F1 on the eval split, in percent,
             must be at least this (and not below the latest blessed model's).
@@ -160,6 +164,7 @@ class PipelineConfig:
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     keep_runs: int = DEFAULT_KEEP_RUNS
     on_bad_lines: str = "raise"
+    learn_tags: bool = False
 
     def __post_init__(self):
         name = self.pipeline_name
@@ -239,7 +244,9 @@ class PipelineConfig:
         environ = os.environ if environ is None else environ
         argv = list(argv or [])
         args = _parser(environ, _config_file_values(argv, environ)).parse_args(argv)
-        schema_path = _absolute(args.schema)
+        # No --schema: the tag set comes from the data (the local runner learns it); the bundled
+        # schema is then the template of the rest, and its tags stand in until then.
+        schema_path = _absolute(args.schema) if args.schema else DEFAULT_SCHEMA_PATH
 
         def values(section_class) -> dict:
             return {
@@ -283,6 +290,7 @@ class PipelineConfig:
             keep_versions=args.keep_versions,
             keep_runs=args.keep_runs,
             on_bad_lines=args.on_bad_lines,
+            learn_tags=not args.schema,
         )
 
 
@@ -445,7 +453,13 @@ def _parser(
     add("--output-dir", DEFAULT_OUTPUT_DIR, str, "where artifacts, metadata and models go")
     add("--pipeline-root", "", str, "artifacts here instead of under --output-dir")
     add("--serving-dir", "", str, "push here instead of under --output-dir")
-    add("--schema", DEFAULT_SCHEMA_PATH, str, "curated schema (its tags domain is the tag set)")
+    add(
+        "--schema",
+        "",
+        str,
+        "curated schema whose tags domain is the tag set (default: the tags of the training data, "
+        "in the bundled schema pipeline/schema/schema.pbtxt)",
+    )
     # The tagger's settings, generated from its dataclasses: their names, defaults and docs.
     for _, section_class in TAGGER_SECTIONS:
         helps = _attribute_help(section_class)

@@ -172,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = PipelineConfig.from_args(argv)
         _check_vectors_file(config)
-    except ValueError as error:
-        # A setting's own message says which and why; the traceback would only bury it.
+        if not {"-h", "--help"} & set(argv):
+            config = _check_data(config)
+    except (ValueError, OSError) as error:
+        # A setting's (or a data line's) own message says which and why; the traceback would
+        # only bury it.
         print(f"python -m pipeline.local_runner: error: {error}", file=sys.stderr)
         return 2
     lock = RunLock(config.run_lock_path)
@@ -190,6 +193,29 @@ def main(argv: list[str] | None = None) -> int:
         lock.acquire(wait=True)
     with lock:
         return _run(config, verbose)
+
+
+def _check_data(config):
+    """Reads the data once before anything runs (`pipeline.learned_tags`): a bad line, an
+    unknown tag or a missing file stops the run in seconds, not minutes; without `--schema` the
+    tag set is learned here. Returns the config to run."""
+    from absl import logging
+
+    from pipeline.learned_tags import check_data, learned_config
+
+    data = check_data(config)
+    if data.learned:
+        config = learned_config(config, data.tags)
+    logging.info(
+        "Data: %d training and %d eval sentences in %d + %d file(s); tag set %s: %s",
+        data.sentences["train"],
+        data.sentences["eval"],
+        len(data.train_files),
+        len(data.eval_files),
+        "learned from the training data" if data.learned else f"of {config.schema_path}",
+        ", ".join(data.tags),
+    )
+    return config
 
 
 def _check_vectors_file(config) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "SCHEMES",
     "split_tag",
     "TAG_SCHEMES",
+    "tags_for_types",
 ]
 
 SCHEMES = ("iob2", "bioes")
@@ -81,6 +82,21 @@ def entity_types(tag_names) -> list[str]:
     """
     types = {split_tag(tag, "bioes")[1] for tag in tag_names if tag not in PADDING_TAGS}
     return sorted(t for t in types if t is not None)
+
+
+def tags_for_types(types, scheme: str = "iob2") -> tuple[str, ...]:
+    """Every tag of a scheme for a set of entity types: "O", then each type's tags, types sorted:
+    `tags_for_types({"person"}, "iob2")` is ("O", "B-person", "I-person").
+
+    Raises:
+        ValueError: an unknown scheme, or a blank type.
+    """
+    prefixes = _PREFIXES[canonical_scheme(scheme, "scheme")]
+    if any(not isinstance(t, str) or not t or t.isspace() for t in types):
+        raise ValueError(
+            f"Invalid value for `types`. Expected non-blank strings. Received: {types!r}"
+        )
+    return ("O", *(f"{prefix}-{t}" for t in sorted(set(types)) for prefix in prefixes))
 
 
 def _allowed(prev: tuple[str, str | None], curr: tuple[str, str | None], scheme: str) -> bool:

@@ -82,3 +82,13 @@ def test_entity_types_of_either_scheme():
     assert entity_types(["[PAD]", "O"]) == []
     with pytest.raises(ValueError, match="X-loc"):
         entity_types(["O", "X-loc"])
+
+
+def test_tags_for_types_lists_every_tag_of_the_scheme():
+    from linear_crf.tag_scheme import tags_for_types
+
+    assert tags_for_types({"person", "drug"}) == ("O", "B-drug", "I-drug", "B-person", "I-person")
+    assert tags_for_types(["loc"], "bioes") == ("O", "B-loc", "I-loc", "E-loc", "S-loc")
+    assert tags_for_types([], "bio") == ("O",)
+    with pytest.raises(ValueError, match="types"):
+        tags_for_types(["", "x"])
