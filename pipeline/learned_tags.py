@@ -20,9 +20,11 @@ ConllExampleGen), in the first seconds of the run, before TensorFlow and TFX are
 `<metadata dir>/schemas/schema-<digest>.pbtxt`, named by its content so that ImportSchemaGen's
 cache key changes with the tag set, and returns the config that imports it and trains with it.
 
-With `{SPAN}` in the patterns, the files are those of the newest span (ExampleGen ingests it),
-and for training the newest `--span-window` spans (Transform reads them all). On Kubeflow the data
-is not read at compile time: the tag set is the schema's there.
+With `{SPAN}` in the patterns, the eval files are those of the newest span (ExampleGen ingests
+it); the tag set is learned from the training files of every span on disk, so that a type does
+not drop out of the tag set (and the warm start) because one new span happens to lack it; a
+curated tag set is checked on the newest `--span-window` spans (Transform reads them). On Kubeflow
+the data is not read at compile time: the tag set is the schema's there.
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ from components.conll_format import ReadStats, read_conll
 from components.schema_tags import TAGS_FEATURE, known_tags
 from pipeline.scheduler import spans_matching
 
-__all__ = ["check_data", "DataTags", "learned_config", "split_files", "write_schema"]
+__all__ = [
+    "check_data",
+    "DataTags",
+    "learned_config",
+    "prepared_config",
+    "split_files",
+    "write_schema",
+]
 
 SPAN_SPEC = "{SPAN}"
 
@@ -63,15 +72,16 @@ class DataTags:
     sentences: dict[str, int]
 
 
-def split_files(data_dir: str, pattern: str, spans: int = 1) -> list[str]:
+def split_files(data_dir: str, pattern: str, spans: int | None = 1) -> list[str]:
     """The files a split pattern names under `data_dir`; with `{SPAN}`, those of the newest
-    `spans` spans that have files.
+    `spans` spans that have files (None: of every span).
 
     Raises:
         ValueError: naming the pattern and folder, when no file matches.
     """
     if SPAN_SPEC in pattern:
-        chosen = sorted(spans_matching(data_dir, pattern))[-spans:]
+        chosen = sorted(spans_matching(data_dir, pattern))
+        chosen = chosen if spans is None else chosen[-spans:]
         files = [
             path
             for span in chosen
@@ -113,7 +123,7 @@ def check_data(config) -> DataTags:
     """
     scheme = config.tagger.model.tag_scheme
     on_error = config.on_bad_lines
-    window = max(1, config.span_window)
+    window = None if config.learn_tags else max(1, config.span_window)
     train_files = split_files(config.data_dir, config.train_pattern, window)
     eval_files = split_files(config.data_dir, config.eval_pattern)
     if config.learn_tags:
@@ -196,3 +206,10 @@ def learned_config(config, tags: tuple[str, ...]):
         schema_path=schema_path,
         tagger=dataclasses.replace(tagger, preprocessing=preprocessing),
     )
+
+
+def prepared_config(config):
+    """What the local runner runs: `check_data(config)`, then, without a curated schema, the
+    config with the learned tag set. Returns (config, the `DataTags` found)."""
+    data = check_data(config)
+    return (learned_config(config, data.tags) if data.learned else config), data

@@ -201,11 +201,9 @@ def _check_data(config):
     tag set is learned here. Returns the config to run."""
     from absl import logging
 
-    from pipeline.learned_tags import check_data, learned_config
+    from pipeline.learned_tags import prepared_config
 
-    data = check_data(config)
-    if data.learned:
-        config = learned_config(config, data.tags)
+    config, data = prepared_config(config)
     logging.info(
         "Data: %d training and %d eval sentences in %d + %d file(s); tag set %s: %s",
         data.sentences["train"],

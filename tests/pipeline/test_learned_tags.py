@@ -94,6 +94,7 @@ def test_files_of_the_newest_spans_and_a_pattern_without_files(tmp_path):
         str(data / "span-2" / "train.conll"),
         str(data / "span-10" / "train.conll"),
     ]
+    assert len(split_files(str(data), "span-{SPAN}/train.conll", spans=None)) == 3
     with pytest.raises(ValueError, match=r"'dev\*.conll'.*no file in"):
         split_files(str(data), "dev*.conll")
 

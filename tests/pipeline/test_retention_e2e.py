@@ -31,6 +31,7 @@ from tfx.orchestration import metadata
 from tfx.orchestration.portable import cache_utils
 
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
+from pipeline.learned_tags import prepared_config
 from pipeline.pipeline import create_pipeline
 from pipeline.run_summary import summarize
 from serving.model_version import whole_versions
@@ -70,7 +71,8 @@ def test_retention_keeps_what_is_needed_through_a_kill(tmp_path):
     for span in (1, 2):
         write_span(data_dir, span, [sentence(rng) for _ in range(25)], eval_sentences)
         argv = [*base, "--min-entity-f1", "0", "--keep-runs", "0", "--keep-versions", "0"]
-        config = PipelineConfig.from_args(argv, environ={})
+        # As `python -m pipeline.local_runner argv` runs it (run 3 goes through it).
+        config, _ = prepared_config(PipelineConfig.from_args(argv, environ={}))
         tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
         assert summarize(
             tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)

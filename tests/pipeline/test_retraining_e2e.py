@@ -31,6 +31,7 @@ from tfx import v1 as tfx
 
 from pipeline import scheduler
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
+from pipeline.learned_tags import prepared_config
 from pipeline.pipeline import create_pipeline
 from pipeline.run_summary import latest_run_executions, summarize
 
@@ -147,7 +148,8 @@ def assert_only_whole_versions(serving_dir):
 
 
 def run(argv):
-    config = PipelineConfig.from_args(argv, environ={})
+    # As `python -m pipeline.local_runner argv` runs it: the tag set learned from the data.
+    config, _ = prepared_config(PipelineConfig.from_args(argv, environ={}))
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     return config, summarize(connection(config))
 
