@@ -216,7 +216,23 @@ def test_abbreviated_flags_are_refused_not_half_read(tmp_path, capsys):
     assert PipelineConfig.from_args(["--config", str(path)], environ={}).tagger.training.epochs == 4
 
 
-def test_local_runner_checks_the_vectors_file_before_anything_runs(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def root_logging():
+    """Restores the root logger's handlers after a test that calls `local_runner.main` in this
+    process: its handlers write to the test's captured stderr, closed after the test, and a later
+    test's log line would then print a logging error."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_local_runner_checks_the_vectors_file_before_anything_runs(
+    tmp_path, capsys, monkeypatch, root_logging
+):
     """A missing vectors file, or vectors of another size than --word-embedding-dim: one line
     naming the flag and the file, exit status 2, before the lock, TFX or any component."""
     from pipeline import local_runner
