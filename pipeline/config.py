@@ -317,6 +317,8 @@ TAGGER_SECTIONS = (
 """The tagger's settings: every field of these becomes a flag, an `NER_*` variable and a config
 file key (`tag_names` aside: the tag set is the schema's)."""
 _FROM_SCHEMA = {"tag_names"}
+_NEVER_EMPTY = {"schema"}
+"""Settings whose default is "" (unset) but where an explicitly empty value is refused."""
 _SHORT_FLAGS = {"pretrained_embeddings_path": "embeddings", "early_stopping_patience": "patience"}
 """Flags shorter than their field's name (the field's name is the config file key)."""
 _TYPES = {"int": int, "float": float, "str": str, "str | None": str, "bool": bool}
@@ -424,8 +426,9 @@ def _parser(
             )
             return
         parse = value_type
-        if value_type is str and default != "":
-            # Empty would not mean "unset" but something else (the current folder, no files).
+        if value_type is str and (default != "" or dest in _NEVER_EMPTY):
+            # Empty would not mean "unset" but something else (the current folder, no files), or
+            # is a mistake worth naming (an empty --schema: set by a script whose value was lost).
             parse = _non_empty(flag, variable)
         source, raw = variable, environ.get(variable)
         if raw is None and in_file:
@@ -439,6 +442,8 @@ def _parser(
             if value_type not in (int, float):
                 raise
             raise _invalid(source, f"a {value_type.__name__}", raw) from error
+        if value == "" and dest in _NEVER_EMPTY:
+            value = None  # unset; argparse would run a string default through `parse`
         parser.add_argument(
             flag, dest=dest, type=parse, default=value, help=f"{help_text} (${variable})"
         )

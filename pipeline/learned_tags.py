@@ -21,9 +21,11 @@ ConllExampleGen), in the first seconds of the run, before TensorFlow and TFX are
 cache key changes with the tag set, and returns the config that imports it and trains with it.
 
 With `{SPAN}` in the patterns, the eval files are those of the newest span (ExampleGen ingests
-it); the tag set is learned from the training files of every span on disk, so that a type does
-not drop out of the tag set (and the warm start) because one new span happens to lack it; a
-curated tag set is checked on the newest `--span-window` spans (Transform reads them). On Kubeflow
+it) and the training files those of the newest `--span-window` spans (Transform reads them):
+those are checked as the run will read them. The tag set is learned from the training files of
+every span on disk, so that a type does not drop out of the tag set (and the warm start) because
+one new span happens to lack it; spans older than the window only add their types, read
+leniently (a bad old span, which the run never reads again, does not stop it). On Kubeflow
 the data is not read at compile time: the tag set is the schema's there.
 """
 
@@ -123,7 +125,7 @@ def check_data(config) -> DataTags:
     """
     scheme = config.tagger.model.tag_scheme
     on_error = config.on_bad_lines
-    window = None if config.learn_tags else max(1, config.span_window)
+    window = max(1, config.span_window)
     train_files = split_files(config.data_dir, config.train_pattern, window)
     eval_files = split_files(config.data_dir, config.eval_pattern)
     if config.learn_tags:
@@ -133,6 +135,16 @@ def check_data(config) -> DataTags:
             for sentence in read_conll(path, scheme=scheme, on_error=on_error, stats=ReadStats()):
                 train_count += 1
                 types |= {split_tag(tag, scheme)[1] for tag in sentence.tags} - {None}  # type: ignore[arg-type]
+        # Older spans, which this run does not train on, only keep their types in the tag set:
+        # read leniently, so that a bad old span does not stop every later run.
+        for path in sorted(
+            set(split_files(config.data_dir, config.train_pattern, None)) - set(train_files)
+        ):
+            try:
+                for sentence in read_conll(path, scheme=scheme, on_error="skip"):
+                    types |= {split_tag(tag, scheme)[1] for tag in sentence.tags} - {None}  # type: ignore[arg-type]
+            except ValueError:  # ConllFormatError: no readable sentence at all
+                continue
         tags = tags_for_types(types, scheme)
         eval_count, outside = _first_outside(eval_files, tags, scheme, on_error)
         if outside:

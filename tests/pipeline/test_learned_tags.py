@@ -152,3 +152,25 @@ def test_a_run_on_a_corpus_with_its_own_tags(tmp_path):
     assert tagged.returncode == 0, tagged.stderr[-2000:]
     # e.g. "[Bob](patient 1.00) takes [insulin](drug 1.00) daily ."
     assert "[Bob](patient" in tagged.stdout and "[insulin](drug" in tagged.stdout, tagged.stdout
+
+
+def test_older_spans_add_their_types_and_a_bad_old_span_does_not_stop_the_run(tmp_path):
+    data = tmp_path / "data"
+    write(data / "span-1" / "train.conll", TRAIN + b"x\tB-drug\textra\n\n")  # drug, patient, bad
+    write(data / "span-2" / "train.conll", b"Ana\tB-patient\nrests\tO\n\n")
+    write(data / "span-2" / "eval.conll", b"Ana\tB-patient\n\n")
+    flags = (
+        "--train-pattern",
+        "span-{SPAN}/train.conll",
+        "--eval-pattern",
+        "span-{SPAN}/eval.conll",
+    )
+    found = check_data(config_for(data, *flags))
+    assert found.tags == ("O", "B-drug", "I-drug", "B-patient", "I-patient")
+    assert found.train_files == (str(data / "span-2" / "train.conll"),)
+    assert found.sentences == {"train": 1, "eval": 1}
+    # The newest span itself is read strictly, as the run reads it.
+    write(data / "span-3" / "train.conll", b"x\tB-drug\textra\n\n")
+    write(data / "span-3" / "eval.conll", b"Ana\tB-patient\n\n")
+    with pytest.raises(ValueError, match=r"span-3/train.conll:1: invalid tag"):
+        check_data(config_for(data, *flags))
