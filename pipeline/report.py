@@ -111,7 +111,12 @@ def latest_run_artifacts(connection_config) -> RunArtifacts:
     from tfx.orchestration import metadata
     from tfx.types import standard_artifacts
 
-    from pipeline.run_summary import _int_property, _latest_artifact, _string_property
+    from pipeline.run_summary import (
+        _int_property,
+        _latest_artifact,
+        _string_property,
+        latest_example_gen_output,
+    )
 
     with metadata.Metadata(connection_config) as handle:
         store = handle.store
@@ -123,7 +128,7 @@ def latest_run_artifacts(connection_config) -> RunArtifacts:
         blessing = latest(standard_artifacts.ModelBlessing)
         pushed = latest(standard_artifacts.PushedModel)
         return RunArtifacts(
-            examples_uri=_latest_example_gen_output(store).uri,
+            examples_uri=latest_example_gen_output(store).uri,
             transform_graph_uri=latest(standard_artifacts.TransformGraph).uri,
             candidate_model_dir=os.path.join(model.uri, "Format-Serving"),
             model_run_uri=latest(standard_artifacts.ModelRun).uri,
@@ -137,22 +142,6 @@ def latest_run_artifacts(connection_config) -> RunArtifacts:
             model_id=model.id,
             early_stopping_start_epoch=_trainer_start_epoch(store, model.id),
         )
-
-
-def _latest_example_gen_output(store):
-    """The newest Examples artifact an ExampleGen produced (Transform also outputs Examples)."""
-    examples = sorted(
-        (a for a in store.get_artifacts_by_type("Examples") if a.state == a.LIVE),
-        key=lambda artifact: artifact.id,
-        reverse=True,
-    )
-    for artifact in examples:
-        events = store.get_events_by_artifact_ids([artifact.id])
-        producers = [e.execution_id for e in events if e.type == e.OUTPUT]
-        for execution in store.get_executions_by_id(producers):
-            if "ExampleGen" in store.get_execution_types_by_id([execution.type_id])[0].name:
-                return artifact
-    raise LookupError("No ExampleGen output in the metadata store: did the pipeline run?")
 
 
 def read_split(examples_uri: str, split: str) -> list[SENTENCE]:

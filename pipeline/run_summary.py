@@ -18,6 +18,7 @@ from models.entity_metric import ENTITY_F1_NAME, TOKEN_ACCURACY_NAME
 __all__ = [
     "CANDIDATE_MODEL_NAME",
     "ComponentExecution",
+    "latest_example_gen_output",
     "latest_run_executions",
     "overall_metrics",
     "RunSummary",
@@ -122,6 +123,26 @@ def _string_property(artifact, name: str) -> str:
     return value.string_value if value is not None else ""
 
 
+def latest_example_gen_output(store) -> metadata_store_pb2.Artifact:
+    """The newest live Examples artifact an ExampleGen produced (Transform also outputs Examples).
+
+    Raises:
+        LookupError: if there is none.
+    """
+    examples = sorted(
+        (a for a in store.get_artifacts_by_type("Examples") if a.state == a.LIVE),
+        key=lambda artifact: artifact.id,
+        reverse=True,
+    )
+    for artifact in examples:
+        events = store.get_events_by_artifact_ids([artifact.id])
+        producers = [e.execution_id for e in events if e.type == e.OUTPUT]
+        for execution in store.get_executions_by_id(producers):
+            if "ExampleGen" in store.get_execution_types_by_id([execution.type_id])[0].name:
+                return artifact
+    raise LookupError("No ExampleGen output in the metadata store: did the pipeline run?")
+
+
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
     """The candidate model's overall (unsliced) metrics of a ModelEvaluation artifact."""
     metrics = {}
@@ -148,12 +169,10 @@ def summarize(connection_config: metadata_store_pb2.ConnectionConfig) -> RunSumm
         blessing = _latest_artifact(store, standard_artifacts.ModelBlessing.TYPE_NAME)
         pushed_model = _latest_artifact(store, standard_artifacts.PushedModel.TYPE_NAME)
         evaluation = _latest_artifact(store, standard_artifacts.ModelEvaluation.TYPE_NAME)
-        ingested = [
-            a
-            for a in store.get_artifacts_by_type(standard_artifacts.Examples.TYPE_NAME)
-            if a.state == a.LIVE and "conll_num_sentences" in a.custom_properties
-        ]
-        examples = max(ingested, key=lambda artifact: artifact.id) if ingested else None
+        try:
+            examples = latest_example_gen_output(store)
+        except LookupError:
+            examples = None
     metrics = overall_metrics(evaluation.uri)
     return RunSummary(
         blessed=bool(_int_property(blessing, "blessed")),
