@@ -37,8 +37,8 @@ __all__ = [
     "Sentence",
     "TAG_SCHEMES",
     "parse_tag",
-    "read_conll",
     "lines_of",
+    "read_conll",
     "read_conll_lines",
 ]
 

@@ -102,6 +102,15 @@ def split_files(data_dir: str, pattern: str, spans: int | None = 1) -> list[str]
     return files
 
 
+def _add_types(types: set[str], path: str, scheme: str, on_error: str) -> int:
+    """Adds the entity types of a file's tags to `types`; returns the sentences read."""
+    count = 0
+    for sentence in read_conll(path, scheme=scheme, on_error=on_error, stats=ReadStats()):
+        count += 1
+        types.update(t for _, t in (split_tag(tag, scheme) for tag in sentence.tags) if t)
+    return count
+
+
 def _first_outside(files, tags, scheme, on_error) -> tuple[int, str | None]:
     """(sentences read, the first `path:line: tag` outside `tags`, or None)."""
     allowed = set(tags)
@@ -132,17 +141,14 @@ def check_data(config) -> DataTags:
         types: set[str] = set()
         train_count = 0
         for path in train_files:
-            for sentence in read_conll(path, scheme=scheme, on_error=on_error, stats=ReadStats()):
-                train_count += 1
-                types |= {split_tag(tag, scheme)[1] for tag in sentence.tags} - {None}  # type: ignore[arg-type]
+            train_count += _add_types(types, path, scheme, on_error)
         # Older spans, which this run does not train on, only keep their types in the tag set:
         # read leniently, so that a bad old span does not stop every later run.
         for path in sorted(
             set(split_files(config.data_dir, config.train_pattern, None)) - set(train_files)
         ):
             try:
-                for sentence in read_conll(path, scheme=scheme, on_error="skip"):
-                    types |= {split_tag(tag, scheme)[1] for tag in sentence.tags} - {None}  # type: ignore[arg-type]
+                _add_types(types, path, scheme, "skip")
             except ValueError:  # ConllFormatError: no readable sentence at all
                 continue
         tags = tags_for_types(types, scheme)

@@ -172,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = PipelineConfig.from_args(argv)
         _check_vectors_file(config)
-        if not {"-h", "--help"} & set(argv):
-            config = _check_data(config)
+        config = _check_data(config)  # (--help has exited in from_args)
     except (ValueError, OSError) as error:
         # A setting's (or a data line's) own message says which and why; the traceback would
         # only bury it.

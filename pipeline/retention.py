@@ -275,7 +275,9 @@ def protected_artifact_ids(
         for artifact in ingested.values():
             by_span.setdefault(artifact.custom_properties["span"].int_value, []).append(artifact)
         for span in sorted(by_span, reverse=True)[:span_window]:
-            protected.add(max(by_span[span], key=lambda a: (a.create_time_since_epoch, a.id)).id)
+            newest = _newest(by_span[span])
+            if newest is not None:
+                protected.add(newest.id)
     # Transform's next run starts from the newest analyzer cache.
     cache = _newest(of_type("TransformCache"))
     if cache is not None:
