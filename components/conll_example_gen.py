@@ -88,6 +88,7 @@ class ConllReadOptions:
         scheme: tag scheme the tags must follow: "iob2" (alias "bio") or "bioes".
         on_error: "raise" fails the run at the first bad line; "skip" drops bad sentences whole
             and counts them.
+        encoding: the files' encoding, one that keeps ASCII as it is ("utf-8", "cp1252", ...).
     """
 
     token_column: int = 0
@@ -95,6 +96,7 @@ class ConllReadOptions:
     separator: str | None = None
     scheme: str = "iob2"
     on_error: str = "raise"
+    encoding: str = "utf-8"
 
     def __post_init__(self):
         # The reader validates its arguments eagerly, before reading any line.
@@ -340,6 +342,7 @@ class ConllExampleGen(example_gen_component.FileBasedExampleGen):
         separator: str | None = None,
         scheme: str = "iob2",
         on_error: str = "raise",
+        encoding: str = "utf-8",
     ):
         """Builds the component.
 
@@ -352,12 +355,12 @@ class ConllExampleGen(example_gen_component.FileBasedExampleGen):
                 Unset: the input splits if there are several, else train/eval 2:1.
             range_config: `range_config_pb2.RangeConfig` limiting the spans considered; unset: the
                 latest span.
-            token_column, tag_column, separator, scheme, on_error: how to read the files, see
-                `ConllReadOptions`.
+            token_column, tag_column, separator, scheme, on_error, encoding: how to read the
+                files, see `ConllReadOptions`.
         Raises:
             ValueError: for invalid reading options (checked here, before any pipeline runs).
         """
-        options = ConllReadOptions(token_column, tag_column, separator, scheme, on_error)
+        options = ConllReadOptions(token_column, tag_column, separator, scheme, on_error, encoding)
         super().__init__(
             input_base=input_base,
             input_config=input_config,

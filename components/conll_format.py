@@ -7,7 +7,8 @@ The format as real files bring it (WNUT-17, CoNLL-2003 and their many copies):
 - sentences are separated by empty lines, or by lines holding only whitespace (2,394 of the
   sentence breaks in WNUT-17's `wnut17train.conll` are a single TAB);
 - `-DOCSTART-` lines (CoNLL-2003 document markers) are not tokens and also end a sentence;
-- UTF-8, with or without a byte order mark, also with a stray U+FEFF inside the file (files
+- UTF-8 (or another encoding that keeps ASCII as it is, when told: `encoding="cp1252"`), with or
+  without a byte order mark, also with a stray U+FEFF inside the file (files
   concatenated from BOM-prefixed pieces; WNUT-17 dev has one glued to the token `Dubbz`). U+FEFF is
   never part of a token here: it is removed wherever it occurs;
 - LF or CRLF line endings, with or without a final newline.
@@ -19,6 +20,7 @@ and counted in `ReadStats`.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import gzip
 import os
@@ -33,6 +35,7 @@ from linear_crf.tag_scheme import split_tag as parse_tag
 __all__ = [
     "ConllFormatError",
     "ON_ERROR_MODES",
+    "check_encoding",
     "ReadStats",
     "Sentence",
     "TAG_SCHEMES",
@@ -61,7 +64,7 @@ class Sentence:
 
     Attributes:
         tokens: the token column, one entry per token.
-        tags: the tag column, same length as `tokens`.
+        tags: the tag column, same length as `tokens`; empty when read with `tag_column=None`.
         path: the file it was read from, as given to the reader.
         line: 1-based line number of its first token in that file.
     """
@@ -126,25 +129,58 @@ def _quote(text: str) -> str:
     return repr(text)
 
 
-def _column_names(num_columns: int, token_column: int, tag_column: int) -> str:
+def _column_names(num_columns: int, token_column: int, tag_column: int | None) -> str:
     names = []
     for index in range(num_columns):
         if index == token_column % num_columns:
             names.append("token")
-        elif index == tag_column % num_columns:
+        elif tag_column is not None and index == tag_column % num_columns:
             names.append("tag")
         else:
             names.append(f"column {index + 1}")
     return ", ".join(names)
 
 
+def check_encoding(encoding: str) -> str:
+    """The codec's canonical name (`"cp1252"` for `"windows-1252"`), if CoNLL files can be read
+    in it line by line: a known codec that writes ASCII as ASCII (UTF-8, Windows-1252, Latin-1,
+    ...). UTF-16 and UTF-32 cannot (their newline is two or four bytes): convert those first.
+
+    Raises:
+        ValueError: naming the encoding and what is expected.
+    """
+    try:
+        name = codecs.lookup(encoding).name if isinstance(encoding, str) else None
+    except LookupError:
+        name = None
+    if name is None:
+        raise ValueError(
+            "Invalid value for `encoding`. Expected the name of a text encoding Python knows "
+            f"(e.g. utf-8, cp1252, latin-1). Received: encoding={encoding!r}"
+        )
+    try:
+        ascii_as_ascii = "\t\n -Az09".encode(name) == b"\t\n -Az09"
+    except (UnicodeError, LookupError):  # e.g. a bytes-to-bytes codec such as hex
+        ascii_as_ascii = False
+    if not ascii_as_ascii:
+        raise ValueError(
+            "Invalid value for `encoding`. Expected an encoding that keeps ASCII as it is (utf-8, "
+            f"cp1252, latin-1, ...); convert the files first, e.g. iconv -f {encoding} -t UTF-8. "
+            f"Received: encoding={encoding!r}"
+        )
+    return name
+
+
 def _validate_arguments(token_column, tag_column, separator, scheme, on_error) -> None:
     _canonical_scheme(scheme)
     for name, value in (("token_column", token_column), ("tag_column", tag_column)):
+        if name == "tag_column" and value is None:
+            continue
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(
                 f"Invalid value for `{name}`. Expected an int (a column index, negative counts "
-                f"from the end). Received: {name}={value!r}"
+                f"from the end{'; None: no tag column' if name == 'tag_column' else ''}). "
+                f"Received: {name}={value!r}"
             )
     if token_column == tag_column:
         raise ValueError(
@@ -179,34 +215,41 @@ _GZIP_MAGIC = b"\x1f\x8b"
 def read_conll(
     path: str | os.PathLike,
     token_column: int = 0,
-    tag_column: int = -1,
+    tag_column: int | None = -1,
     separator: str | None = None,
     scheme: str = "iob2",
     on_error: str = "raise",
     stats: ReadStats | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[Sentence]:
     """Reads the sentences of a CoNLL-style column file, lazily.
 
     Args:
-        path: the file (read as bytes and decoded as UTF-8 line by line).
+        path: the file (read as bytes and decoded line by line).
         token_column: index of the token column; negative counts from the end.
-        tag_column: index of the tag column; negative counts from the end.
+        tag_column: index of the tag column; negative counts from the end. None: no tag column
+            (text to tag: one column or more, the tags of the `Sentence`s empty).
         separator: column separator; None splits at TABs when the line holds one, else at runs of
             spaces. An explicit separator is used as is (fields are stripped of ASCII spaces).
         scheme: tag scheme the tags must follow: "iob2" (alias "bio") or "bioes".
         on_error: "raise" raises `ConllFormatError` at the first bad line; "skip" drops the
             sentence holding a bad line, whole, and counts it in `stats`.
         stats: if given, filled in with counts while reading.
+        encoding: the files' encoding (`check_encoding`): "utf-8" unless told.
     Returns:
         An iterator of `Sentence`s in file order (the file is read as it is consumed).
     Raises:
         ConllFormatError: (a ValueError) naming file and line: wrong number of columns (the first
             token line sets the count for the file), invalid UTF-8, a tag outside the scheme, an
             empty token or tag field; also a file with no sentences, even with on_error="skip".
+            A line that is not valid UTF-8 names the encoding it is likely in.
         ValueError: for invalid arguments (raised by the call itself, before any reading).
     """
     _validate_arguments(token_column, tag_column, separator, scheme, on_error)
-    return _read_file(os.fspath(path), token_column, tag_column, separator, scheme, on_error, stats)
+    encoding = check_encoding(encoding)
+    return _read_file(
+        os.fspath(path), token_column, tag_column, separator, scheme, on_error, stats, encoding
+    )
 
 
 def lines_of(file: BinaryIO, path: str) -> Iterator[bytes]:
@@ -229,7 +272,7 @@ def lines_of(file: BinaryIO, path: str) -> Iterator[bytes]:
         ) from None
 
 
-def _read_file(path, token_column, tag_column, separator, scheme, on_error, stats):
+def _read_file(path, token_column, tag_column, separator, scheme, on_error, stats, encoding):
     with open(path, "rb") as file:
         yield from _read_lines(
             lines_of(file, path),
@@ -240,6 +283,7 @@ def _read_file(path, token_column, tag_column, separator, scheme, on_error, stat
             scheme=scheme,
             on_error=on_error,
             stats=stats,
+            encoding=encoding,
         )
 
 
@@ -247,11 +291,12 @@ def read_conll_lines(
     lines: Iterable[bytes] | BinaryIO,
     path: str,
     token_column: int = 0,
-    tag_column: int = -1,
+    tag_column: int | None = -1,
     separator: str | None = None,
     scheme: str = "iob2",
     on_error: str = "raise",
     stats: ReadStats | None = None,
+    encoding: str = "utf-8",
 ) -> Iterator[Sentence]:
     """`read_conll` on raw lines already opened elsewhere (e.g. Beam's `FileSystems.open`).
 
@@ -260,17 +305,33 @@ def read_conll_lines(
             opened in binary mode (which splits at b"\\n" only, as wanted here); a file object
             that can seek is read through `lines_of` (gzip-compressed files decompressed).
         path: the name used in `Sentence.path` and in error messages.
-        token_column, tag_column, separator, scheme, on_error, stats: as for `read_conll`.
+        token_column, tag_column, separator, scheme, on_error, stats, encoding: as for
+            `read_conll`.
     Returns:
         An iterator of `Sentence`s in file order (the file is read as it is consumed).
     """
     _validate_arguments(token_column, tag_column, separator, scheme, on_error)
+    encoding = check_encoding(encoding)
     if hasattr(lines, "read") and hasattr(lines, "seek"):
         lines = lines_of(lines, path)  # type: ignore[arg-type]
-    return _read_lines(lines, path, token_column, tag_column, separator, scheme, on_error, stats)
+    return _read_lines(
+        lines, path, token_column, tag_column, separator, scheme, on_error, stats, encoding
+    )
 
 
-def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_error, stats):
+def _likely_encoding(line: bytes) -> str:
+    """What a line that is not UTF-8 is likely in, for the hint: Windows-1252 where it decodes
+    (the usual case: files saved by Windows tools), else Latin-1 (which decodes anything)."""
+    line = line.rstrip(b"\r\n")
+    try:
+        return f"cp1252 (Windows-1252; the line would read {_quote(line.decode('cp1252'))})"
+    except UnicodeDecodeError:
+        return f"latin-1 (the line would read {_quote(line.decode('latin-1'))})"
+
+
+def _read_lines(
+    lines, path, token_column, tag_column, separator, scheme, on_error, stats, encoding
+):
     scheme = _canonical_scheme(scheme)
     stats = stats if stats is not None else ReadStats()
     num_columns = None  # Set by the first good token line.
@@ -300,7 +361,7 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
         line_number += 1
         line_start, byte_offset = byte_offset, byte_offset + len(raw)
         try:
-            text = raw.decode("utf-8").replace(_BOM, "").rstrip(_ASCII_WHITESPACE)
+            text = raw.decode(encoding).replace(_BOM, "").rstrip(_ASCII_WHITESPACE)
             if not text.strip():
                 sentence = flush()
                 if sentence is not None:
@@ -321,7 +382,10 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
                 first_line = line_number
             columns = _split_columns(text, separator)
             if num_columns is None:
-                needed = max(token_column + 1, -token_column, tag_column + 1, -tag_column, 2)
+                if tag_column is None:
+                    needed = max(token_column + 1, -token_column)
+                else:
+                    needed = max(token_column + 1, -token_column, tag_column + 1, -tag_column, 2)
                 if len(columns) < needed:
                     raise ConllFormatError(
                         path,
@@ -329,7 +393,9 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
                         f"expected at least {needed} columns (with token_column={token_column}, "
                         f"tag_column={tag_column}), found {len(columns)}: {_quote(text)}",
                     )
-                if token_column % len(columns) == tag_column % len(columns):
+                if tag_column is not None and (
+                    token_column % len(columns) == tag_column % len(columns)
+                ):
                     raise ConllFormatError(
                         path,
                         line_number,
@@ -345,9 +411,13 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
                     f"expected {num_columns} columns ({names}), found {len(columns)}: "
                     f"{_quote(text)}",
                 )
-            token, tag = columns[token_column], columns[tag_column]
+            token = columns[token_column]
             if not token:
                 raise ConllFormatError(path, line_number, f"empty token: {_quote(text)}")
+            if tag_column is None:
+                tokens.append(token)
+                continue
+            tag = columns[tag_column]
             try:
                 parse_tag(tag, scheme)
             except ValueError:
@@ -369,15 +439,24 @@ def _read_lines(lines, path, token_column, tag_column, separator, scheme, on_err
                         if not path.endswith(".gz")
                         else "the file is gzip-compressed: decompress it first (gunzip)"
                     )
-                else:
+                elif line_start == 0 and caught.object.startswith((b"\xff\xfe", b"\xfe\xff")):
                     hint = (
-                        "CoNLL files are read as UTF-8; a file in another encoding must be "
-                        "converted first, e.g. iconv -f WINDOWS-1252 -t UTF-8"
+                        "the file is likely UTF-16 (it starts with a UTF-16 byte order mark): "
+                        f"convert it first, e.g. iconv -f UTF-16 -t UTF-8 {path}"
                     )
+                elif encoding == "utf-8":
+                    hint = (
+                        "CoNLL files are read as UTF-8 unless told; this one is likely in "
+                        f"{_likely_encoding(caught.object)}: give its encoding (--encoding / "
+                        "$NER_ENCODING, e.g. cp1252) or convert it, e.g. iconv -f CP1252 -t UTF-8"
+                    )
+                else:
+                    hint = "check the encoding given (--encoding / $NER_ENCODING)"
+                name = "UTF-8" if encoding == "utf-8" else encoding
                 caught = ConllFormatError(
                     path,
                     line_number,
-                    f"invalid UTF-8 at byte offset {line_start + caught.start} of the file "
+                    f"invalid {name} at byte offset {line_start + caught.start} of the file "
                     f"(offset {caught.start} in the line): {bad_bytes!r}; {hint}",
                 )
             if on_error == "raise":

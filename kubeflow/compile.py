@@ -22,6 +22,7 @@ from typing import Any
 
 from kubeflow.config import KubeflowConfig, parser
 from kubeflow.open_source_kfp import TARGET_MARK, drop_resolvers, open_source_kfp_problems
+from models.quiet_tensorflow import import_tensorflow
 
 __all__ = [
     "compile_pipeline_spec",
@@ -166,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # google-cloud packages imported by TFX warn about this Python version at import.
     warnings.filterwarnings("ignore", category=FutureWarning)
+    import_tensorflow()  # without the CUDA registration lines (models.quiet_tensorflow)
     config = KubeflowConfig.from_args(rest)
     pipeline_spec = compile_pipeline_spec(config)
     write_pipeline_spec(pipeline_spec, args.output)

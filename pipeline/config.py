@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.conll_format import ON_ERROR_MODES
+from components.conll_format import ON_ERROR_MODES, check_encoding
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
 from models.embeddings import installed_glove_path, is_uri
 from pipeline.switches import parse_switch
@@ -138,6 +138,8 @@ class PipelineConfig:
             "raise" stops the run naming file and line; "skip" drops the sentence, whole, and
             counts it (the run's last lines give the counts, the log the first errors of each
             file).
+        encoding: the CoNLL files' encoding ("utf-8" unless told; "cp1252" for files saved by
+            Windows tools): any that keeps ASCII as it is (`components.conll_format`).
         keep_versions: how many of the newest serving versions a local run keeps when it ends
             (`pipeline.retention`); 0 keeps all.
         keep_runs: how many of the newest runs keep their pipeline artifacts when a local run
@@ -164,6 +166,7 @@ class PipelineConfig:
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     keep_runs: int = DEFAULT_KEEP_RUNS
     on_bad_lines: str = "raise"
+    encoding: str = "utf-8"
     learn_tags: bool = False
 
     def __post_init__(self):
@@ -192,6 +195,7 @@ class PipelineConfig:
             raise _invalid("span_window", "a positive integer", self.span_window)
         if self.on_bad_lines not in ON_ERROR_MODES:
             raise _invalid("on_bad_lines", f"one of {ON_ERROR_MODES}", self.on_bad_lines)
+        object.__setattr__(self, "encoding", check_encoding(self.encoding))
         for field in ("keep_versions", "keep_runs"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -290,6 +294,7 @@ class PipelineConfig:
             keep_versions=args.keep_versions,
             keep_runs=args.keep_runs,
             on_bad_lines=args.on_bad_lines,
+            encoding=args.encoding,
             learn_tags=not args.schema,
         )
 
@@ -493,6 +498,12 @@ def _parser(
         str,
         "a CoNLL sentence with a line that cannot be read: raise (stop, naming file and line) or "
         "skip (drop the sentence, counted)",
+    )
+    add(
+        "--encoding",
+        "utf-8",
+        str,
+        "the CoNLL files' encoding, e.g. cp1252 for files saved by Windows tools",
     )
     add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
     add("--span-window", 1, int, "train on the last N spans ({SPAN} in the patterns)")

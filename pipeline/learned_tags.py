@@ -102,21 +102,25 @@ def split_files(data_dir: str, pattern: str, spans: int | None = 1) -> list[str]
     return files
 
 
-def _add_types(types: set[str], path: str, scheme: str, on_error: str) -> int:
+def _add_types(types: set[str], path: str, scheme: str, on_error: str, encoding: str) -> int:
     """Adds the entity types of a file's tags to `types`; returns the sentences read."""
     count = 0
-    for sentence in read_conll(path, scheme=scheme, on_error=on_error, stats=ReadStats()):
+    for sentence in read_conll(
+        path, scheme=scheme, on_error=on_error, stats=ReadStats(), encoding=encoding
+    ):
         count += 1
         types.update(t for _, t in (split_tag(tag, scheme) for tag in sentence.tags) if t)
     return count
 
 
-def _first_outside(files, tags, scheme, on_error) -> tuple[int, str | None]:
+def _first_outside(files, tags, scheme, on_error, encoding) -> tuple[int, str | None]:
     """(sentences read, the first `path:line: tag` outside `tags`, or None)."""
     allowed = set(tags)
     count = 0
     for path in files:
-        for sentence in read_conll(path, scheme=scheme, on_error=on_error, stats=ReadStats()):
+        for sentence in read_conll(
+            path, scheme=scheme, on_error=on_error, stats=ReadStats(), encoding=encoding
+        ):
             count += 1
             for offset, tag in enumerate(sentence.tags):
                 if tag not in allowed:
@@ -134,6 +138,7 @@ def check_data(config) -> DataTags:
     """
     scheme = config.tagger.model.tag_scheme
     on_error = config.on_bad_lines
+    encoding = config.encoding
     window = max(1, config.span_window)
     train_files = split_files(config.data_dir, config.train_pattern, window)
     eval_files = split_files(config.data_dir, config.eval_pattern)
@@ -141,18 +146,18 @@ def check_data(config) -> DataTags:
         types: set[str] = set()
         train_count = 0
         for path in train_files:
-            train_count += _add_types(types, path, scheme, on_error)
+            train_count += _add_types(types, path, scheme, on_error, encoding)
         # Older spans, which this run does not train on, only keep their types in the tag set:
         # read leniently, so that a bad old span does not stop every later run.
         for path in sorted(
             set(split_files(config.data_dir, config.train_pattern, None)) - set(train_files)
         ):
             try:
-                _add_types(types, path, scheme, "skip")
+                _add_types(types, path, scheme, "skip", encoding)
             except ValueError:  # ConllFormatError: no readable sentence at all
                 continue
         tags = tags_for_types(types, scheme)
-        eval_count, outside = _first_outside(eval_files, tags, scheme, on_error)
+        eval_count, outside = _first_outside(eval_files, tags, scheme, on_error, encoding)
         if outside:
             raise ValueError(
                 f"{outside} does not occur in the training data (entity types learned from "
@@ -162,9 +167,9 @@ def check_data(config) -> DataTags:
             )
     else:
         tags = tuple(config.tagger.preprocessing.tag_names)
-        train_count, outside = _first_outside(train_files, tags, scheme, on_error)
+        train_count, outside = _first_outside(train_files, tags, scheme, on_error, encoding)
         if outside is None:
-            eval_count, outside = _first_outside(eval_files, tags, scheme, on_error)
+            eval_count, outside = _first_outside(eval_files, tags, scheme, on_error, encoding)
         if outside:
             raise ValueError(
                 f"{outside} is not in the tag set of the schema {config.schema_path} "

@@ -30,6 +30,8 @@ import sys
 import time
 import warnings
 
+from models.quiet_tensorflow import import_tensorflow
+
 __all__ = [
     "BriefFormatter",
     "log_file_path",
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if not verbose:
         # google-cloud packages imported by TFX warn about this Python version at import.
         warnings.filterwarnings("ignore", category=FutureWarning)
+        if not {"-h", "--help"} & set(argv):
+            import_tensorflow()  # without the CUDA registration lines (models.quiet_tensorflow)
 
     from absl import logging
 

@@ -200,6 +200,7 @@ def create_pipeline(
         ),
         scheme=config.tagger.model.tag_scheme,
         on_error=config.on_bad_lines,
+        encoding=config.encoding,
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)

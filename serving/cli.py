@@ -2,13 +2,16 @@
 
     ner-tag "Obama visited Paris" "I love New York"          # sentences as arguments
     ner-tag --file sentences.txt --format jsonl -o out.jsonl  # one sentence a line, progress bar
-    ner-tag --conll test.conll --format conll                 # tokens of a CoNLL file
+    ner-tag --conll test.conll --format conll                 # tokens of a CoNLL file, as they are
     ner-tag --file big.txt --beam --beam-args "--direct_num_workers=2 \
         --direct_running_mode=multi_processing" -o out.jsonl  # Beam RunInference
 
 The model is the newest numeric version under `--serving-dir` (default
 `outputs/serving_model/ner_bilstm_crf`, or `$NER_SERVING_DIR`) unless `--version` names one.
-Sentences are tokenised by `models.tokenization` inside the model (split at whitespace).
+Sentences are tokenised by `models.tokenization` inside the model (split at whitespace). A
+`--conll` file is read with the pipeline's own reader (`components.conll_format`: the token in the
+first column, TAB- or space-separated as the pipeline reads it) and its tokens are tagged as they
+are (`serve_tokens`): a token holding a non-breaking space stays one token.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from components.conll_format import check_encoding
+from models.quiet_tensorflow import import_tensorflow
 from serving.formats import FORMATS, format_result
+
+if TYPE_CHECKING:
+    from serving.tagging import TaggedSentence
 
 __all__ = [
     "DEFAULT_SERVING_DIR",
@@ -51,7 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("sentences", nargs="*", help="sentences to tag")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--file", help="text file, one sentence a line")
-    source.add_argument("--conll", help="CoNLL file (token in the first column)")
+    source.add_argument("--conll", help="CoNLL file (token in the first column; tags ignored)")
+    parser.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="encoding of --file or --conll (default utf-8; e.g. cp1252 for Windows files)",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -66,14 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sentences(args) -> tuple[Iterable[str], int | None]:
+def _results(args, signature) -> tuple[Iterable[TaggedSentence], int | None]:
+    """The tagged sentences, lazily, and how many there will be (None: unknown)."""
     from serving import inputs
+    from serving.tagging import tag_batches, tag_token_batches
 
-    if args.file:
-        return inputs.read_text(args.file), inputs.count_lines(args.file)
     if args.conll:
-        return inputs.read_conll(args.conll), None
-    return args.sentences, len(args.sentences)
+        token_lists = (s.tokens for s in inputs.read_conll(args.conll, args.encoding))
+        return tag_token_batches(signature, token_lists, args.batch_size), None
+    if args.file:
+        sentences: Iterable[str] = inputs.read_text(args.file, args.encoding)
+        total: int | None = inputs.count_lines(args.file)
+    else:
+        sentences, total = args.sentences, len(args.sentences)
+    return tag_batches(signature, sentences, args.batch_size), total
 
 
 _FORMAT_BY_EXTENSION = {".jsonl": "jsonl", ".json": "jsonl", ".conll": "conll", ".tsv": "conll"}
@@ -116,16 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     args.format = output_format(args.format, args.output)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be positive, got {args.batch_size}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ start-up chatter
+    # TensorFlow's C++ start-up INFO and WARNING lines are chatter here; its errors still show,
+    # less the three CUDA registration lines it prints on every machine.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
 
     _show_warnings()
+    from models.features import SENTENCES_SIGNATURE, TOKENS_SIGNATURE
     from serving.model_version import load_newest
     from serving.tagging import load_signature
 
     try:
+        check_encoding(args.encoding)
+        name = TOKENS_SIGNATURE if args.conll else SENTENCES_SIGNATURE
         # The newest version that loads: a broken newest version (e.g. a truncated
         # saved_model.pb) is named in a warning and the previous one serves, as in TF Serving.
-        model_dir, signature = load_newest(args.serving_dir, load_signature, args.version)
+        model_dir, signature = load_newest(
+            args.serving_dir, lambda path: load_signature(path, name), args.version
+        )
     except ValueError as error:
         print(f"ner-tag: {error}", file=sys.stderr)
         return 2
@@ -148,11 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from serving.tagging import tag_batches
-
     try:
-        sentences, total = _sentences(args)
-        results = tag_batches(signature, sentences, args.batch_size)
+        results, total = _results(args, signature)
         show_progress = (args.file or args.conll) and not args.no_progress
         if show_progress:
             results = tqdm(results, total=total, unit="sentence", file=sys.stderr)

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 
 from components.conll_format import Sentence, read_conll
 from models.entity_scoring import EntityScores, extract_entities, score_entities
+from models.quiet_tensorflow import import_tensorflow
 
 __all__ = ["Evaluation", "evaluate", "main", "render_html", "score_table"]
 
@@ -68,28 +69,19 @@ class Evaluation:
 
 def _tag_with_model(signature, sentences: Sequence[Sentence], batch_size: int, progress):
     """Predicted tags of each sentence's tokens through `serve_tokens`, `batch_size` at a time."""
-    import numpy as np
-    import tensorflow as tf
-
-    from models.features import TOKENS_INPUT
+    from serving.tagging import tag_token_batches
 
     predicted: list[list[str]] = []
-    for start in range(0, len(sentences), batch_size):
-        batch = sentences[start : start + batch_size]
-        width = max(len(s.tokens) for s in batch)
-        tokens = [list(s.tokens) + [""] * (width - len(s.tokens)) for s in batch]
-        outputs = signature(**{TOKENS_INPUT: tf.constant(tokens, tf.string)})
-        tags = np.asarray(outputs["tags"])
-        for row, sentence in enumerate(batch):
-            predicted.append([t.decode("utf-8") for t in tags[row, : len(sentence.tokens)]])
-        progress(len(batch))
+    for result in tag_token_batches(signature, (s.tokens for s in sentences), batch_size):
+        predicted.append(result.tags)
+        progress(1)
     return predicted
 
 
-def _read_predictions(path: str, gold: Sequence[Sentence]) -> list[list[str]]:
+def _read_predictions(path: str, gold: Sequence[Sentence], encoding: str) -> list[list[str]]:
     """A system's tags (last column), aligned sentence by sentence and token by token with the
     gold file; a different sentence count or length is an error naming the sentence."""
-    predicted = list(read_conll(path))
+    predicted = list(read_conll(path, encoding=encoding))
     if len(predicted) != len(gold):
         raise ValueError(
             f"{path}: {len(predicted)} sentences, the gold file has {len(gold)}: the files must "
@@ -112,13 +104,15 @@ def evaluate(
     batch_size: int = 64,
     progress=lambda n: None,
     source: str = "",
+    encoding: str = "utf-8",
 ) -> Evaluation:
-    """Scores `signature` (a loaded `serve_tokens`) or a predictions file on a gold CoNLL file."""
+    """Scores `signature` (a loaded `serve_tokens`) or a predictions file on a gold CoNLL file
+    (both files in `encoding`)."""
     if (signature is None) == (predictions_path is None):
         raise ValueError("Give exactly one of `signature` and `predictions_path`.")
-    gold = list(read_conll(gold_path))
+    gold = list(read_conll(gold_path, encoding=encoding))
     if predictions_path is not None:
-        predicted = _read_predictions(predictions_path, gold)
+        predicted = _read_predictions(predictions_path, gold, encoding)
     else:
         predicted = _tag_with_model(signature, gold, batch_size, progress)
     scores = score_entities([list(s.tags) for s in gold], predicted)
@@ -229,6 +223,9 @@ def _parser() -> argparse.ArgumentParser:
         "--predictions", help="score this CoNLL file's tags (last column) instead of a model"
     )
     add_model_arguments(parser)
+    parser.add_argument(
+        "--encoding", default="utf-8", help="encoding of the CoNLL files (default utf-8)"
+    )
     parser.add_argument("--json", help="also write the scores as JSON here")
     parser.add_argument("--html", help="also write a page with the errors here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -242,9 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"--batch-size must be positive, got {args.batch_size}")
     try:
         if args.predictions:
-            evaluation = evaluate(args.gold, predictions_path=args.predictions)
+            evaluation = evaluate(
+                args.gold, predictions_path=args.predictions, encoding=args.encoding
+            )
         else:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # errors still show
+            import_tensorflow()
             evaluation = _evaluate_model(args)
         print(score_table(evaluation.scores))
         if args.json:
@@ -267,7 +267,7 @@ def _evaluate_model(args) -> Evaluation:
     model_dir, signature = load_newest(
         args.serving_dir, lambda path: load_signature(path, TOKENS_SIGNATURE), args.version
     )
-    total = sum(1 for _ in read_conll(args.gold))
+    total = sum(1 for _ in read_conll(args.gold, encoding=args.encoding))
     with tqdm(
         total=total, unit="sentence", file=sys.stderr, disable=args.no_progress
     ) as progress_bar:
@@ -277,6 +277,7 @@ def _evaluate_model(args) -> Evaluation:
             batch_size=args.batch_size,
             progress=progress_bar.update,
             source=model_dir,
+            encoding=args.encoding,
         )
 
 

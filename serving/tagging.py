@@ -1,20 +1,22 @@
-"""Calling `serve_sentences` in batches and reading its padded outputs back per sentence."""
+"""Calling `serve_sentences` (text) or `serve_tokens` (token lists) in batches and reading their
+padded outputs back per sentence."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from models.features import SENTENCES_INPUT, SENTENCES_SIGNATURE
+from models.features import SENTENCES_INPUT, SENTENCES_SIGNATURE, TOKENS_INPUT
 
 __all__ = [
     "Entity",
     "load_signature",
     "split_outputs",
     "tag_batches",
+    "tag_token_batches",
     "TaggedSentence",
 ]
 
@@ -92,27 +94,46 @@ def load_signature(model_dir: str, name: str = SENTENCES_SIGNATURE):
     return signature
 
 
+def _batches(items: Iterable, batch_size: int) -> Iterator[list]:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"Invalid value for `batch_size`. Expected a positive integer. Received: "
+            f"batch_size={batch_size!r}"
+        )
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def tag_batches(
     signature, sentences: Iterable[str], batch_size: int = 64
 ) -> Iterator[TaggedSentence]:
     """Tags sentences through `serve_sentences`, `batch_size` at a time, in order."""
     import tensorflow as tf
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"Invalid value for `batch_size`. Expected a positive integer. Received: "
-            f"batch_size={batch_size!r}"
-        )
-    batch: list[str] = []
-
-    def run(batch):
+    for batch in _batches(sentences, batch_size):
         outputs = signature(**{SENTENCES_INPUT: tf.constant(batch, tf.string)})
-        return split_outputs(batch, {k: v.numpy() for k, v in outputs.items()})
+        yield from split_outputs(batch, {k: v.numpy() for k, v in outputs.items()})
 
-    for sentence in sentences:
-        batch.append(sentence)
-        if len(batch) == batch_size:
-            yield from run(batch)
-            batch = []
-    if batch:
-        yield from run(batch)
+
+def tag_token_batches(
+    signature, token_lists: Iterable[Sequence[str]], batch_size: int = 64
+) -> Iterator[TaggedSentence]:
+    """Tags sentences given as token lists through `serve_tokens`, `batch_size` at a time, in
+    order: each token stays one token, whatever it holds (a space, a non-breaking space). The
+    `sentence` of each result is its tokens joined by spaces."""
+    import tensorflow as tf
+
+    for batch in _batches(token_lists, batch_size):
+        width = max(len(tokens) for tokens in batch)
+        padded = [list(tokens) + [""] * (width - len(tokens)) for tokens in batch]
+        outputs = signature(
+            **{TOKENS_INPUT: tf.constant(padded, tf.string, shape=[len(batch), width])}
+        )
+        sentences = [" ".join(tokens) for tokens in batch]
+        yield from split_outputs(sentences, {k: v.numpy() for k, v in outputs.items()})

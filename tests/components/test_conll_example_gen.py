@@ -221,6 +221,21 @@ def test_reading_options_reach_the_executor(tmp_path):
     assert read_split(examples, "train") == [(["EU", "rejects"], ["S-ORG", "O"], "wide.conll:1")]
 
 
+def test_a_file_in_another_encoding_is_read_when_told(tmp_path):
+    base = tmp_path / "input"
+    write(base / "windows.conll", "Café\tB-location\n“hi”\tO\n".encode("cp1252"))
+    properties = exec_properties(base, [("train", "*"), ("eval", "*")])
+    with pytest.raises(ConllFormatError, match="windows.conll:1: invalid UTF-8 .* cp1252"):
+        run_executor(tmp_path / "utf8", properties)
+    options = ConllReadOptions(encoding="cp1252")
+    examples = run_executor(
+        tmp_path / "cp1252", exec_properties(base, [("train", "*"), ("eval", "*")], (), options)
+    )
+    assert read_split(examples, "train") == [
+        (["Café", "“hi”"], ["B-location", "O"], "windows.conll:1")
+    ]
+
+
 def test_span_in_patterns_resolved_by_the_driver(tmp_path):
     # As TFX runs it: the FileBasedDriver picks the latest span and rewrites the patterns,
     # then the executor reads what they match.
@@ -283,7 +298,12 @@ def test_no_matching_file(tmp_path):
     [
         ConllReadOptions(),
         ConllReadOptions(
-            token_column=1, tag_column=-2, separator="|", scheme="bioes", on_error="skip"
+            token_column=1,
+            tag_column=-2,
+            separator="|",
+            scheme="bioes",
+            on_error="skip",
+            encoding="cp1252",
         ),
     ],
 )

@@ -12,6 +12,7 @@ from components.conll_format import (
     ConllFormatError,
     ReadStats,
     Sentence,
+    check_encoding,
     parse_tag,
     read_conll,
     read_conll_lines,
@@ -271,11 +272,73 @@ def test_invalid_utf8_names_line_and_byte_offset(tmp_path):
     path = write(tmp_path, "latin1.conll", b"a\tO\n\nb\tO\nca\xe9\tO\n")
     reason = (
         "invalid UTF-8 at byte offset 11 of the file (offset 2 in the line): b'\\xe9'; CoNLL "
-        "files are read as UTF-8; a file in another encoding must be converted first, e.g. "
-        "iconv -f WINDOWS-1252 -t UTF-8"
+        "files are read as UTF-8 unless told; this one is likely in cp1252 (Windows-1252; the "
+        "line would read 'caé\\tO'): give its encoding (--encoding / $NER_ENCODING, e.g. "
+        "cp1252) or convert it, e.g. iconv -f CP1252 -t UTF-8"
     )
     with pytest.raises(ConllFormatError, match=error_message(path, 4, reason)):
         read_all(path)
+
+
+def test_a_file_in_another_encoding_reads_when_told(tmp_path):
+    text = "-DOCSTART-\tO\n\nCafé\tB-location\nMüller\tB-person\n“hi”\tO\n"
+    path = write(tmp_path, "windows.conll", text.encode("cp1252"))
+    expected = [(["Café", "Müller", "“hi”"], ["B-location", "B-person", "O"], 3)]
+    assert as_pairs(read_conll(path, encoding="windows-1252")) == expected
+    assert as_pairs(read_conll(path, encoding="cp1252")) == expected
+    # Latin-1 reads every byte, but not as Windows wrote it: the quotes are C1 controls.
+    assert as_pairs(read_conll(path, encoding="latin-1"))[0][0][2] == "\x93hi\x94"
+
+
+def test_a_byte_the_given_encoding_lacks_names_it(tmp_path):
+    path = write(tmp_path, "bad.conll", b"a\tO\n\x81\tO\n")
+    reason = (
+        "invalid cp1252 at byte offset 4 of the file (offset 0 in the line): b'\\x81'; check "
+        "the encoding given (--encoding / $NER_ENCODING)"
+    )
+    with pytest.raises(ConllFormatError, match=error_message(path, 2, reason)):
+        list(read_conll(path, encoding="cp1252"))
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path):
+    path = write(tmp_path, "utf16.conll", "a\tO\n".encode("utf-16"))
+    with pytest.raises(ConllFormatError, match="likely UTF-16 .* iconv -f UTF-16 -t UTF-8"):
+        read_all(path)
+
+
+@pytest.mark.parametrize(
+    "encoding, expected",
+    [
+        ("utf16", "keeps ASCII as it is"),
+        ("utf-32", "keeps ASCII as it is"),
+        ("hex", "keeps ASCII as it is"),
+        ("klingon", "a text encoding Python knows"),
+        (None, "a text encoding Python knows"),
+    ],
+)
+def test_encodings_that_cannot_be_read_line_by_line_are_refused_up_front(encoding, expected):
+    with pytest.raises(ValueError, match=f"`encoding`. Expected .*{expected}"):
+        read_conll("never-opened.conll", encoding=encoding)
+    with pytest.raises(ValueError, match=f"`encoding`. Expected .*{expected}"):
+        check_encoding(encoding)
+
+
+def test_without_a_tag_column_tokens_are_read_as_with_one(tmp_path):
+    """`tag_column=None` (what `ner-tag --conll` reads): the same tokens, the same splitting,
+    one column or more, tags not read (so not checked)."""
+    tagged = b"-DOCSTART- O\n\nNew\xc2\xa0York\tB-location\nis\tO\n\nhi   O\n"
+    path = write(tmp_path, "tagged.conll", tagged)
+    with_tags = [(tokens, line) for tokens, _, line in as_pairs(read_all(path))]
+    assert [(list(s.tokens), s.line) for s in read_conll(path, tag_column=None)] == with_tags
+    assert with_tags == [(["New\u00a0York", "is"], 3), (["hi"], 6)]
+    untagged = write(tmp_path, "tokens.conll", b"New\xc2\xa0York\nis\n\nhi\n")
+    assert [list(s.tokens) for s in read_conll(untagged, tag_column=None)] == [
+        ["New\u00a0York", "is"],
+        ["hi"],
+    ]
+    assert all(s.tags == () for s in read_conll(path, tag_column=None))
+    bad_tag = write(tmp_path, "badtag.conll", b"a\tNOT-A-TAG\n")
+    assert [list(s.tokens) for s in read_conll(bad_tag, tag_column=None)] == [["a"]]
 
 
 @pytest.mark.parametrize("name", ["train.conll.gz", "train.conll"])

@@ -83,6 +83,15 @@ def test_bad_lines_and_gzip_as_the_pipeline_reads_them(tmp_path):
     assert skipped.sentences["train"] == 2
 
 
+def test_the_first_pass_reads_the_encoding_given(tmp_path):
+    write(tmp_path / "data" / "train.conll", TRAIN + "Zoë\tB-patient\n\n".encode("cp1252"))
+    write(tmp_path / "data" / "eval.conll", EVAL)
+    with pytest.raises(ValueError, match=r"train.conll:\d+: invalid UTF-8 .*likely in cp1252"):
+        check_data(config_for(tmp_path / "data"))
+    data = check_data(config_for(tmp_path / "data", "--encoding", "cp1252"))
+    assert data.sentences["train"] == 3
+
+
 def test_files_of_the_newest_spans_and_a_pattern_without_files(tmp_path):
     for span in (1, 2, 10):
         write(tmp_path / "data" / f"span-{span}" / "train.conll", TRAIN)
@@ -152,6 +161,8 @@ def test_a_run_on_a_corpus_with_its_own_tags(tmp_path):
     assert tagged.returncode == 0, tagged.stderr[-2000:]
     # e.g. "[Bob](patient 1.00) takes [insulin](drug 1.00) daily ."
     assert "[Bob](patient" in tagged.stdout and "[insulin](drug" in tagged.stdout, tagged.stdout
+    # TensorFlow's duplicate CUDA registration lines (models.quiet_tensorflow) are not shown.
+    assert "register factory" not in run.stderr + tagged.stderr
 
 
 def test_older_spans_add_their_types_and_a_bad_old_span_does_not_stop_the_run(tmp_path):

@@ -131,6 +131,22 @@ def test_on_bad_lines_reaches_the_example_gen(tmp_path, mode):
     assert options.on_error == mode
 
 
+def test_encoding_reaches_the_example_gen_and_is_checked_up_front(tmp_path):
+    from components.conll_example_gen import ConllReadOptions
+
+    config = PipelineConfig.from_args(
+        ["--output-dir", str(tmp_path)], environ={"NER_ENCODING": "Windows-1252"}
+    )
+    assert config.encoding == "cp1252"
+    nodes = {node.id: node for node in create_pipeline(config).components}
+    options = ConllReadOptions.from_exec_properties(nodes["ConllExampleGen"].exec_properties)
+    assert options.encoding == "cp1252"
+    with pytest.raises(ValueError, match=r"`encoding`. Expected an encoding that keeps ASCII"):
+        PipelineConfig.from_args(["--encoding", "utf-16"], environ={})
+    with pytest.raises(ValueError, match=r"`encoding`. Expected the name of a text encoding"):
+        PipelineConfig.from_args(["--encoding", "klingon"], environ={})
+
+
 def test_on_bad_lines_accepts_raise_or_skip_only():
     with pytest.raises(ValueError, match=r"on_bad_lines.*\('raise', 'skip'\).*'drop'"):
         PipelineConfig.from_args(["--on-bad-lines", "drop"], environ={})

@@ -28,6 +28,7 @@ def test_a_component_failure_is_one_line_and_the_traceback_is_in_the_log(tmp_pat
     )  # fmt: skip
     assert run.returncode == 1, run.stderr[-3000:]
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "register factory" not in run.stderr  # TensorFlow's CUDA lines (quiet_tensorflow)
     lines = run.stderr.strip().splitlines()
     log_file = output / "metadata" / "ner_bilstm_crf" / "last_run.log"
     assert lines[-2].startswith("python -m pipeline.local_runner: error: "), lines[-3:]

@@ -137,6 +137,44 @@ def test_text_and_conll_files(serving_root, tmp_path, capsys):
     ]
 
 
+def test_conll_files_are_read_as_the_pipeline_reads_them(serving_root, tmp_path, capsys):
+    """`--conll` tokens are exactly the pipeline reader's, and each is tagged as one token: a
+    token holding a space or a non-breaking space (TAB-separated file), a byte order mark, a
+    `-DOCSTART-` line, a gzipped file. Splitting at any whitespace (the old reader, and the
+    model's own tokenisation of text) cuts those tokens in two."""
+    import gzip
+
+    from components.conll_format import read_conll
+
+    data = (
+        "\ufeff-DOCSTART-\tO\n\nNew York\tB-location\nis\tO\nnice\tO\n\n"
+        "Paris\u00a0Hilton\tB-person\nsaid\tO\n\n"
+    ).encode("utf-8")
+    plain, zipped = tmp_path / "in.conll", tmp_path / "in.conll.gz"
+    plain.write_bytes(data)
+    zipped.write_bytes(gzip.compress(data))
+    expected = [list(s.tokens) for s in read_conll(str(plain))]
+    assert expected == [["New York", "is", "nice"], ["Paris\u00a0Hilton", "said"]]
+    for path in (plain, zipped):
+        status, out, _ = run(capsys, "--serving-dir", str(serving_root), "--conll", str(path),
+                             "--format", "jsonl", "--no-progress")  # fmt: skip
+        assert status == 0
+        records = [json.loads(line) for line in out.splitlines()]
+        assert [r["tokens"] for r in records] == expected
+        assert [len(r["tags"]) for r in records] == [3, 2]
+
+    windows = tmp_path / "windows.conll"
+    windows.write_bytes("Café\tO\nMüller\tB-person\n".encode("cp1252"))
+    status, _, err = run(capsys, "--serving-dir", str(serving_root), "--conll", str(windows))
+    assert status == 2 and f"{windows}:1: invalid UTF-8" in err and "likely in cp1252" in err
+    status, out, _ = run(capsys, "--serving-dir", str(serving_root), "--conll", str(windows),
+                         "--encoding", "cp1252", "--format", "jsonl")  # fmt: skip
+    assert status == 0 and json.loads(out)["tokens"] == ["Café", "Müller"]
+    status, _, err = run(capsys, "--serving-dir", str(serving_root), "--conll", str(windows),
+                         "--encoding", "utf-16")  # fmt: skip
+    assert status == 2 and "Invalid value for `encoding`" in err
+
+
 def test_bad_input_is_reported(serving_root, tmp_path, capsys):
     conll = tmp_path / "bad.conll"
     conll.write_bytes(b"Obama O\nvisit\xff O\n")
