@@ -50,8 +50,8 @@ def run_parameters(config: KubeflowConfig) -> dict[str, Any]:
 
     values = {
         "data_dir": (str, config.data_uri),
-        "epochs": (int, config.tagger.training.epochs),
-        "min_entity_f1": (float, float(config.min_entity_f1)),
+        "epochs": (int, config.pipeline.tagger.training.epochs),
+        "min_entity_f1": (float, float(config.pipeline.min_entity_f1)),
     }
     return {
         field: tfx.dsl.experimental.RuntimeParameter(
@@ -75,12 +75,12 @@ def compile_pipeline_spec(config: KubeflowConfig) -> dict[str, Any]:
     from pipeline.pipeline import RunParameters, create_pipeline
 
     parameters = run_parameters(config)
-    pipeline = create_pipeline(config.pipeline_config(), RunParameters(**parameters))
+    pipeline = create_pipeline(config.pipeline, RunParameters(**parameters))
     if not config.keeps_baseline_resolver:
         drop_resolvers(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            display_name=config.pipeline_name,
+            display_name=config.pipeline.pipeline_name,
             default_image=config.image,
             # Schema 2.1.0, as kfp 2.x's own compiler writes: the KFP 2.x API server refuses
             # other versions at upload (backend/src/apiserver/template/v2_template.go); Vertex AI
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_pipeline_spec(pipeline_spec, args.output)
     tasks = sorted(pipeline_spec["root"]["dag"]["tasks"])
     print(
-        f"Wrote {args.output}: pipeline {config.pipeline_name!r} for target {config.target!r}, "
+        f"Wrote {args.output}: pipeline {config.pipeline.pipeline_name!r} for target {config.target!r}, "
         f"image {config.image}, {len(tasks)} tasks: {', '.join(tasks)}"
     )
     return 0

@@ -5,9 +5,8 @@
 Every other flag (model, training, `--schema`, `--train-pattern`, `--min-entity-f1`, ...) is the
 local runner's, parsed by `pipeline.config.PipelineConfig.from_args` with its `NER_*` variables, so
 a model trained on Kubeflow has the same hyperparameters as one trained locally with the same
-flags. `KubeflowConfig.pipeline_config()` turns the whole into the `PipelineConfig` that
-`pipeline.pipeline.create_pipeline` reads, with URIs (gs://, s3://, ...) where the local runner
-has folders.
+flags. `KubeflowConfig.pipeline` is that `PipelineConfig`, the one `pipeline.pipeline.create_pipeline`
+reads, with URIs (gs://, s3://, ...) where the local runner has folders.
 
 Two targets, because open-source Kubeflow Pipelines and Vertex AI Pipelines run different subsets
 of the pipeline spec that `KubeflowV2DagRunner` writes (see kubeflow/README.md):
@@ -41,9 +40,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
-from components.conll_format import ON_ERROR_MODES
-from models.config import TaggerConfig
-from pipeline.config import DEFAULT_EMBEDDINGS, DEFAULT_MIN_ENTITY_F1, PipelineConfig
+from pipeline.config import DEFAULT_EMBEDDINGS, PipelineConfig
 from pipeline.switches import switch_from_environment
 
 __all__ = [
@@ -118,108 +115,93 @@ def check_pipeline_name(pipeline_name: str) -> None:
         )
 
 
+def _check_for_target(target: str, pipeline: PipelineConfig) -> None:
+    """What the target cannot run, refused rather than dropped (see the module docstring)."""
+    if target not in TARGETS:
+        raise _invalid("target", f"one of {TARGETS}", target)
+    for name in ("train_pattern", "eval_pattern"):
+        pattern = getattr(pipeline, name)
+        # On open-source KFP the ExampleGen driver that resolves these tokens does not run
+        # (see kubeflow/README.md): the executor would look for files named "{SPAN}".
+        if target == "oss" and any(token in pattern for token in _SPAN_TOKENS):
+            raise _invalid(name, "a pattern without {SPAN} or {VERSION} for target 'oss'", pattern)
+    if pipeline.span_window != 1:
+        # Refused, not dropped: a pipeline that silently trained on the newest span only would
+        # not be the one asked for.
+        reason = (
+            "open-source KFP runs no resolver node"
+            if target == "oss"
+            else "TFX's KubeflowV2DagRunner compiles only LatestArtifactStrategy and "
+            "LatestBlessedModelStrategy resolvers"
+        )
+        raise _invalid(
+            "span_window",
+            f"1 for target {target!r}: a rolling window of spans needs a SpanRangeStrategy "
+            f"resolver, and {reason}",
+            pipeline.span_window,
+        )
+    if pipeline.warm_start and target != "vertex":
+        raise _invalid(
+            "warm_start",
+            f"False for target {target!r}: warm start reads the latest blessed model through a "
+            "resolver node, which open-source KFP cannot run (target 'vertex' can)",
+            pipeline.warm_start,
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class KubeflowConfig:
-    """Everything the Kubeflow build of the pipeline needs.
+    """Everything the Kubeflow build of the pipeline needs: the pipeline's own configuration, and
+    the image and the target.
 
     Attributes:
         image: container image of every component (kubeflow/Dockerfile), e.g.
             `us-docker.pkg.dev/P/ner/ner-pipeline:0.1.0`.
-        pipeline_root: where the components write their artifacts (a URI every pod and Beam worker
-            can reach, e.g. `gs://bucket/ner/root`); also the spec's default pipeline root.
-        data_uri: folder of the CoNLL files (ExampleGen's input_base), e.g. `gs://bucket/ner/data`.
-        serving_uri: Pusher's destination: `<serving_uri>/<numeric version>/saved_model.pb`.
-        tagger: preprocessing, model and training configuration (Transform and Trainer).
-        pipeline_name: Kubeflow pipeline name: lowercase letters, digits and '-'.
+        pipeline: the `PipelineConfig` that `pipeline.pipeline.create_pipeline` reads, with URIs
+            where the local runner has folders: `data_dir` the folder of the CoNLL files
+            (`data_uri`), `explicit_pipeline_root` (also `output_dir`) where the components write
+            their artifacts (`pipeline_root`; a URI every pod and Beam worker can reach, also the
+            spec's default pipeline root), `explicit_serving_dir` Pusher's destination
+            (`serving_uri`), `schema_path` the curated schema as the components read it
+            (`schema_uri`; by default the copy inside the image). Its baseline settings follow
+            the target (`baseline_from_serving_dir` unless "vertex"); its name follows
+            Kubeflow's rule; the tag set is the schema's (the data is not read at compile time).
         target: "oss" (open-source KFP 2.x: no resolver; the baseline is the model serving
             now) or "vertex" (Vertex AI Pipelines: the baseline is the latest blessed model).
-        schema_uri: the curated schema as the components read it: by default the copy inside the
-            image; any URI works if it holds the same file as the one the tag set came from.
-        train_pattern: glob of the training files, relative to `data_uri`.
-        eval_pattern: glob of the evaluation files, relative to `data_uri`.
-        min_entity_f1: blessing floor: the candidate's entity F1 on the eval split, in percent.
-        beam_pipeline_args: Beam options of every Beam-based component.
-        enable_cache: let Kubeflow reuse a component's earlier outputs when its inputs are equal.
-        span_window: as `PipelineConfig.span_window`; only 1 here (see the module docstring).
-        warm_start: as `PipelineConfig.warm_start`: the Trainer starts from the latest blessed
-            model's weights. Target `vertex` only (it needs the baseline resolver).
-        on_bad_lines: as `PipelineConfig.on_bad_lines`.
     """
 
     image: str
-    pipeline_root: str
-    data_uri: str
-    serving_uri: str
-    tagger: TaggerConfig
-    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    pipeline: PipelineConfig
     target: str = "oss"
-    schema_uri: str = IMAGE_SCHEMA_PATH
-    train_pattern: str = "train.conll"
-    eval_pattern: str = "eval.conll"
-    min_entity_f1: float = DEFAULT_MIN_ENTITY_F1
-    beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
-    enable_cache: bool = True
-    span_window: int = 1
-    warm_start: bool = False
-    on_bad_lines: str = "raise"
 
     def __post_init__(self):
         if not self.image or any(character.isspace() for character in self.image):
             raise _invalid("image", "a container image reference without spaces", self.image)
-        check_pipeline_name(self.pipeline_name)
-        if self.on_bad_lines not in ON_ERROR_MODES:
-            raise _invalid("on_bad_lines", f"one of {ON_ERROR_MODES}", self.on_bad_lines)
-        if self.target not in TARGETS:
-            raise _invalid("target", f"one of {TARGETS}", self.target)
+        pipeline = self.pipeline
+        check_pipeline_name(pipeline.pipeline_name)
+        _check_for_target(self.target, pipeline)
         for name in ("pipeline_root", "data_uri", "serving_uri", "schema_uri"):
-            check_location(name, getattr(self, name))
+            location = getattr(self, name)
+            check_location(name, location)
             # TFX's executors open artifacts with tf.io.gfile, which knows gs:// and local paths
             # (s3:// with tensorflow-io), not KFP's default MinIO root.
-            if getattr(self, name).startswith("minio://"):
+            if location.startswith("minio://"):
                 raise _invalid(
                     name,
                     "a location tf.io.gfile can open (gs://, or s3:// with tensorflow-io)",
-                    getattr(self, name),
+                    location,
                 )
-        for name in ("train_pattern", "eval_pattern"):
-            pattern = getattr(self, name)
-            # On open-source KFP the ExampleGen driver that resolves these tokens does not run
-            # (see kubeflow/README.md): the executor would look for files named "{SPAN}".
-            if self.target == "oss" and any(token in pattern for token in _SPAN_TOKENS):
-                raise _invalid(
-                    name, "a pattern without {SPAN} or {VERSION} for target 'oss'", pattern
-                )
-        if not 0.0 <= self.min_entity_f1 <= 100.0:
-            raise _invalid("min_entity_f1", "a percentage in [0, 100]", self.min_entity_f1)
-        if (
-            isinstance(self.span_window, bool)
-            or not isinstance(self.span_window, int)
-            or self.span_window < 1
-        ):
-            raise _invalid("span_window", "a positive integer", self.span_window)
-        if self.span_window != 1:
-            # Refused, not dropped: a pipeline that silently trained on the newest span only
-            # would not be the one asked for.
-            reason = (
-                "open-source KFP runs no resolver node"
-                if self.target == "oss"
-                else "TFX's KubeflowV2DagRunner compiles only LatestArtifactStrategy and "
-                "LatestBlessedModelStrategy resolvers"
-            )
+        from_serving_dir = not self.keeps_baseline_resolver
+        if not pipeline.baseline or pipeline.baseline_from_serving_dir != from_serving_dir:
+            where = "the serving folder" if from_serving_dir else "the latest blessed model"
             raise _invalid(
-                "span_window",
-                f"1 for target {self.target!r}: a rolling window of spans needs a "
-                f"SpanRangeStrategy resolver, and {reason}",
-                self.span_window,
+                "pipeline",
+                f"baseline=True and baseline_from_serving_dir={from_serving_dir} for target "
+                f"{self.target!r} (its baseline is {where}; KubeflowConfig.from_args sets both)",
+                f"baseline={pipeline.baseline}, "
+                f"baseline_from_serving_dir={pipeline.baseline_from_serving_dir}",
             )
-        if self.warm_start and not self.keeps_baseline_resolver:
-            raise _invalid(
-                "warm_start",
-                f"False for target {self.target!r}: warm start reads the latest blessed model "
-                "through a resolver node, which open-source KFP cannot run (target 'vertex' can)",
-                self.warm_start,
-            )
-        embeddings = self.tagger.model.pretrained_embeddings_path
+        embeddings = pipeline.tagger.model.pretrained_embeddings_path
         # Transform and Trainer read the vectors file inside their pods: a file baked into the
         # image, or a URI that TensorFlow's file systems read (models/embeddings.py), never a
         # path of the machine that compiles.
@@ -234,7 +216,6 @@ class KubeflowConfig:
                 "gs://bucket/glove.6B.50d.txt.gz (--embeddings)",
                 embeddings,
             )
-        object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
 
     @property
     def keeps_baseline_resolver(self) -> bool:
@@ -242,41 +223,32 @@ class KubeflowConfig:
         otherwise from the serving folder)."""
         return self.target == "vertex"
 
-    def pipeline_config(self):
-        """The `PipelineConfig` that `create_pipeline` reads, with this configuration's URIs.
+    @property
+    def pipeline_root(self) -> str:
+        """Where the components write their artifacts (`--pipeline-root`)."""
+        return self.pipeline.pipeline_root
 
-        Returns:
-            kubeflow.remote_pipeline_config.RemotePipelineConfig, a `PipelineConfig`.
-        """
-        # Imported here: building a KubeflowConfig must not need TFX.
-        from kubeflow.remote_pipeline_config import RemotePipelineConfig
+    @property
+    def data_uri(self) -> str:
+        """The folder of the CoNLL files, ExampleGen's input base (`--data-uri`)."""
+        return self.pipeline.data_dir
 
-        return RemotePipelineConfig(
-            pipeline_name=self.pipeline_name,
-            data_dir=self.data_uri,
-            train_pattern=self.train_pattern,
-            eval_pattern=self.eval_pattern,
-            output_dir=self.pipeline_root,
-            schema_path=self.schema_uri,
-            tagger=self.tagger,
-            min_entity_f1=self.min_entity_f1,
-            beam_pipeline_args=self.beam_pipeline_args,
-            enable_cache=self.enable_cache,
-            baseline=True,
-            baseline_from_serving_dir=not self.keeps_baseline_resolver,
-            remote_pipeline_root=self.pipeline_root,
-            remote_serving_dir=self.serving_uri,
-            span_window=self.span_window,
-            warm_start=self.warm_start,
-            on_bad_lines=self.on_bad_lines,
-        )
+    @property
+    def serving_uri(self) -> str:
+        """Pusher's destination: `<serving_uri>/<numeric version>/saved_model.pb`."""
+        return self.pipeline.serving_dir
+
+    @property
+    def schema_uri(self) -> str:
+        """The curated schema as the components read it (`--schema-uri`)."""
+        return self.pipeline.schema_path
 
     @classmethod
     def from_args(
         cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
     ) -> KubeflowConfig:
         """Builds the configuration from flags (`argv`, without the program name), `NER_KFP_*`
-        variables, and the local runner's model flags and `NER_*` variables.
+        variables, and the local runner's flags and `NER_*` variables.
 
         Raises:
             ValueError: on a missing required value, a local-only flag, or an invalid value.
@@ -293,7 +265,11 @@ class KubeflowConfig:
                 flag = "--" + name.replace("_", "-")
                 variable = "NER_KFP_" + name.upper()
                 raise _invalid(name, f"a value from {flag} or ${variable}", getattr(args, name))
+        check_pipeline_name(args.pipeline_name)
+        for name in ("pipeline_root", "data_uri", "serving_uri", "schema_uri"):
+            check_location(name, getattr(args, name))
         local = PipelineConfig.from_args(rest, environ)
+        _check_for_target(args.target, local)
         tagger = local.tagger
         embeddings = tagger.model.pretrained_embeddings_path
         if embeddings is not None and embeddings == DEFAULT_EMBEDDINGS:
@@ -304,24 +280,22 @@ class KubeflowConfig:
                     tagger.model, pretrained_embeddings_path=IMAGE_EMBEDDINGS_PATH
                 ),
             )
-        return cls(
-            image=args.image,
-            pipeline_root=args.pipeline_root,
-            data_uri=args.data_uri,
-            serving_uri=args.serving_uri,
-            tagger=tagger,
+        pipeline = dataclasses.replace(
+            local,
             pipeline_name=args.pipeline_name,
-            target=args.target,
-            schema_uri=args.schema_uri,
-            train_pattern=local.train_pattern,
-            eval_pattern=local.eval_pattern,
-            min_entity_f1=local.min_entity_f1,
+            data_dir=args.data_uri,
+            output_dir=args.pipeline_root,
+            explicit_pipeline_root=args.pipeline_root,
+            explicit_serving_dir=args.serving_uri,
+            schema_path=args.schema_uri,
+            tagger=tagger,
             beam_pipeline_args=tuple(shlex.split(args.beam_args)),
             enable_cache=not args.no_cache,
-            span_window=local.span_window,
-            warm_start=local.warm_start,
-            on_bad_lines=local.on_bad_lines,
+            baseline=True,
+            baseline_from_serving_dir=args.target != "vertex",
+            learn_tags=False,
         )
+        return cls(image=args.image, pipeline=pipeline, target=args.target)
 
 
 def parser(

@@ -41,6 +41,7 @@ from components.latest_artifact_if_any import LatestArtifactIfAnyStrategy
 from components.latest_served_model import LatestServedModel
 from components.tagger_trainer import TaggerTrainer
 from components.validation_gate import ValidationGate
+from models.embeddings import is_uri
 from models.entity_metric import ENTITY_F1_NAME
 from models.features import EXAMPLES_SIGNATURE, TAGS_KEY
 from pipeline.config import PipelineConfig
@@ -308,9 +309,11 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
-        ),
+        # The local runner's SQLite store; an orchestrator with its own store (Kubeflow, whose
+        # pipeline root is a URI) gets none.
+        metadata_connection_config=None
+        if is_uri(config.pipeline_root)
+        else tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path),
         components=[
             example_gen,
             statistics_gen,

@@ -10,6 +10,7 @@ backend implements (container and importer, kubeflow/pipelines backend/src/v2/co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 
@@ -67,7 +68,7 @@ def reference_nodes():
     from pipeline.pipeline import create_pipeline
 
     config = KubeflowConfig.from_args(_flags("vertex"), environ={})
-    return {node.id: node for node in create_pipeline(config.pipeline_config()).components}
+    return {node.id: node for node in create_pipeline(config.pipeline).components}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def target_nodes(reference_nodes):
     oss = KubeflowConfig.from_args(_flags("oss"), environ={})
     return {
         "vertex": {node_id for node_id in reference_nodes if node_id != RESOLVER_ID},
-        "oss": {node.id for node in create_pipeline(oss.pipeline_config()).components},
+        "oss": {node.id for node in create_pipeline(oss.pipeline).components},
     }
 
 
@@ -221,9 +222,12 @@ def test_vertex_spec_keeps_the_baseline(compiled):
 
 
 def test_oss_compile_refuses_a_spec_with_a_resolver(monkeypatch):
-    # As if target oss had been given the resolver baseline by mistake, and not dropped it.
-    monkeypatch.setattr(KubeflowConfig, "keeps_baseline_resolver", property(lambda self: True))
+    # As if target oss had been given the resolver baseline by mistake, and not dropped it
+    # (past KubeflowConfig's own check, which refuses that combination).
     config = KubeflowConfig.from_args(_flags("oss"), environ={})
+    resolver_baseline = dataclasses.replace(config.pipeline, baseline_from_serving_dir=False)
+    object.__setattr__(config, "pipeline", resolver_baseline)
+    monkeypatch.setattr(KubeflowConfig, "keeps_baseline_resolver", property(lambda self: True))
     with pytest.raises(ValueError, match=r"Expected a pipeline open-source KFP can run"):
         compile_pipeline_spec(config)
 
@@ -256,7 +260,7 @@ def test_drop_resolvers_keeps_beam_arguments_once(reference_nodes):
     from pipeline.pipeline import create_pipeline
 
     config = KubeflowConfig.from_args(_flags("vertex"), environ={})
-    pipeline = create_pipeline(config.pipeline_config())
+    pipeline = create_pipeline(config.pipeline)
     before = {
         node.id: list(node.executor_spec.beam_pipeline_args)
         for node in pipeline.components
@@ -303,7 +307,7 @@ def test_tfx_cannot_compile_a_span_window_for_kubeflow():
     from pipeline.pipeline import create_pipeline
 
     flags = _flags("vertex") + ["--train-pattern", "s-{SPAN}/t.conll", "--eval-pattern", "e.conll"]
-    pipeline_config = KubeflowConfig.from_args(flags, environ={}).pipeline_config()
+    pipeline_config = KubeflowConfig.from_args(flags, environ={}).pipeline
     pipeline = create_pipeline(dataclasses.replace(pipeline_config, span_window=2))
     assert "span_window_resolver" in {node.id for node in pipeline.components}
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(

