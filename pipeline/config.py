@@ -35,7 +35,9 @@ __all__ = [
     "DEFAULT_OUTPUT_DIR",
     "DEFAULT_SCHEMA_PATH",
     "PipelineConfig",
+    "pipeline_settings",
     "REPOSITORY_ROOT",
+    "setting_name",
     "tags_from_schema",
 ]
 
@@ -275,28 +277,18 @@ class PipelineConfig:
             model=ModelConfig(**model_values),
             training=TrainingConfig(**values(TrainingConfig)),
         )
-        return cls(
-            pipeline_name=args.pipeline_name,
-            data_dir=_absolute(args.data_dir),
-            train_pattern=args.train_pattern,
-            eval_pattern=args.eval_pattern,
-            output_dir=_absolute(args.output_dir),
-            schema_path=schema_path,
-            tagger=tagger,
-            min_entity_f1=args.min_entity_f1,
-            beam_pipeline_args=tuple(shlex.split(args.beam_args)),
-            enable_cache=not args.no_cache,
-            baseline=not args.no_baseline,
-            explicit_pipeline_root=_absolute(args.pipeline_root) if args.pipeline_root else None,
-            explicit_serving_dir=_absolute(args.serving_dir) if args.serving_dir else None,
-            span_window=args.span_window,
-            warm_start=args.warm_start,
-            keep_versions=args.keep_versions,
-            keep_runs=args.keep_runs,
-            on_bad_lines=args.on_bad_lines,
-            encoding=args.encoding,
-            learn_tags=not args.schema,
-        )
+        settings = {}
+        for field in pipeline_settings():
+            value = getattr(args, setting_name(field.name))
+            if field.name in _NEGATED:
+                value = not value
+            elif field.name == "beam_pipeline_args":
+                value = tuple(shlex.split(value))
+            elif field.name in _LOCATIONS:
+                value = _absolute(value) if value else None
+            settings[field.name] = value
+        settings["schema_path"] = schema_path
+        return cls(tagger=tagger, learn_tags=not args.schema, **settings)
 
 
 def _non_empty(flag: str, variable: str):
@@ -314,6 +306,64 @@ def _non_empty(flag: str, variable: str):
     return parse
 
 
+def pipeline_settings() -> list[dataclasses.Field]:
+    """The fields of `PipelineConfig` that are settings (a flag, an `NER_*` variable and a config
+    file key each), in the dataclass's order; the tagger's are `TAGGER_SECTIONS`'."""
+    return [f for f in dataclasses.fields(PipelineConfig) if f.name not in _NOT_SETTINGS]
+
+
+_NOT_SETTINGS = {"tagger", "learn_tags", "baseline_from_serving_dir"}
+"""`tagger` is the sections below; `learn_tags` follows from `--schema`; the serving-folder
+baseline is for orchestrators without resolver nodes (`kubeflow.config` sets it)."""
+_PIPELINE_FLAGS = {
+    "schema_path": "--schema",
+    "explicit_pipeline_root": "--pipeline-root",
+    "explicit_serving_dir": "--serving-dir",
+    "beam_pipeline_args": "--beam-args",
+    "enable_cache": "--no-cache",
+    "baseline": "--no-baseline",
+}
+"""Flags other than the field's name (the flag's name, with underscores, is its config file key
+and, upper-cased, its `NER_*` variable: `--no-cache`, `no_cache`, `NER_NO_CACHE`)."""
+_NEGATED = {"enable_cache", "baseline"}
+"""Switches whose flag says the opposite of the field (`--no-cache` sets `enable_cache=False`)."""
+_LOCATIONS = {"data_dir", "output_dir", "explicit_pipeline_root", "explicit_serving_dir"}
+"""Made absolute (a URI kept as given); "" for an optional one means unset."""
+_REQUIRED_FIELD_DEFAULTS = {
+    "pipeline_name": "ner_bilstm_crf",
+    "data_dir": DEFAULT_DATA_DIR,
+    "train_pattern": "train.conll",
+    "eval_pattern": "eval.conll",
+    "output_dir": DEFAULT_OUTPUT_DIR,
+    "schema_path": "",  # learn the tag set (`learn_tags`)
+}
+"""The command line's defaults of the fields a `PipelineConfig` must be given (every other
+setting's default is its field's)."""
+_FLAG_HELP = {
+    "schema_path": "curated schema whose tags domain is the tag set (default: the tags of the "
+    "training data, in the bundled schema pipeline/schema/schema.pbtxt)",
+    "enable_cache": "run every component even if its inputs did not change",
+    "baseline": "bless on --min-entity-f1 alone, without comparing with the latest blessed model",
+}
+"""Help where the attribute's description does not read as the flag's (a negated switch)."""
+
+
+def setting_name(field_name: str) -> str:
+    """A pipeline setting's config file key: `no_cache` for `enable_cache`, `span_window` for
+    `span_window`; its flag is `--no-cache`, its variable `NER_NO_CACHE`."""
+    return _PIPELINE_FLAGS.get(field_name, "--" + field_name).lstrip("-").replace("-", "_")
+
+
+def _flag_default(field: dataclasses.Field):
+    if field.name in _REQUIRED_FIELD_DEFAULTS:
+        return _REQUIRED_FIELD_DEFAULTS[field.name]
+    if field.name in _NEGATED:
+        return not field.default
+    if isinstance(field.default, tuple):
+        return " ".join(field.default)
+    return "" if field.default is None else field.default
+
+
 TAGGER_SECTIONS = (
     ("preprocessing", PreprocessingConfig),
     ("model", ModelConfig),
@@ -326,7 +376,14 @@ _NEVER_EMPTY = {"schema"}
 """Settings whose default is "" (unset) but where an explicitly empty value is refused."""
 _SHORT_FLAGS = {"pretrained_embeddings_path": "embeddings", "early_stopping_patience": "patience"}
 """Flags shorter than their field's name (the field's name is the config file key)."""
-_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "bool": bool}
+_TYPES = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "str | None": str,
+    "bool": bool,
+    "tuple[str, ...]": str,  # shlex-split: `--beam-args "--a=1 --b=2"`
+}
 
 
 def flag_of(name: str) -> str:
@@ -453,86 +510,45 @@ def _parser(
             flag, dest=dest, type=parse, default=value, help=f"{help_text} (${variable})"
         )
 
-    def add(flag: str, default, value_type, help_text: str):
-        setting(flag.lstrip("-").replace("-", "_"), flag, default, value_type, help_text)
+    def add_tagger_settings():
+        # The tagger's settings, generated from its dataclasses: their names, defaults and docs.
+        for _, section_class in TAGGER_SECTIONS:
+            helps = _attribute_help(section_class)
+            for field in dataclasses.fields(section_class):
+                if field.name not in _FROM_SCHEMA:
+                    default = field.default
+                    if field.name == "pretrained_embeddings_path":
+                        default = DEFAULT_EMBEDDINGS  # the installed GloVe, unless --no-embeddings
+                    setting(
+                        field.name,
+                        flag_of(field.name),
+                        "" if default is None else default,
+                        _TYPES[str(field.type)],
+                        helps.get(field.name, ""),
+                        variable_of(field.name),
+                    )
+        setting(
+            "no_embeddings",
+            "--no-embeddings",
+            False,
+            bool,
+            "train without pretrained word vectors (default: --embeddings, the installed GloVe "
+            "6B 50d)",
+        )
 
-    add("--pipeline-name", "ner_bilstm_crf", str, "pipeline name")
-    add("--data-dir", DEFAULT_DATA_DIR, str, "folder of the CoNLL files")
-    add("--train-pattern", "train.conll", str, "training files, glob relative to --data-dir")
-    add("--eval-pattern", "eval.conll", str, "evaluation files, glob relative to --data-dir")
-    add("--output-dir", DEFAULT_OUTPUT_DIR, str, "where artifacts, metadata and models go")
-    add("--pipeline-root", "", str, "artifacts here instead of under --output-dir")
-    add("--serving-dir", "", str, "push here instead of under --output-dir")
-    add(
-        "--schema",
-        "",
-        str,
-        "curated schema whose tags domain is the tag set (default: the tags of the training data, "
-        "in the bundled schema pipeline/schema/schema.pbtxt)",
-    )
-    # The tagger's settings, generated from its dataclasses: their names, defaults and docs.
-    for _, section_class in TAGGER_SECTIONS:
-        helps = _attribute_help(section_class)
-        for field in dataclasses.fields(section_class):
-            if field.name not in _FROM_SCHEMA:
-                default = field.default
-                if field.name == "pretrained_embeddings_path":
-                    default = DEFAULT_EMBEDDINGS  # the installed GloVe, unless --no-embeddings
-                setting(
-                    field.name,
-                    flag_of(field.name),
-                    "" if default is None else default,
-                    _TYPES[str(field.type)],
-                    helps.get(field.name, ""),
-                    variable_of(field.name),
-                )
-    add(
-        "--no-embeddings",
-        False,
-        bool,
-        "train without pretrained word vectors (default: --embeddings, the installed GloVe 6B 50d)",
-    )
-    add(
-        "--on-bad-lines",
-        "raise",
-        str,
-        "a CoNLL sentence with a line that cannot be read: raise (stop, naming file and line) or "
-        "skip (drop the sentence, counted)",
-    )
-    add(
-        "--encoding",
-        "utf-8",
-        str,
-        "the CoNLL files' encoding, e.g. cp1252 for files saved by Windows tools",
-    )
-    add("--min-entity-f1", DEFAULT_MIN_ENTITY_F1, float, "blessing floor: eval entity F1, percent")
-    add("--span-window", 1, int, "train on the last N spans ({SPAN} in the patterns)")
-    add("--beam-args", " ".join(DEFAULT_BEAM_ARGS), str, "Beam pipeline options")
-    add("--no-cache", False, bool, "run every component even if its inputs did not change")
-    add(
-        "--no-baseline",
-        False,
-        bool,
-        "bless on --min-entity-f1 alone, without comparing with the latest blessed model",
-    )
-    add(
-        "--warm-start",
-        False,
-        bool,
-        "start training from the latest blessed model's weights, embedding rows matched by word",
-    )
-    add(
-        "--keep-versions",
-        DEFAULT_KEEP_VERSIONS,
-        int,
-        "serving versions kept when a run ends, newest first (0: all)",
-    )
-    add(
-        "--keep-runs",
-        DEFAULT_KEEP_RUNS,
-        int,
-        "runs whose pipeline artifacts are kept when a run ends, newest first (0: all)",
-    )
+    # The pipeline's settings, generated from `PipelineConfig`'s fields, the tagger's where the
+    # dataclass holds them.
+    helps = _attribute_help(PipelineConfig)
+    for field in dataclasses.fields(PipelineConfig):
+        if field.name == "tagger":
+            add_tagger_settings()
+        elif field.name not in _NOT_SETTINGS:
+            dest = setting_name(field.name)
+            value_type = bool if field.name in _NEGATED else _TYPES[str(field.type)]
+            help_text = _FLAG_HELP.get(field.name) or helps.get(field.name, "")
+            setting(
+                dest, "--" + dest.replace("_", "-"), _flag_default(field), value_type, help_text
+            )
     parser.add_argument(
         "--wait",
         action="store_true",

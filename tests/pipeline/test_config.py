@@ -257,3 +257,70 @@ def test_local_runner_checks_the_vectors_file_before_anything_runs(
     # A bad setting of any kind is one line too.
     assert local_runner.main(["--learning-rate", "nan", *output]) == 2
     assert "Expected a positive finite number" in capsys.readouterr().err
+
+
+def _pipeline_values(tmp_path) -> dict:
+    """{field: (value given under the setting's name, the field's value then)} for every pipeline
+    setting; a setting added later fails the check below until it is given a value here."""
+    import shutil
+
+    from pipeline.config import DEFAULT_SCHEMA_PATH
+
+    schema = tmp_path / "schema.pbtxt"
+    shutil.copy(DEFAULT_SCHEMA_PATH, schema)
+    beam = "--direct_num_workers=2 --direct_running_mode=multi_processing"
+    same = {
+        "pipeline_name": "other_pipeline",
+        "data_dir": str(tmp_path / "data"),
+        "train_pattern": "t*.conll",
+        "eval_pattern": "e*.conll",
+        "output_dir": str(tmp_path / "out"),
+        "schema_path": str(schema),
+        "min_entity_f1": 12.5,
+        "explicit_pipeline_root": str(tmp_path / "root"),
+        "explicit_serving_dir": str(tmp_path / "serving"),
+        "span_window": 3,
+        "warm_start": True,
+        "keep_versions": 2,
+        "keep_runs": 7,
+        "on_bad_lines": "skip",
+        "encoding": "cp1252",
+    }
+    return {
+        **{name: (value, value) for name, value in same.items()},
+        "beam_pipeline_args": (beam, tuple(beam.split())),
+        "enable_cache": (True, False),  # --no-cache
+        "baseline": (True, False),  # --no-baseline
+    }
+
+
+@pytest.mark.parametrize("source", ["flag", "environment", "file"])
+def test_every_pipeline_setting_is_reachable_by_flag_variable_and_file(tmp_path, source):
+    import json
+
+    from pipeline.config import pipeline_settings, setting_name
+
+    values = _pipeline_values(tmp_path)
+    assert set(values) == {field.name for field in pipeline_settings()}
+    # No baseline and a window of spans cannot go together: checked one at a time.
+    for group in ([name for name in values if name != "baseline"], ["baseline"]):
+        argv, environ, in_file = [], {}, {}
+        for name in group:
+            key, (given, _) = setting_name(name), values[name]
+            if source == "flag":
+                flag = "--" + key.replace("_", "-")
+                if isinstance(given, bool):
+                    argv.append(flag if given or flag.startswith("--no-") else "--no-" + flag[2:])
+                else:
+                    argv += [flag, str(given)]
+            elif source == "environment":
+                environ["NER_" + key.upper()] = str(given).lower() if given is True else str(given)
+            else:
+                in_file[key] = given
+        if in_file:
+            path = tmp_path / "settings.json"
+            path.write_text(json.dumps(in_file), encoding="utf-8")
+            argv = ["--config", str(path)]
+        config = PipelineConfig.from_args(argv, environ=environ)
+        for name in group:
+            assert getattr(config, name) == values[name][1], (source, name)
