@@ -50,6 +50,8 @@ import tensorflow as tf
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.config import PipelineConfig
+from pipeline.run_lock import EXIT_LOCKED, RunLock
 from serving.model_version import version_dir, whole_versions
 
 __all__ = [
@@ -375,8 +377,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     `--output-dir`, `--pipeline-name`, `--keep-versions`, `--keep-runs` and `--span-window`
     matter here; waits for a run in progress to end unless `--no-wait`.
     """
-    from pipeline.config import PipelineConfig
-    from pipeline.run_lock import EXIT_LOCKED, RunLock
 
     argv = list(sys.argv[1:] if argv is None else argv)
     wait = "--no-wait" not in argv

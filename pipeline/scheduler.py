@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fnmatch
 import glob
 import json
 import logging
@@ -111,7 +112,6 @@ def spans_matching(data_dir: str, pattern: str) -> set[int]:
 
 def _glob_to_regex(parts: list[str]) -> str:
     """Regex of `<glob parts[0]>(?P<span>\\d+)<glob parts[1]>`."""
-    import fnmatch
 
     def translate(part: str) -> str:
         # fnmatch.translate gives "(?s:...)\\Z"; keep the body only.

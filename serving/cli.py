@@ -21,14 +21,15 @@ import logging
 import os
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+
+from tqdm import tqdm
 
 from components.conll_format import check_encoding
+from models.features import SENTENCES_SIGNATURE, TOKENS_SIGNATURE
 from models.quiet_tensorflow import import_tensorflow
+from serving import inputs
 from serving.formats import FORMATS, format_result
-
-if TYPE_CHECKING:
-    from serving.tagging import TaggedSentence
+from serving.tagging import TaggedSentence, load_signature, tag_batches, tag_token_batches
 
 __all__ = [
     "DEFAULT_SERVING_DIR",
@@ -82,9 +83,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _results(args, signature) -> tuple[Iterable[TaggedSentence], int | None]:
     """The tagged sentences, lazily, and how many there will be (None: unknown)."""
-    from serving import inputs
-    from serving.tagging import tag_batches, tag_token_batches
-
     if args.conll:
         token_lists = (s.tokens for s in inputs.read_conll(args.conll, args.encoding))
         return tag_token_batches(signature, token_lists, args.batch_size), None
@@ -142,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
 
     _show_warnings()
-    from models.features import SENTENCES_SIGNATURE, TOKENS_SIGNATURE
-    from serving.model_version import load_newest
-    from serving.tagging import load_signature
+    from serving.model_version import load_newest  # imports TensorFlow: after --help, checks
 
     try:
         check_encoding(args.encoding)
@@ -173,8 +169,6 @@ def main(argv: list[str] | None = None) -> int:
             if os.path.exists(beam_output):
                 os.remove(beam_output)
         return 0
-
-    from tqdm import tqdm
 
     try:
         results, total = _results(args, signature)

@@ -23,9 +23,14 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 
+from tqdm import tqdm
+
 from components.conll_format import Sentence, read_conll
 from models.entity_scoring import EntityScores, extract_entities, score_entities
+from models.features import TOKENS_SIGNATURE
 from models.quiet_tensorflow import import_tensorflow
+from serving.cli import add_model_arguments, temporary_beside
+from serving.tagging import load_signature, tag_token_batches
 
 __all__ = ["Evaluation", "evaluate", "main", "render_html", "score_table"]
 
@@ -69,8 +74,6 @@ class Evaluation:
 
 def _tag_with_model(signature, sentences: Sequence[Sentence], batch_size: int, progress):
     """Predicted tags of each sentence's tokens through `serve_tokens`, `batch_size` at a time."""
-    from serving.tagging import tag_token_batches
-
     predicted: list[list[str]] = []
     for result in tag_token_batches(signature, (s.tokens for s in sentences), batch_size):
         predicted.append(result.tags)
@@ -201,8 +204,6 @@ prediction (right).</p>
 
 
 def _write_atomically(path: str, text: str) -> None:
-    from serving.cli import temporary_beside
-
     partial = temporary_beside(path)
     with open(partial, "w", encoding="utf-8") as file:
         file.write(text)
@@ -210,8 +211,6 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from serving.cli import add_model_arguments
-
     parser = argparse.ArgumentParser(
         prog="ner-eval",
         allow_abbrev=False,
@@ -258,11 +257,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _evaluate_model(args) -> Evaluation:
-    from tqdm import tqdm
-
-    from models.features import TOKENS_SIGNATURE
+    # Imported here: it imports TensorFlow (seconds), which `--help` and `--predictions` skip.
     from serving.model_version import load_newest
-    from serving.tagging import load_signature
 
     model_dir, signature = load_newest(
         args.serving_dir, lambda path: load_signature(path, TOKENS_SIGNATURE), args.version
