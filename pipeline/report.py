@@ -28,9 +28,23 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+import tensorflow_transform as tft
+from matplotlib.figure import Figure
+from tfx.orchestration import metadata
+from tfx.types import standard_artifacts
 
+from models import preprocessing
+from models.config import TaggerConfig
 from models.entity_scoring import EntityScores, extract_entities, score_entities
 from models.features import TAGS_KEY, TOKENS_INPUT, TOKENS_KEY, TOKENS_SIGNATURE
+from pipeline.run_summary import (
+    _int_property,
+    _latest_artifact,
+    _string_property,
+    latest_example_gen_output,
+)
 from serving.model_version import version_dir, whole_versions
 
 __all__ = [
@@ -88,8 +102,6 @@ class RunArtifacts:
 
 def _trainer_start_epoch(store, model_id: int) -> int:
     """`early_stopping_start_epoch` of the Trainer execution that produced model `model_id`."""
-    from models.config import TaggerConfig
-
     events = store.get_events_by_artifact_ids([model_id])
     producers = [event.execution_id for event in events if event.type == event.OUTPUT]
     for execution in store.get_executions_by_id(producers):
@@ -108,15 +120,6 @@ def _trainer_start_epoch(store, model_id: int) -> int:
 
 def latest_run_artifacts(connection_config) -> RunArtifacts:
     """The latest run's artifacts (the newest live artifact of each type)."""
-    from tfx.orchestration import metadata
-    from tfx.types import standard_artifacts
-
-    from pipeline.run_summary import (
-        _int_property,
-        _latest_artifact,
-        _string_property,
-        latest_example_gen_output,
-    )
 
     with metadata.Metadata(connection_config) as handle:
         store = handle.store
@@ -146,8 +149,6 @@ def latest_run_artifacts(connection_config) -> RunArtifacts:
 
 def read_split(examples_uri: str, split: str) -> list[SENTENCE]:
     """(tokens, tags) of every tf.Example of one split of an ExampleGen output."""
-    import tensorflow as tf
-
     files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     sentences = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
@@ -190,8 +191,6 @@ def data_statistics(
 def predict_tags(model_dir: str, sentences: Sequence[list[str]], batch_size: int = 128):
     """Tags of each sentence by a SavedModel of this project (any of its versions), through
     `serve_tokens`: the tokens as they are, tagged as every signature tags them."""
-    import tensorflow as tf
-
     model = tf.saved_model.load(model_dir)
     signature = model.signatures[TOKENS_SIGNATURE]
     predicted = []
@@ -317,8 +316,6 @@ def training_history(model_run_uri: str) -> dict[str, list[tuple[int, float]]]:
     """Per-epoch scalars of the Trainer's TensorBoard logs, e.g. `train/epoch_loss`,
     `validation/epoch_loss`, `validation/epoch_entity_f1`, as (epoch, value) lists; the latest
     run directory under `model_run_uri` when there are several."""
-    import tensorflow as tf
-
     history: dict[str, dict[int, float]] = {}
     for path in sorted(glob.glob(os.path.join(model_run_uri, "**", "events.out.tfevents.*"),
                                  recursive=True)):  # fmt: skip
@@ -339,8 +336,6 @@ def training_history(model_run_uri: str) -> dict[str, list[tuple[int, float]]]:
 
 def validation_reasons(evaluation_uri: str, blessed: bool) -> list[str]:
     """Why the Evaluator blessed the model or not, from its validation result."""
-    import tensorflow_model_analysis as tfma
-
     try:
         result = tfma.load_validation_result(evaluation_uri)
     except Exception as error:  # no validations file: say so rather than fail the report
@@ -387,21 +382,14 @@ def _failure_reason(failure) -> str:
 def _png(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def confusion_figure(matrix: np.ndarray, tag_names: Sequence[str]) -> str:
     """Base64 PNG of the confusion matrix (row-normalised colours, counts written)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     size = 1.0 + 0.55 * len(tag_names)
-    figure, axes = plt.subplots(figsize=(size + 1.5, size))
+    figure = Figure(figsize=(size + 1.5, size))
+    axes = figure.subplots()
     rows = matrix.sum(axis=1, keepdims=True)
     axes.imshow(matrix / np.maximum(rows, 1), cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(tag_names)), tag_names, rotation=60, ha="right", fontsize=8)
@@ -417,12 +405,8 @@ def confusion_figure(matrix: np.ndarray, tag_names: Sequence[str]) -> str:
 def curves_figure(history: dict[str, list[tuple[int, float]]], kept: int | None = None) -> str:
     """Base64 PNG: losses per epoch (left) and eval entity F1 per epoch (right), the kept epoch
     (0-based `kept`) marked on both."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axes, f1_axes) = plt.subplots(1, 2, figsize=(9, 3.2))
+    figure = Figure(figsize=(9, 3.2))
+    loss_axes, f1_axes = figure.subplots(1, 2)
     for name, values in history.items():
         epochs = [epoch + 1 for epoch, _ in values]
         numbers = [value for _, value in values]
@@ -598,10 +582,6 @@ def known_words(transform_graph_uri: str, tokens: set[str]) -> set[str]:
     Asks the graph itself, so the answer holds whatever its vocabulary is made of (training
     words, pretrained vectors' words).
     """
-    import tensorflow_transform as tft
-
-    from models import preprocessing
-
     words = sorted({token.lower() for token in tokens})
     ids = preprocessing.word_ids(tft.TFTransformOutput(transform_graph_uri), words)
     return {word for word, word_id in zip(words, ids) if word_id != preprocessing.OOV_ID}
