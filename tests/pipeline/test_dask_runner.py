@@ -1,0 +1,156 @@
+"""The data components (ConllExampleGen, StatisticsGen, the validation, Transform) on Beam's Dask
+runner against a real `dask.distributed` cluster started here on loopback (a scheduler and two
+worker processes), selected by `--beam-args` as a user would, compared with the DirectRunner:
+the same examples, the same vocabularies, the same transformed records.
+
+The components run in TFX's LocalDagRunner with the pipeline's own `create_pipeline` nodes, cut
+after Transform (the Trainer and the Evaluator are not what this is about). The runner is
+`pipeline.dask_runner.DaskRunner` (Beam's, fixed; see its module). Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from pipeline.config import REPOSITORY_ROOT, PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+pytestmark = pytest.mark.slow
+
+DATA_NODES = (
+    "ConllExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "Transform",
+)
+TRAIN_SENTENCES = 600
+
+
+def _write_data(directory) -> None:
+    """The first sentences of the bundled WNUT-17 train and eval splits (as they are: their
+    sentence breaks are empty lines and lines holding a tab)."""
+    os.makedirs(directory)
+    for split, count in (("train", TRAIN_SENTENCES), ("eval", 200)):
+        lines = []
+        with open(os.path.join(REPOSITORY_ROOT, "data", "wnut17", f"{split}.conll"), "rb") as f:
+            for line in f:
+                lines.append(line)
+                count -= not line.strip()
+                if not count:
+                    break
+        with open(os.path.join(directory, f"{split}.conll"), "wb") as file:
+            file.writelines(lines)
+
+
+def _run_data_components(tmp_path, name: str, beam_args: str) -> str:
+    """Runs the data components with `beam_args`; returns the pipeline root."""
+    config = PipelineConfig.from_args(
+        ["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / name),
+         "--no-embeddings", "--beam-args", beam_args],
+        environ={},
+    )  # fmt: skip
+    full = create_pipeline(config)
+    nodes = [node for node in full.components if node.id in DATA_NODES]
+    assert sorted(node.id for node in nodes) == sorted(DATA_NODES)
+    for node in nodes:  # The Trainer and the Evaluator read ExampleGen's and Transform's outputs.
+        for downstream in list(node.downstream_nodes):
+            if downstream.id not in DATA_NODES:
+                node.remove_downstream_node(downstream)
+    tfx.orchestration.LocalDagRunner().run(
+        tfx.dsl.Pipeline(
+            pipeline_name=config.pipeline_name,
+            pipeline_root=config.pipeline_root,
+            metadata_connection_config=full.metadata_connection_config,
+            components=nodes,
+            enable_cache=False,
+            beam_pipeline_args=list(config.beam_pipeline_args),
+        )
+    )
+    return config.pipeline_root
+
+
+def _newest(root: str, pattern: str) -> str:
+    (path,) = sorted(glob.glob(os.path.join(root, pattern)))[-1:]
+    return path
+
+
+def _records(pattern: str) -> list[dict]:
+    """The tf.Examples of gzip TFRecord files, as sorted dicts of feature lists (a proto map
+    serialises its keys in no fixed order, so bytes can differ for the same example)."""
+    files = sorted(glob.glob(pattern))
+    assert files, pattern
+    examples = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        examples.append({
+            name: list(getattr(feature, feature.WhichOneof("kind")).value)
+            for name, feature in sorted(example.features.feature.items())
+        })  # fmt: skip
+    return sorted(examples, key=repr)
+
+
+def _vocabularies(transform_graph: str) -> dict[str, bytes]:
+    assets = os.path.join(transform_graph, "transform_fn", "assets")
+    return {name: open(os.path.join(assets, name), "rb").read() for name in os.listdir(assets)}
+
+
+def _num_examples(statistics: str, split: str) -> int:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    data = open(os.path.join(statistics, f"Split-{split}", "FeatureStats.pb"), "rb").read()
+    stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(data)
+    return stats.datasets[0].num_examples
+
+
+def test_the_data_components_on_a_dask_cluster_give_the_direct_runners_outputs(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    _write_data(tmp_path / "data")
+    direct = _run_data_components(
+        tmp_path, "direct", "--direct_running_mode=in_memory --direct_num_workers=1"
+    )
+    # The workers unpickle the components' functions: they import this repository's packages.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (REPOSITORY_ROOT, os.environ.get("PYTHONPATH", "")) if p
+    )
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        dask = _run_data_components(
+            tmp_path,
+            "dask",
+            "--runner=pipeline.dask_runner.DaskRunner "
+            f"--dask_client_address={cluster.scheduler_address}",
+        )
+        # The work ran on the cluster's two worker processes, not in this one.
+        assert len(client.scheduler_info()["workers"]) == 2
+
+    examples = {
+        root: {
+            split: _records(_newest(root, f"ConllExampleGen/examples/*/Split-{split}/*"))
+            for split in ("train", "eval")
+        }
+        for root in (direct, dask)
+    }
+    assert len(examples[direct]["train"]) == TRAIN_SENTENCES
+    assert examples[dask] == examples[direct]
+    for split, count in (("train", TRAIN_SENTENCES), ("eval", 200)):
+        for root in (direct, dask):
+            assert _num_examples(_newest(root, "StatisticsGen/statistics/*"), split) == count
+    graphs = [_newest(root, "Transform/transform_graph/*") for root in (direct, dask)]
+    vocabularies = [_vocabularies(graph) for graph in graphs]
+    assert vocabularies[0] and vocabularies[1] == vocabularies[0]
+    transformed = [
+        _records(_newest(root, "Transform/transformed_examples/*/Split-train/*"))
+        for root in (direct, dask)
+    ]
+    assert len(transformed[0]) == TRAIN_SENTENCES and transformed[1] == transformed[0]
+    # No temporary folders left beside the outputs.
+    assert not glob.glob(os.path.join(dask, "**", "beam-temp-*"), recursive=True)
