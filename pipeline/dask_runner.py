@@ -7,7 +7,7 @@ The workers unpickle the components' functions, so they need this repository on 
 `PYTHONPATH` and the same packages installed (the project's lock).
 
 Beam 2.74's `apache_beam.runners.dask.dask_runner.DaskRunner` translates the pipeline into one
-`dask.bag` per transform and computes it. Run on the pipeline's data components, it gets five
+`dask.bag` per transform and computes it. Run on the pipeline's data components, it gets six
 things wrong, each measured here; `DaskRunner` below keeps Beam's translations of Create,
 GroupByKey and Flatten and fixes the rest:
 
@@ -23,9 +23,16 @@ GroupByKey and Flatten and fixes the rest:
    `ReadFromTFRecord`) nor for `Impulse`: their readers got `None` and failed deep inside Dask.
    Here a source is split into bundles, one partition each, read on the workers; a transform
    that still has no translation is named in a `NotImplementedError` before anything runs.
-5. A side input is handed to each reader as a bag, which every reading task computed again,
-   everything upstream of it included (three `beam-temp-*` folders from one write). Here every
-   side input is persisted on the cluster once and fetched.
+5. A side input is handed to each reading task inside its arguments, where Dask does not see
+   it: each task computed it again (everything upstream included: three `beam-temp-*` folders
+   from one write), and nothing ran a reader after a side input it never iterates (TFT waits
+   for its vocabulary files that way: Transform read files not yet written). Here a side input
+   is a dependency of its readers' tasks, computed once, before them.
+6. It gives a reader the very objects Dask holds for the other readers of a PCollection and for
+   a groupby's shuffle; Beam's runners hand each reader decoded copies. TFDV's combiner merges
+   and finalises accumulators in place (measured: "Attempting to add values to a finalized
+   sketch", "... serialize a finalized sketch"). Here readers get copies where it matters: where
+   a PCollection has several readers, and after every GroupByKey.
 
 It reports no metrics: `ConllExampleGen` then logs that and records no read counts.
 `--dask_client_address` names the scheduler; without it the runner starts a local cluster.
@@ -35,16 +42,16 @@ from __future__ import annotations
 
 import collections
 import copy
-import dataclasses
 
 import apache_beam
 import dask
 import dask.bag
+import dask.delayed
 import dask.distributed
 from apache_beam import pvalue
 from apache_beam.io.iobase import BoundedSource
 from apache_beam.pipeline import PipelineVisitor
-from apache_beam.runners.common import DoFnInvoker
+from apache_beam.runners.common import DoFnContext, DoFnInvoker, DoFnSignature, _OutputHandler
 from apache_beam.runners.dask import dask_runner as beam_dask_runner
 from apache_beam.runners.dask import overrides, transform_evaluator
 from apache_beam.runners.dask.overrides import dask_overrides
@@ -56,17 +63,37 @@ __all__ = ["DaskRunner", "leaf_transforms"]
 BUNDLE_BYTES = 64 << 20
 
 
-def apply_dofn_to_bundle(items, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers):
+class _SideInput:
+    """A side input's whole contents, windowed as its readers expect (Beam's `SideInputMap`
+    iterates it)."""
+
+    def __init__(self, values, window_fn):
+        self.values = values
+        self.window_fn = window_fn
+
+    def __iter__(self):
+        for value in self.values:
+            yield transform_evaluator.get_windowed_value(value, self.window_fn)
+
+
+def apply_dofn_to_bundle(
+    items, do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers, side_specs, *side_values
+):
     """Runs a DoFn over one Dask partition (a bundle); returns its outputs as `(tag, value)`
     pairs (tag `None` for the main output), those emitted by `finish_bundle` included.
 
-    The invoker and its receivers are copied per partition: Dask hands the same deserialised
-    arguments to every task of a worker, and the receivers' output list would otherwise carry
-    one partition's outputs into the next.
+    `side_values` are the side inputs' whole contents, computed by Dask before this task (they
+    are its arguments); `side_specs` say how each is viewed. The invoker and its receivers are
+    copied per partition: Dask hands the same deserialised arguments to every task of a worker,
+    and the receivers' output list would otherwise carry one partition's outputs into the next.
     """
     args, kwargs, receivers = copy.deepcopy(
         (do_fn_invoker_args, do_fn_invoker_kwargs, tagged_receivers)
     )
+    kwargs["side_inputs"] = [
+        SideInputMap(view_class, view_options, _SideInput(values, window_fn))
+        for (view_class, view_options, window_fn), values in zip(side_specs, side_values)
+    ] or None
     invoker = DoFnInvoker.create_invoker(*args, **kwargs)
     invoker.invoke_setup()
     invoker.invoke_start_bundle()
@@ -81,17 +108,67 @@ def apply_dofn_to_bundle(items, do_fn_invoker_args, do_fn_invoker_kwargs, tagged
     ]  # fmt: skip
 
 
-class _ParDo(transform_evaluator.ParDo):
-    """Beam's ParDo translation, with `apply_dofn_to_bundle` above in each partition's task: a
-    bag of `(tag, value)` pairs, which `_Bags` splits into one bag per output."""
+def _whole(partitions) -> list:
+    return [value for partition in partitions for value in partition]
+
+
+class _ParDo(transform_evaluator.DaskBagOp):
+    """A ParDo: `apply_dofn_to_bundle` above on each partition, giving a bag of `(tag, value)`
+    pairs that `_Bags` splits into one bag per output. Each side input is a Dask `Item` (the
+    bag's whole contents) passed to every task, so Dask computes it before any reader runs.
+
+    Beam's translation hands each task the side input's bag inside its arguments, where Dask
+    does not see it: the task computed it itself (everything upstream again, per task), and
+    nothing ordered a reader after a side input it never iterates. TFT orders its vocabulary
+    writes that way (`WaitForVocabularyFile`: a Map that ignores an `AsIter` of the write):
+    measured, Transform read vocabulary files not yet written.
+    """
 
     def apply(self, input_bag, side_inputs=None):
-        beams = transform_evaluator.apply_dofn_to_bundle
-        transform_evaluator.apply_dofn_to_bundle = apply_dofn_to_bundle
-        try:
-            return super().apply(input_bag, side_inputs)
-        finally:
-            transform_evaluator.apply_dofn_to_bundle = beams
+        transform = self.transform
+        args, kwargs = transform.raw_side_inputs
+        main_input = next(iter(self.applied.main_inputs.values()))
+        window_fn = getattr(getattr(main_input, "windowing", None), "windowfn", None)
+        tagged_receivers = transform_evaluator.OneReceiver()
+        do_fn_invoker_args = [
+            DoFnSignature(transform.fn),
+            _OutputHandler(
+                window_fn=window_fn,
+                main_receivers=tagged_receivers[None],
+                tagged_receivers=tagged_receivers,
+                per_element_output_counter=None,
+                output_batch_converter=None,
+                process_yields_batches=False,
+                process_batch_yields_elements=False,
+            ),
+        ]
+        do_fn_invoker_kwargs = dict(
+            context=DoFnContext(transform.label, state=None),
+            input_args=list(args),
+            input_kwargs=kwargs,
+            user_state_context=None,
+            bundle_finalizer_param=apache_beam.DoFn.BundleFinalizerParam(),
+        )
+        side_inputs = side_inputs or []
+        side_specs = [
+            (type(side_input), side_input._view_options(), side_input._window_mapping_fn)
+            for side_input, _ in side_inputs
+        ]
+        # Delayed values of the bags' partitions: an `Item` (a bag's reduction) passed to
+        # `map_partitions` is copied into each reader's graph under a new key, so a side input
+        # read by two transforms ran twice (measured: TFT's saved model was written three
+        # times and its readers saw different folders).
+        side_values = [
+            dask.delayed(_whole)(bag.to_delayed(optimize_graph=False)) for _, bag in side_inputs
+        ]
+        return input_bag.map(transform_evaluator.get_windowed_value, window_fn).map_partitions(
+            apply_dofn_to_bundle,
+            do_fn_invoker_args,
+            do_fn_invoker_kwargs,
+            tagged_receivers,
+            side_specs,
+            *side_values,
+        )
 
 
 def _read_bundles(bundles) -> list:
@@ -142,13 +219,11 @@ def _value_of(tag):
 class _Bags(PipelineVisitor):
     """Translates each leaf transform into a `dask.bag`, one bag per output PCollection."""
 
-    def __init__(self, client, bag_kwargs, readers):
-        self.client = client
+    def __init__(self, bag_kwargs, readers):
         self.bag_kwargs = bag_kwargs
         self.readers = readers  # PCollection -> how many transforms read it as main input
         self.outputs: dict = {}  # PCollection -> its bag (None: nothing can compute it)
         self.results: dict = {}  # applied transform -> the bag it computes
-        self.persisted: dict = {}  # PCollection read as a side input -> its persisted bag
 
     def _bag(self, value, reader):
         bag = self.outputs.get(value)
@@ -168,18 +243,6 @@ class _Bags(PipelineVisitor):
             return bag.map_partitions(copy.deepcopy)
         return bag
 
-    def _side_input(self, side_input, reader):
-        value = side_input.pvalue
-        if value not in self.persisted:
-            self.persisted[value] = self.client.persist(self._bag(value, reader))
-        return SideInputMap(
-            type(side_input),
-            side_input._view_options(),
-            transform_evaluator.DaskBagWindowedIterator(
-                self.persisted[value], side_input._window_mapping_fn
-            ),
-        )
-
     def visit_transform(self, transform_node) -> None:
         op_class = TRANSLATIONS.get(transform_node.transform.__class__, transform_evaluator.NoOp)
         inputs = [
@@ -191,9 +254,22 @@ class _Bags(PipelineVisitor):
             input_bag = inputs or [dask.bag.from_sequence([], npartitions=1)]
         else:
             input_bag = inputs[0] if len(inputs) == 1 else (inputs or None)
-        side_inputs = [self._side_input(si, transform_node) for si in transform_node.side_inputs]
+        side_inputs = [
+            (side_input, self._bag(side_input.pvalue, transform_node))
+            for side_input in transform_node.side_inputs
+        ]
+        if side_inputs and op_class is not _ParDo:
+            raise NotImplementedError(
+                f"{transform_node.full_label!r}: side inputs are read by ParDos only here"
+            )
         op = op_class(transform_node, bag_kwargs=self.bag_kwargs)
         result = op.apply(input_bag=input_bag, side_inputs=side_inputs or None)
+        if op_class is transform_evaluator.GroupByKey:
+            # Its readers get their own copies, as Beam's runners hand them decoded elements: a
+            # combiner merges grouped accumulators in place and finalises them, while Dask still
+            # holds them in the groupby's shuffle and may pickle them for another worker
+            # (measured: TFDV failed with "Attempting to serialize a finalized sketch").
+            result = result.map_partitions(copy.deepcopy)
         self.results[transform_node] = result
         for tag, value in transform_node.outputs.items():
             if op_class is _ParDo:
@@ -225,14 +301,6 @@ def leaf_transforms(pipeline, transforms) -> list:
     return [node for node in transforms if node not in read]
 
 
-@dataclasses.dataclass
-class DaskRunnerResult(beam_dask_runner.DaskRunnerResult):
-    """Beam's result, also holding the persisted side inputs: the cluster keeps a persisted
-    bag's data only while a client holds its futures, and the tasks still to run read them."""
-
-    persisted: list = dataclasses.field(default_factory=list)
-
-
 class DaskRunner(beam_dask_runner.DaskRunner):
     """`apache_beam.runners.dask.dask_runner.DaskRunner`, fixed as the module says."""
 
@@ -245,12 +313,12 @@ class DaskRunner(beam_dask_runner.DaskRunner):
         pipeline.replace_all(dask_overrides())
         readers = _Readers()
         pipeline.visit(readers)
-        bags = _Bags(client, bag_kwargs, readers.main)
+        bags = _Bags(bag_kwargs, readers.main)
         pipeline.visit(bags)
         leaves = [
             bags.results[node]
             for node in leaf_transforms(pipeline, bags.results)
             if bags.results[node] is not None
         ]
-        futures = client.compute(list(dask.optimize(*leaves)))
-        return DaskRunnerResult(client, futures, list(bags.persisted.values()))
+        futures = client.compute(leaves)
+        return beam_dask_runner.DaskRunnerResult(client, futures)

@@ -330,3 +330,38 @@ def create_pipeline(
         enable_cache=config.enable_cache,
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
+
+
+# The components that read and prepare the data, up to and including Transform.
+DATA_COMPONENTS = (
+    "ConllExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "span_window_resolver",
+    "transform_cache_resolver",
+    "Transform",
+)
+
+
+def data_components_only(pipeline: tfx.dsl.Pipeline) -> tfx.dsl.Pipeline:
+    """`pipeline` cut after Transform: the data read, checked and transformed, no model trained.
+
+    For trying a new Beam runner or sizing a new corpus (`tests/pipeline/test_dask_runner.py`,
+    `benchmarks/data_components_scale.py`). The nodes are `pipeline`'s own (modified: their links
+    to the Trainer and later nodes are removed), so use `pipeline` for nothing else after.
+    """
+    nodes = [node for node in pipeline.components if node.id in DATA_COMPONENTS]
+    for node in nodes:
+        for downstream in list(node.downstream_nodes):
+            if downstream.id not in DATA_COMPONENTS:
+                node.remove_downstream_node(downstream)
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline.pipeline_info.pipeline_name,
+        pipeline_root=pipeline.pipeline_info.pipeline_root,
+        metadata_connection_config=pipeline.metadata_connection_config,
+        components=nodes,
+        enable_cache=pipeline.enable_cache,
+        beam_pipeline_args=list(pipeline.beam_pipeline_args),
+    )

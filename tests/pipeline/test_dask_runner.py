@@ -3,8 +3,8 @@ runner against a real `dask.distributed` cluster started here on loopback (a sch
 worker processes), selected by `--beam-args` as a user would, compared with the DirectRunner:
 the same examples, the same vocabularies, the same transformed records.
 
-The components run in TFX's LocalDagRunner with the pipeline's own `create_pipeline` nodes, cut
-after Transform (the Trainer and the Evaluator are not what this is about). The runner is
+The components run in TFX's LocalDagRunner: `create_pipeline`'s own nodes, cut after Transform by
+`data_components_only` (the Trainer and the Evaluator are not what this is about). The runner is
 `pipeline.dask_runner.DaskRunner` (Beam's, fixed; see its module). Nothing is mocked.
 """
 
@@ -18,7 +18,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import create_pipeline, data_components_only
 
 pytestmark = pytest.mark.slow
 
@@ -53,26 +53,12 @@ def _run_data_components(tmp_path, name: str, beam_args: str) -> str:
     """Runs the data components with `beam_args`; returns the pipeline root."""
     config = PipelineConfig.from_args(
         ["--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / name),
-         "--no-embeddings", "--beam-args", beam_args],
+         "--no-embeddings", "--no-cache", "--beam-args", beam_args],
         environ={},
     )  # fmt: skip
-    full = create_pipeline(config)
-    nodes = [node for node in full.components if node.id in DATA_NODES]
-    assert sorted(node.id for node in nodes) == sorted(DATA_NODES)
-    for node in nodes:  # The Trainer and the Evaluator read ExampleGen's and Transform's outputs.
-        for downstream in list(node.downstream_nodes):
-            if downstream.id not in DATA_NODES:
-                node.remove_downstream_node(downstream)
-    tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
-            pipeline_name=config.pipeline_name,
-            pipeline_root=config.pipeline_root,
-            metadata_connection_config=full.metadata_connection_config,
-            components=nodes,
-            enable_cache=False,
-            beam_pipeline_args=list(config.beam_pipeline_args),
-        )
-    )
+    pipeline = data_components_only(create_pipeline(config))
+    assert sorted(node.id for node in pipeline.components) == sorted(DATA_NODES)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
     return config.pipeline_root
 
 

@@ -2,7 +2,8 @@
 pipeline run on a real `dask.distributed` cluster (a scheduler and two worker processes on
 loopback), against the DirectRunner's result of the same pipeline: two sinks, a sharded file
 write (its files are emitted from `finish_bundle`), a ParDo with two outputs, `ReadFromTFRecord`
-(a `beam.io.Read` of a bounded source), a side input and a combiner with hot-key fan-out (it
+(a `beam.io.Read` of a bounded source), side inputs (one with a side effect, read by a transform
+that never iterates it; one read by two transforms) and a combiner with hot-key fan-out (it
 merges accumulators in place). The whole data components run in `test_dask_runner.py`.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import glob
 import os
+import time
+import uuid
 
 import apache_beam as beam
 import pytest
@@ -47,6 +50,34 @@ def _build(pipeline, root: str) -> None:
         | "WriteCounts" >> beam.io.WriteToText(os.path.join(root, "counts"), num_shards=3)
     )  # fmt: skip
     _ = split.long | "WriteLong" >> beam.io.WriteToText(os.path.join(root, "long"))
+    # A side input with a side effect runs once, before its readers, even a reader that never
+    # iterates it (as TFT waits for its vocabulary files).
+    marker = os.path.join(root, "marker")
+    written = pipeline | "Marker" >> beam.Create([marker]) | "WriteMarker" >> beam.Map(_touch)
+    _ = (
+        pipeline
+        | "MarkerPath" >> beam.Create([marker])
+        | "Wait" >> beam.Map(lambda path, _: path, beam.pvalue.AsIter(written))
+        | "Seen" >> beam.Map(lambda path: str(os.path.exists(path)))
+        | "WriteSeen" >> beam.io.WriteToText(os.path.join(root, "seen"))
+    )  # fmt: skip
+    stamp = (
+        pipeline | "Once" >> beam.Create([None]) | "Stamp" >> beam.Map(lambda _: uuid.uuid4().hex)
+    )
+    for reader in ("a", "b"):
+        _ = (
+            words
+            | f"Read{reader}" >> beam.Map(lambda _, s: s, beam.pvalue.AsSingleton(stamp))
+            | f"Distinct{reader}" >> beam.Distinct()
+            | f"WriteStamps{reader}" >> beam.io.WriteToText(os.path.join(root, f"stamps{reader}"))
+        )  # fmt: skip
+
+
+def _touch(path: str) -> str:
+    time.sleep(1)  # long enough for a reader not ordered after this to run first
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+    return path
 
 
 def _read_back(pipeline, root: str) -> None:
@@ -86,8 +117,13 @@ def test_a_small_pipeline_gives_on_dask_what_it_gives_on_the_direct_runner(tmp_p
         ]
         _run(_build, dask, args)
         _run(_read_back, dask, args)
-    for name in ("counts", "long", "read"):
+    for name in ("counts", "long", "read", "seen"):
         assert _lines(dask, name) == _lines(direct, name), name
+    assert _lines(direct, "seen") == ["True"]
+    for root in (direct, dask):
+        assert len(_lines(root, "stampsa")) == 1 and _lines(root, "stampsb") == _lines(
+            root, "stampsa"
+        )
     assert _lines(direct, "counts")[0] == "w0 29 of 200" and _lines(direct, "long") == [
         "w100",
         "w101",
