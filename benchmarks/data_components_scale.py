@@ -1,0 +1,227 @@
+"""The data components' cost as the corpus grows, on each way Beam runs here.
+
+    .venv/bin/python -m benchmarks.data_components_scale [--sizes 10000 100000]
+        [--runners in-memory multi-process dask] [--timeout-minutes 30]
+
+For each size, a synthetic CoNLL corpus: that many training sentences and a tenth as many eval
+sentences, each a WNUT-17 training sentence's length and tag sequence with tokens drawn at random
+from all of WNUT-17's token occurrences (so word frequencies stay realistic), one token in ten
+given a random suffix (so the vocabulary keeps growing with the corpus, as real text's does).
+Seed 0.
+
+Each (size, runner) is `pipeline.pipeline.data_components_only` (ConllExampleGen, StatisticsGen,
+ImportSchemaGen, ExampleValidator, ValidationGate, Transform) in a fresh process with fresh
+outputs, under TFX's LocalDagRunner:
+- `in-memory`: Beam's DirectRunner in that process (`make run`'s default);
+- `multi-process`: the DirectRunner with `--direct_running_mode=multi_processing
+  --direct_num_workers=2`;
+- `dask`: `pipeline.dask_runner.DaskRunner` on a `dask.distributed` LocalCluster of two worker
+  processes on loopback, started in that process.
+Per component: seconds (ML Metadata's start and end of its execution), sentences per second
+(train + eval sentences over those seconds), and the peak resident memory of the whole process
+tree (the process, Beam's and Dask's workers; summed RSS, so shared pages count once per
+process) sampled every 0.25 s while it ran. The reference is a plain Python reader of the same
+files (split lines, sentences at blank lines, token and tag per line), timed in this process.
+
+A run that does not finish within `--timeout-minutes` is stopped and reported as such; the
+larger sizes of that runner are then skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from benchmarks.component_memory import component_intervals
+
+REPO = Path(__file__).resolve().parents[1]
+WNUT17 = REPO / "data" / "wnut17"
+RUNNERS = {
+    "in-memory": "--direct_running_mode=in_memory --direct_num_workers=1",
+    "multi-process": "--direct_running_mode=multi_processing --direct_num_workers=2",
+    "dask": None,  # the address of the cluster the run starts
+}
+COMPONENTS = ("ConllExampleGen", "StatisticsGen", "ExampleValidator", "Transform")
+
+
+def write_synthetic_corpus(data_dir: Path, sentences: int, seed: int = 0) -> None:
+    """train.conll (`sentences`) and eval.conll (a tenth), as the module docstring says."""
+    text = (WNUT17 / "train.conll").read_text(encoding="utf-8")
+    blocks = [block for block in re.split(r"\n[ \t\r]*\n", text) if block.strip()]
+    shapes = [[line.split("\t")[-1] for line in block.splitlines()] for block in blocks]
+    tokens = [line.split("\t")[0] for block in blocks for line in block.splitlines()]
+    rng = random.Random(seed)
+    data_dir.mkdir(parents=True)
+    for split, count in (("train", sentences), ("eval", max(1, sentences // 10))):
+        with open(data_dir / f"{split}.conll", "w", encoding="utf-8") as file:
+            for _ in range(count):
+                for tag in rng.choice(shapes):
+                    token = rng.choice(tokens)
+                    if rng.random() < 0.1:
+                        token += str(rng.randrange(1_000_000))
+                    file.write(f"{token}\t{tag}\n")
+                file.write("\n")
+
+
+def plain_python_read(data_dir: Path) -> tuple[int, float]:
+    """(sentences, seconds) of reading the corpus's files with a plain Python loop."""
+    start = time.perf_counter()
+    sentences = 0
+    for split in ("train", "eval"):
+        tokens, tags = [], []
+        with open(data_dir / f"{split}.conll", encoding="utf-8") as file:
+            for line in file:
+                if line.strip():
+                    token, tag = line.rstrip("\n").split("\t")
+                    tokens.append(token)
+                    tags.append(tag)
+                elif tokens:
+                    sentences += 1
+                    tokens, tags = [], []
+        sentences += bool(tokens)
+    return sentences, time.perf_counter() - start
+
+
+def run_one(data_dir: str, output_dir: str, runner: str) -> None:
+    """In the child process: the data components on `runner`."""
+    from tfx import v1 as tfx
+
+    from pipeline.config import PipelineConfig
+    from pipeline.pipeline import create_pipeline, data_components_only
+
+    def run(beam_args: str) -> None:
+        config = PipelineConfig.from_args(
+            ["--data-dir", data_dir, "--output-dir", output_dir, "--no-embeddings",
+             "--no-cache", "--beam-args", beam_args],
+            environ={},
+        )  # fmt: skip
+        tfx.orchestration.LocalDagRunner().run(data_components_only(create_pipeline(config)))
+
+    if runner != "dask":
+        run(RUNNERS[runner])
+        return
+    import distributed
+
+    # The workers unpickle the components' functions: they import this repository's packages.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+    )
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
+        run(
+            "--runner=pipeline.dask_runner.DaskRunner "
+            f"--dask_client_address={cluster.scheduler_address}"
+        )
+
+
+def _tree_rss(process: psutil.Process) -> int:
+    total = 0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            total += each.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def measure(data_dir: Path, work: Path, runner: str, timeout_s: float) -> dict:
+    """Runs one (corpus, runner) in a fresh process; per component: seconds and peak RSS."""
+    output_dir = work / "outputs"
+    command = [
+        sys.executable, "-m", "benchmarks.data_components_scale",
+        "--run-one", str(data_dir), str(output_dir), runner,
+    ]  # fmt: skip
+    samples: list[tuple[float, int]] = []
+    start = time.monotonic()
+    log_path = work / "run.log"
+    with open(log_path, "w") as log:
+        child = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        process = psutil.Process(child.pid)
+        while child.poll() is None:
+            if time.monotonic() - start > timeout_s:
+                for each in [*process.children(recursive=True), process]:
+                    each.kill()
+                child.wait()
+                return {"timed_out": True, "seconds": time.monotonic() - start}
+            samples.append((time.time(), _tree_rss(process)))
+            time.sleep(0.25)
+    if child.returncode != 0:
+        raise RuntimeError(f"{runner} failed:\n{log_path.read_text()[-4000:]}")
+    metadata = output_dir / "metadata" / "ner_bilstm_crf" / "metadata.db"
+    components = {}
+    for node, _state, begin, end in component_intervals(metadata):
+        inside = [rss for at, rss in samples if begin <= at <= end]
+        components[node] = {"seconds": end - begin, "peak": max(inside) if inside else None}
+    return {"timed_out": False, "seconds": time.monotonic() - start, "components": components}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
+    parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
+    parser.add_argument("--timeout-minutes", type=float, default=30)
+    parser.add_argument("--run-one", nargs=3, metavar=("DATA", "OUTPUT", "RUNNER"))
+    args = parser.parse_args(argv)
+    if args.run_one:
+        run_one(*args.run_one)
+        return
+    rows = []
+    stopped: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="data_components_scale_") as work:
+        for size in args.sizes:
+            data_dir = Path(work) / str(size) / "data"
+            write_synthetic_corpus(data_dir, size)
+            sentences, seconds = plain_python_read(data_dir)
+            rows.append((size, "plain Python reader", "read", seconds, sentences / seconds, None))
+            print(f"[{size}] plain reader: {sentences / seconds:,.0f} sentences/s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            for runner in args.runners:
+                if runner in stopped:
+                    rows.append((size, runner, "(skipped: a smaller size timed out)", *[None] * 3))
+                    continue
+                run_dir = Path(work) / str(size) / runner
+                run_dir.mkdir()
+                print(f"[{size}] {runner} ...", file=sys.stderr, flush=True)
+                result = measure(data_dir, run_dir, runner, args.timeout_minutes * 60)
+                if result["timed_out"]:
+                    stopped.add(runner)
+                    rows.append((size, runner, "(stopped: over the time limit)",
+                                 result["seconds"], None, None))  # fmt: skip
+                    continue
+                for name in COMPONENTS:
+                    component = result["components"].get(name)
+                    if component:
+                        rows.append((size, runner, name, component["seconds"],
+                                     sentences / component["seconds"], component["peak"]))  # fmt: skip
+                print(f"[{size}] {runner}: {result['seconds']:.0f} s", file=sys.stderr, flush=True)
+    print("| train sentences | runner | component | seconds | sentences/s | peak RSS (GB) |")
+    print("|---:|---|---|---:|---:|---:|")
+    for size, runner, name, seconds, rate, peak in rows:
+        print(
+            f"| {size:,} | {runner} | {name} | "
+            + (f"{seconds:.1f}" if seconds is not None else "")
+            + " | "
+            + (f"{rate:,.0f}" if rate is not None else "")
+            + " | "
+            + (f"{peak / 1e9:.2f}" if peak is not None else "")
+            + " |"
+        )
+    print(
+        f"\n- Sentences per second count train + eval sentences. CPU: {os.cpu_count()} cores; "
+        f"load average at the end {os.getloadavg()[0]:.1f}."
+    )
+
+
+if __name__ == "__main__":
+    main()
