@@ -135,6 +135,15 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def _finished_components(output_dir: Path) -> list[str]:
+    """The components a stopped run had finished, from its metadata store."""
+    metadata = output_dir / "metadata" / "ner_bilstm_crf" / "metadata.db"
+    try:
+        return [node for node, state, _, _ in component_intervals(metadata) if state == "COMPLETE"]
+    except Exception:  # noqa: BLE001 - a store the killed run left half-written
+        return []
+
+
 def measure(data_dir: Path, work: Path, runner: str, timeout_s: float) -> dict:
     """Runs one (corpus, runner) in a fresh process; per component: seconds and peak RSS."""
     output_dir = work / "outputs"
@@ -153,7 +162,11 @@ def measure(data_dir: Path, work: Path, runner: str, timeout_s: float) -> dict:
                 for each in [*process.children(recursive=True), process]:
                     each.kill()
                 child.wait()
-                return {"timed_out": True, "seconds": time.monotonic() - start}
+                return {
+                    "timed_out": True,
+                    "seconds": time.monotonic() - start,
+                    "finished": _finished_components(output_dir),
+                }
             samples.append((time.time(), _tree_rss(process)))
             time.sleep(0.25)
     if child.returncode != 0:
@@ -196,7 +209,8 @@ def main(argv=None) -> None:
                 result = measure(data_dir, run_dir, runner, args.timeout_minutes * 60)
                 if result["timed_out"]:
                     stopped.add(runner)
-                    rows.append((size, runner, "(stopped: over the time limit)",
+                    finished = ", ".join(result["finished"]) or "none"
+                    rows.append((size, runner, f"(stopped: over the time limit; finished: {finished})",
                                  result["seconds"], None, None))  # fmt: skip
                     continue
                 for name in COMPONENTS:
