@@ -250,6 +250,7 @@ class _Bags(PipelineVisitor):
             for value in transform_node.inputs
             if not isinstance(value, pvalue.PBegin)
         ]
+        input_bag: object
         if op_class is transform_evaluator.Flatten:
             input_bag = inputs or [dask.bag.from_sequence([], npartitions=1)]
         else:
