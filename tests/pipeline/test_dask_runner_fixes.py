@@ -21,7 +21,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline.config import REPOSITORY_ROOT
 
 distributed = pytest.importorskip("distributed")
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Opt-in for now: in the CI run of 2026-12-03 (two pytest workers, the other one training)
+    # the data components' Transform on the loopback cluster stopped making progress for over
+    # 20 minutes; alone it passes in 84 s. Until that hang is understood, set NER_DASK_TESTS=1.
+    pytest.mark.skipif(
+        os.environ.get("NER_DASK_TESTS") != "1", reason="Dask cluster tests: NER_DASK_TESTS=1"
+    ),
+]
 
 WORDS = [f"w{i % 7}" for i in range(200)]
 
