@@ -7,6 +7,7 @@ SHELL := /bin/bash
 VENV := .venv
 VENV_TORCH := .venv-torch
 VENV_TFA := .venv-tfa
+VENV_SPACY := .venv-spacy
 
 # A command that runs Python 3.10 (TFX 1.16 needs it) and one that runs 3.11 (torch's CPU wheel).
 # Plain `python3.10` first; pyenv machines where it is not the active version second.
@@ -15,7 +16,7 @@ find_python = $(shell for c in "python$(1)" "env PYENV_VERSION=$$(pyenv versions
 PYTHON310 ?= $(call find_python,3.10)
 PYTHON311 ?= $(call find_python,3.11)
 
-.PHONY: run demo test test-fast test-torch lint lock bench-crf clean
+.PHONY: run demo test test-fast test-torch lint lock bench-crf bench-spacy clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m pipeline.local_runner
@@ -26,7 +27,9 @@ demo: $(VENV)/.installed
 # Two workers: the pipeline tests wait on subprocesses and Beam as much as they compute; modules
 # stay whole on one worker except the end-to-end ones (tests/conftest.py says which).
 test: $(VENV)/.installed $(VENV_TORCH)/.installed
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=20 tests
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=20 -m "not dask_cluster" tests
+	# The Dask cluster tests alone: beside a training test their workers once stalled (tests/pipeline/dask_cluster.py).
+	$(VENV)/bin/python -m pytest -q --durations=5 -m dask_cluster tests
 	# The CRF's tests again, on torch, importing the CRF package installed alone (no repo on the path).
 	KERAS_BACKEND=torch $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/crf
 
@@ -69,10 +72,21 @@ $(VENV_TFA)/.installed: requirements/tfa.lock
 bench-crf: $(VENV)/.installed $(VENV_TORCH)/.installed $(VENV_TFA)/.installed
 	$(VENV)/bin/python -m benchmarks.crf_speed
 
+# spaCy 3.8 on Python 3.11, the peer benchmarks/spacy_peer.py trains and serves beside our pipeline.
+$(VENV_SPACY)/.installed: requirements/spacy.lock
+	test -x $(VENV_SPACY)/bin/python || $(PYTHON311) -m venv $(VENV_SPACY)
+	$(VENV_SPACY)/bin/python -m pip install -q uv
+	$(VENV_SPACY)/bin/python -m uv pip install -q --python $(VENV_SPACY)/bin/python --no-deps -r requirements/spacy.lock
+	touch $@
+
+bench-spacy: $(VENV)/.installed $(VENV_SPACY)/.installed
+	$(VENV)/bin/python -m benchmarks.spacy_peer --output outputs/spacy_peer.md
+
 # Re-resolve the exact pins after editing requirements/*.in (needs uv: pip install uv).
 lock:
 	$(PYTHON310) -m uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 requirements/main.in -o requirements/main.lock
 	$(PYTHON311) -m uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 requirements/tfa.in -o requirements/tfa.lock
+	$(PYTHON311) -m uv pip compile --python-version 3.11 --python-platform x86_64-manylinux_2_28 requirements/spacy.in -o requirements/spacy.lock
 
 clean:
-	rm -rf $(VENV) $(VENV_TORCH) $(VENV_TFA) outputs
+	rm -rf $(VENV) $(VENV_TORCH) $(VENV_TFA) $(VENV_SPACY) outputs

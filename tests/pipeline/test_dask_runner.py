@@ -15,6 +15,7 @@ import os
 
 import pytest
 import tensorflow as tf
+from dask_cluster import loopback_cluster
 from tfx import v1 as tfx
 
 from pipeline.config import REPOSITORY_ROOT, PipelineConfig
@@ -22,12 +23,8 @@ from pipeline.pipeline import DATA_COMPONENTS, create_pipeline, data_components_
 
 pytestmark = [
     pytest.mark.slow,
-    # Opt-in for now: in the CI run of 2026-12-03 (two pytest workers, the other one training)
-    # the data components' Transform on the loopback cluster stopped making progress for over
-    # 20 minutes; alone it passes in 84 s. Until that hang is understood, set NER_DASK_TESTS=1.
-    pytest.mark.skipif(
-        os.environ.get("NER_DASK_TESTS") != "1", reason="Dask cluster tests: NER_DASK_TESTS=1"
-    ),
+    # `make test` runs these alone, after the others (tests/pipeline/dask_cluster.py says why).
+    pytest.mark.dask_cluster,
 ]
 
 # The data components of the default pipeline (no span window, so no resolvers).
@@ -98,19 +95,12 @@ def _num_examples(statistics: str, split: str) -> int:
 
 
 def test_the_data_components_on_a_dask_cluster_give_the_direct_runners_outputs(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     _write_data(tmp_path / "data")
     direct = _run_data_components(
         tmp_path, "direct", "--direct_running_mode=in_memory --direct_num_workers=1"
     )
-    # The workers unpickle the components' functions: they import this repository's packages.
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (REPOSITORY_ROOT, os.environ.get("PYTHONPATH", "")) if p
-    )
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+    with loopback_cluster() as (cluster, client):
         dask = _run_data_components(
             tmp_path,
             "dask",
