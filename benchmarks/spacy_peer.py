@@ -30,6 +30,7 @@ one-sentence calls after a warm-up. Model size: the files of the pushed version 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -310,17 +311,20 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work_dir or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         splits = write_sentences(work)
+        runs = [] if args.no_ours else [lambda: our_run(work, splits["test"])]
+        runs += [
+            functools.partial(spacy_run, setting, work, splits["test"], args.seed)
+            for setting in args.spacy_settings
+        ]
         results = []
-        if not args.no_ours:
-            results.append(our_run(work, splits["test"]))
-        for setting in args.spacy_settings:
-            results.append(spacy_run(setting, work, splits["test"], args.seed))
-        for result in results:
+        for run_one in runs:
+            result = run_one()
             result["test_sentences"] = len(splits["test"])
             result["serving"]["sentences_per_second"] = {
                 str(k): v for k, v in result["serving"]["sentences_per_second"].items()
             }
-            print(json.dumps(result), flush=True)
+            print(json.dumps(result), flush=True)  # each as it ends: a long run keeps its parts
+            results.append(result)
     text = table(results)
     print(text)
     if args.output:
