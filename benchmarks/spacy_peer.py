@@ -33,12 +33,13 @@ import argparse
 import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.spacy_side import BATCH_SIZES, serving_figures
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "wnut17"
@@ -51,7 +52,6 @@ SPACY_SETTINGS = {
     "efficiency+glove": ("efficiency", True),
     "accuracy+glove": ("accuracy", True),
 }
-BATCH_SIZES = (1, 64, 256)
 
 
 def load() -> str:
@@ -185,32 +185,11 @@ def our_tag(model_dir: str, sentences_path: str, predictions_path: str) -> None:
     def call(batch):
         return signature(sentences=tf.constant(batch))["tags"].numpy()
 
-    for text in texts[:20]:  # warm-up: the first calls trace and allocate
-        call([text])
-    latencies = []
-    for text in texts[:300]:
-        begin = time.perf_counter()
-        call([text])
-        latencies.append(time.perf_counter() - begin)
-    throughput = {}
-    for batch_size in BATCH_SIZES:
-        call(texts[:batch_size])  # warm-up at this size
-        begin = time.perf_counter()
-        for offset in range(0, len(texts), batch_size):
-            call(texts[offset : offset + batch_size])
-        throughput[batch_size] = len(texts) / (time.perf_counter() - begin)
-    size = sum(p.stat().st_size for p in Path(model_dir).rglob("*") if p.is_file())
-    print(
-        json.dumps(
-            {
-                "load_seconds": load_seconds,
-                "latency_median_ms": 1000 * statistics.median(latencies),
-                "latency_p99_ms": 1000 * sorted(latencies)[int(0.99 * (len(latencies) - 1))],
-                "sentences_per_second": throughput,
-                "model_mb": size / 1e6,
-            }
-        )
-    )
+    def tag_all(batch: list[str], batch_size: int) -> None:
+        for offset in range(0, len(batch), batch_size):
+            call(batch[offset : offset + batch_size])
+
+    print(json.dumps(serving_figures(model_dir, load_seconds, texts, lambda t: call([t]), tag_all)))
 
 
 def our_run(work: Path, test_sentences) -> dict:
