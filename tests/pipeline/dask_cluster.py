@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import threading
+from unittest import mock
 
 from pipeline.config import REPOSITORY_ROOT
 
@@ -25,19 +26,20 @@ def loopback_cluster(n_workers: int = 2, stall_seconds: float = 600.0):
     """Yields `(cluster, client)`: a scheduler and `n_workers` worker processes on 127.0.0.1.
 
     The workers unpickle the components' functions, so they import this repository's packages:
-    PYTHONPATH is set for the processes they start.
+    PYTHONPATH is set for the processes they start, while the cluster lives.
 
     Raises:
         AssertionError: on leaving, if the watchdog fired (after the body has run or failed).
     """
     import distributed
 
-    os.environ["PYTHONPATH"] = os.pathsep.join(
+    python_path = os.pathsep.join(
         p for p in (REPOSITORY_ROOT, os.environ.get("PYTHONPATH", "")) if p
     )
     fired = threading.Event()
     done = threading.Event()
-    with distributed.LocalCluster(
+    # Set for the worker processes only while the cluster lives; the test's process gets its own back.
+    with mock.patch.dict(os.environ, {"PYTHONPATH": python_path}), distributed.LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
         dashboard_address=None,
     ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
