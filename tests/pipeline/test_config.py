@@ -24,7 +24,7 @@ WNUT_TAGS = {"O"} | {
 def test_defaults_need_no_arguments():
     config = PipelineConfig.from_args([], environ={})
     assert config.data_dir == DEFAULT_DATA_DIR == os.path.join(REPOSITORY_ROOT, "data", "wnut17")
-    # The vectors `make run` installs (requirements/vectors.lock), unless --no-embeddings.
+    # The vectors `make run` installs (requirements/pretrained.lock), unless --no-embeddings.
     assert config.tagger.model.pretrained_embeddings_path == DEFAULT_EMBEDDINGS
     assert DEFAULT_EMBEDDINGS is None or os.path.isdir(DEFAULT_EMBEDDINGS)
     no_vectors = PipelineConfig.from_args(["--no-embeddings"], environ={})
