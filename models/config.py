@@ -17,6 +17,7 @@ from typing import Any
 from linear_crf.tag_scheme import SCHEMES
 
 __all__ = [
+    "ENCODER_POOLINGS",
     "ModelConfig",
     "OUTPUT_LAYERS",
     "PAD_TAG",
@@ -31,6 +32,7 @@ PAD_TAG = "[PAD]"
 """Tag name of id 0: padding positions. Never a real tag; the CRF never allows it."""
 
 OUTPUT_LAYERS = ("crf", "softmax")
+ENCODER_POOLINGS = ("first", "mean")
 TAG_SCHEMES = SCHEMES  # canonical names, "iob2" and "bioes": linear_crf.tag_scheme owns them
 
 
@@ -86,6 +88,10 @@ class PreprocessingConfig:
             Lample et al., 2016 do): a word first seen at serving time still gets its pretrained
             vector instead of the OOV id. 0 keeps the vocabulary to the training split's words.
             Each word costs one embedding row (`word_embedding_dim` floats) in the model.
+        max_pieces_per_word: with a pretrained encoder (`ModelConfig.encoder_path`), a word's
+            word pieces after the first this many are left out of the encoder's input; the
+            encoder then reads at most `max_length * max_pieces_per_word + 2` pieces, which must
+            fit its position embedding (512 for BERT).
     """
 
     tag_names: tuple[str, ...]
@@ -94,6 +100,7 @@ class PreprocessingConfig:
     token_frequency_threshold: int = 2
     char_frequency_threshold: int = 1
     pretrained_vocabulary_size: int = 400_000
+    max_pieces_per_word: int = 4
 
     def __post_init__(self):
         if (
@@ -112,6 +119,7 @@ class PreprocessingConfig:
             "max_word_length",
             "token_frequency_threshold",
             "char_frequency_threshold",
+            "max_pieces_per_word",
         ):
             _check_positive_int(name, getattr(self, name))
         _check_non_negative_int("pretrained_vocabulary_size", self.pretrained_vocabulary_size)
@@ -156,6 +164,13 @@ class ModelConfig:
             (`models.tagger.WordDropout`), so the model learns to tag unknown words.
         output: "crf" (linear-chain CRF) or "softmax" (per-token softmax, the ablation).
         tag_scheme: tag scheme whose forbidden transitions the CRF masks ("iob2" or "bioes").
+        encoder_path: optional pretrained BERT-family encoder, a folder (or URI) in the Hugging
+            Face layout (`models.encoder.checkpoint`): each word also gets the encoder's vector of
+            its word pieces (`encoder_pooling`), beside the word, casing and character features.
+            On the command line, `--encoder minilm` is the installed all-MiniLM-L6-v2.
+        encoder_trainable: fine-tune the encoder (at `TrainingConfig.encoder_learning_rate`).
+        encoder_pooling: a word's vector from its pieces' vectors: "first" (the first piece's,
+            as Devlin et al., 2019 do for NER) or "mean".
     """
 
     word_embedding_dim: int = 50
@@ -173,6 +188,9 @@ class ModelConfig:
     word_dropout: float = 0.0
     output: str = "crf"
     tag_scheme: str = "iob2"
+    encoder_path: str | None = None
+    encoder_trainable: bool = True
+    encoder_pooling: str = "first"
 
     def __post_init__(self):
         for name in (
@@ -198,6 +216,14 @@ class ModelConfig:
             raise _invalid(
                 "pretrained_embeddings_path", "None or a file path", self.pretrained_embeddings_path
             )
+        if self.encoder_path is not None and not (
+            isinstance(self.encoder_path, str) and self.encoder_path
+        ):
+            raise _invalid("encoder_path", "None or a folder path", self.encoder_path)
+        if not isinstance(self.encoder_trainable, bool):
+            raise _invalid("encoder_trainable", "true or false", self.encoder_trainable)
+        if self.encoder_pooling not in ENCODER_POOLINGS:
+            raise _invalid("encoder_pooling", f"one of {ENCODER_POOLINGS}", self.encoder_pooling)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +250,10 @@ class TrainingConfig:
             F1 stays at 0 for the first epochs, while the model still predicts only "O").
         shuffle_buffer_size: sentences in the shuffle buffer of the training split.
         seed: seed of weight initialisation and shuffling.
+        encoder_learning_rate: with a fine-tuned encoder (`ModelConfig.encoder_trainable`),
+            its Adam learning rate (`models.encoder.bert_encoder.BertEncoder`'s
+            `learning_rate_multiplier` makes it so); the rest of the model trains at
+            `learning_rate`.
         jit_compile: compile the train, eval and predict steps with XLA
             (`keras.Model.compile(jit_compile=...)`); off by default on CPU, as measured
             (BENCHMARKS.md, "Training step: graph or XLA").
@@ -239,6 +269,7 @@ class TrainingConfig:
     early_stopping_start_epoch: int = 3
     shuffle_buffer_size: int = 4096
     seed: int = 42
+    encoder_learning_rate: float = 1e-4
     jit_compile: bool = False
 
     def __post_init__(self):
@@ -246,7 +277,7 @@ class TrainingConfig:
             _check_positive_int(name, getattr(self, name))
         _check_non_negative_int("early_stopping_start_epoch", self.early_stopping_start_epoch)
         _check_number("learning_rate_decay", self.learning_rate_decay, positive=False)
-        for name in ("learning_rate", "clipnorm"):
+        for name in ("learning_rate", "clipnorm", "encoder_learning_rate"):
             _check_number(name, getattr(self, name), positive=True)
         _check_fraction("weight_averaging", self.weight_averaging)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -294,6 +325,7 @@ class TaggerConfig:
                 "model": {
                     "tag_scheme": self.model.tag_scheme,
                     "pretrained_embeddings_path": self.model.pretrained_embeddings_path,
+                    "encoder_path": self.model.encoder_path,
                 },
             }
         }

@@ -38,14 +38,13 @@ from models.config import TaggerConfig
 from models.features import (
     EXAMPLES_INPUT,
     EXAMPLES_SIGNATURE,
-    MODEL_INPUT_KEYS,
     SENTENCES_INPUT,
     SENTENCES_SIGNATURE,
     TOKENS_INPUT,
     TOKENS_KEY,
     TOKENS_SIGNATURE,
 )
-from models.tagger import cut_to_longest
+from models.tagger import cut_to_longest, model_input_keys
 from models.tokenization import tokenize_tensor
 
 __all__ = ["TaggerServingModule", "export_serving_model"]
@@ -120,7 +119,9 @@ class TaggerServingModule(tf.Module):
         lengths = tokens.row_lengths()  # (batch_size,)
         windows, token_indices = sentence_graph.window_tokens(tokens, self._max_length)
         transformed = self.tft_layer({TOKENS_KEY: windows.to_sparse()})
-        outputs = self._scores_model(cut_to_longest(transformed, MODEL_INPUT_KEYS), training=False)
+        outputs = self._scores_model(
+            cut_to_longest(transformed, model_input_keys(transformed)), training=False
+        )
         # CRF: the emissions; softmax: the probabilities. (num_windows, longest, num_tags)
         window_scores = tf.cast(outputs[..., :num_tags], tf.float32)
         scores = sentence_graph.stitch(

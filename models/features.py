@@ -17,6 +17,7 @@ __all__ = [
     "CASING_IDS_KEY",
     "CHAR_IDS_KEY",
     "CHAR_VOCABULARY_NAME",
+    "ENCODER_INPUT_KEYS",
     "EXAMPLES_INPUT",
     "EXAMPLES_SIGNATURE",
     "LENGTHS_KEY",
@@ -25,6 +26,7 @@ __all__ = [
     "OOV_ID",
     "OUTPUT_KEYS",
     "PAD_ID",
+    "PIECE_IDS_KEY",
     "SENTENCES_INPUT",
     "SENTENCES_SIGNATURE",
     "SENTENCE_ID_KEY",
@@ -36,6 +38,7 @@ __all__ = [
     "TOKENS_SIGNATURE",
     "TOKEN_IDS_KEY",
     "TOKEN_VOCABULARY_NAME",
+    "WORD_PIECES_KEY",
 ]
 
 # Raw features (bytes lists of the same length per sentence; `tags` absent at serving time).
@@ -52,6 +55,13 @@ LENGTHS_KEY = "lengths"
 TAG_IDS_KEY = "tag_ids"
 MODEL_INPUT_KEYS = (TOKEN_IDS_KEY, CASING_IDS_KEY, CHAR_IDS_KEY)
 """The transformed features the network reads (`models.tagger.build_tagger`'s inputs)."""
+# With a pretrained encoder (`ModelConfig.encoder_path`), also these two.
+PIECE_IDS_KEY = "piece_ids"
+"""int64 `(batch_size, max_pieces)`: [CLS], the word pieces of the sentence's words, [SEP], 0."""
+WORD_PIECES_KEY = "word_pieces"
+"""int64 `(batch_size, max_length, max_pieces_per_word)`: positions in `piece_ids` of each word's
+pieces (from 1: [CLS] is at 0), 0 at padding."""
+ENCODER_INPUT_KEYS = (PIECE_IDS_KEY, WORD_PIECES_KEY)
 
 CASINGS = ("[PAD]", "lower", "upper", "title", "mixed", "digit", "punct", "other")
 """Casing classes indexed by casing id, decided in this order:

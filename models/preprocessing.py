@@ -15,6 +15,11 @@ Transformed features, every sentence padded with 0 or truncated to `max_length` 
 - `char_ids` int64 `(batch_size, max_length, max_word_length)`: characters (case kept) in a vocabulary
   of the training split: 0 = padding, 1 = OOV, 2.. = known.
 - `lengths` int64 `(batch_size,)`: real tokens per sentence after truncation.
+- with a pretrained encoder (`ModelConfig.encoder_path`, `encoder_inputs`): `piece_ids` int64
+  `(batch_size, max_length * max_pieces_per_word + 2)`, the encoder's input ([CLS], the word pieces
+  of each word, at most `max_pieces_per_word` of them, [SEP], then [PAD]), and `word_pieces` int64
+  `(batch_size, max_length, max_pieces_per_word)`, the positions of each word's pieces in
+  `piece_ids` (from 1), 0 at padding. Every word has at least one piece.
 - `tag_ids` int64 `(batch_size, max_length)`: the tag's index in `PreprocessingConfig.tag_vocabulary`
   (`[PAD]` = 0 at padding, then the known tags sorted): the same ids for every data set that has
   the same tag set, whatever the tag frequencies or the order of the data. IOB2 tags are first
@@ -34,6 +39,8 @@ import tensorflow_transform as tft
 
 from models.config import TaggerConfig
 from models.embeddings import vector_words
+from models.encoder.checkpoint import read_encoder_config, read_tokenizer_settings
+from models.encoder.wordpiece import WordPieceTokenizer
 from models.features import (
     CASING_IDS_KEY,
     CASINGS,
@@ -43,15 +50,18 @@ from models.features import (
     NUM_RESERVED_IDS,
     OOV_ID,
     PAD_ID,
+    PIECE_IDS_KEY,
     TAG_IDS_KEY,
     TAGS_KEY,
     TOKEN_IDS_KEY,
     TOKEN_VOCABULARY_NAME,
     TOKENS_KEY,
+    WORD_PIECES_KEY,
 )
 
 __all__ = [
     "casing_ids",
+    "encoder_inputs",
     "preprocessing_fn",
     "pretrained_words",
     "repair_iob2",
@@ -280,6 +290,57 @@ def _tag_ids(tags: tf.RaggedTensor, tag_vocabulary: tuple[str, ...]) -> tf.Ragge
     return tags.with_flat_values(flat_ids)
 
 
+def encoder_inputs(tokens: tf.RaggedTensor, config: TaggerConfig) -> dict[str, tf.Tensor]:
+    """The pretrained encoder's inputs for sentences of at most `max_length` tokens.
+
+    Args:
+        tokens: string RaggedTensor `(batch_size, None)`, at most `max_length` tokens a row.
+        config: with `model.encoder_path` set.
+    Returns:
+        `piece_ids` and `word_pieces` (module docstring).
+    Raises:
+        ValueError: if `max_length * max_pieces_per_word + 2` pieces exceed the encoder's
+            position embedding.
+    """
+    path = config.model.encoder_path
+    assert path is not None
+    max_length = config.preprocessing.max_length
+    pieces_per_word = config.preprocessing.max_pieces_per_word
+    max_pieces = max_length * pieces_per_word + 2
+    max_positions = read_encoder_config(path).max_positions
+    if max_pieces > max_positions:
+        raise ValueError(
+            "Invalid value for `max_pieces_per_word`. Expected max_length * max_pieces_per_word "
+            f"+ 2 <= {max_positions} (the positions of the encoder {path}). Received: "
+            f"max_length={max_length}, max_pieces_per_word={pieces_per_word}"
+        )
+    vocabulary, lowercase, strip_accents = read_tokenizer_settings(path)
+    tokenizer = WordPieceTokenizer(vocabulary, lowercase=lowercase, strip_accents=strip_accents)
+    pieces = tokenizer(tokens.flat_values)[:, :pieces_per_word]  # (num_tokens, None)
+    counts = pieces.row_lengths()  # (num_tokens,) 1 .. pieces_per_word
+    # Position of each word's first piece in its sentence's piece sequence ([CLS] at 0).
+    before = tf.cumsum(counts, exclusive=True)  # pieces before each token, over the batch
+    sentence_base = tf.gather(
+        tf.concat([before, [tf.reduce_sum(counts)]], 0), tokens.row_starts()
+    )  # (batch_size,) pieces before each sentence
+    first = 1 + before - tf.gather(sentence_base, tokens.value_rowids())  # (num_tokens,)
+    positions = tokens.with_flat_values(tf.ragged.range(first, first + counts))
+    sentence_pieces = tokens.with_flat_values(pieces).merge_dims(1, 2)  # (batch_size, None)
+    batch_size = tokens.nrows()
+    special = {
+        name: tf.RaggedTensor.from_tensor(
+            tf.fill(tf.stack([batch_size, 1]), tf.constant(vocabulary.index(name), tf.int64))
+        )
+        for name in ("[CLS]", "[SEP]")
+    }
+    piece_ids = tf.concat([special["[CLS]"], sentence_pieces, special["[SEP]"]], axis=1)
+    padding = vocabulary.index("[PAD]") if "[PAD]" in vocabulary else 0
+    return {
+        PIECE_IDS_KEY: piece_ids.to_tensor(padding, shape=[None, max_pieces]),
+        WORD_PIECES_KEY: positions.to_tensor(0, shape=[None, max_length, pieces_per_word]),
+    }
+
+
 def preprocessing_fn(
     inputs: Mapping[str, Any], custom_config: Mapping[str, Any] | None = None
 ) -> dict[str, tf.Tensor]:
@@ -322,6 +383,8 @@ def preprocessing_fn(
         CHAR_IDS_KEY: char_ids.to_tensor(PAD_ID, shape=[None, max_length, config.max_word_length]),
         LENGTHS_KEY: lengths,
     }
+    if tagger_config.model.encoder_path is not None:
+        outputs.update(encoder_inputs(tokens, tagger_config))
     if TAGS_KEY in inputs:
         tags = _to_ragged(inputs[TAGS_KEY])[:, :max_length]
         if tagger_config.model.tag_scheme == "iob2":

@@ -23,22 +23,30 @@ import numpy as np
 from keras import layers, ops
 
 from models.config import ModelConfig, TrainingConfig
+from models.encoder.bert_encoder import BertEncoder
+from models.encoder.checkpoint import EncoderCheckpoint
 from models.features import (
     CASING_IDS_KEY,
     CASINGS,
     CHAR_IDS_KEY,
+    ENCODER_INPUT_KEYS,
     LENGTHS_KEY,
     MODEL_INPUT_KEYS,
     OOV_ID,
+    PIECE_IDS_KEY,
     TOKEN_IDS_KEY,
+    WORD_PIECES_KEY,
 )
 
 __all__ = [
+    "PieceMask",
     "PretrainedWordEmbedding",
+    "WordPiecePooling",
     "build_tagger",
     "compile_tagger",
     "cut_to_longest",
     "loss_sample_weights",
+    "model_input_keys",
     "predicted_tag_ids",
     "training_model_inputs",
     "WordDropout",
@@ -187,6 +195,66 @@ def _char_features(char_ids, config: ModelConfig, num_chars: int, seed: int):
     return ops.where(has_chars, pooled, ops.zeros_like(pooled))
 
 
+@keras.saving.register_keras_serializable(package="ner_tfx")
+class PieceMask(layers.Layer):
+    """True at the real pieces of the encoder's input: [CLS], every word's pieces, [SEP].
+
+    Call arguments:
+        piece_ids: int `(batch_size, num_pieces)`.
+        word_pieces: int `(batch_size, length, max_pieces_per_word)`, positions of each word's
+            pieces (from 1), 0 at padding; [SEP] follows the last one.
+    Returns:
+        bool `(batch_size, num_pieces)`.
+    """
+
+    def call(self, piece_ids, word_pieces):
+        num_pieces = ops.max(word_pieces, axis=(1, 2)) + 2  # (batch_size,)
+        positions = ops.arange(ops.shape(piece_ids)[1], dtype=num_pieces.dtype)
+        return ops.expand_dims(positions, 0) < ops.expand_dims(num_pieces, 1)
+
+    def compute_output_shape(self, piece_ids_shape, word_pieces_shape):
+        return piece_ids_shape
+
+
+@keras.saving.register_keras_serializable(package="ner_tfx")
+class WordPiecePooling(layers.Layer):
+    """Each word's vector from the encoder's vectors of its pieces.
+
+    Call arguments:
+        vectors: float `(batch_size, num_pieces, hidden_dim)`, the encoder's output.
+        word_pieces: int `(batch_size, length, max_pieces_per_word)`, positions of each word's
+            pieces in `vectors`, 0 at padding.
+    Returns:
+        float32 `(batch_size, length, hidden_dim)`; 0 at padding words.
+
+    Args:
+        pooling: "first" (the first piece's vector, as Devlin et al., 2019 do for NER) or "mean"
+            (the mean of the word's pieces' vectors).
+    """
+
+    def __init__(self, pooling: str, **kwargs):
+        super().__init__(**kwargs)
+        self.pooling = pooling
+
+    def call(self, vectors, word_pieces):
+        batch_size, length, per_word = (ops.shape(word_pieces)[i] for i in range(3))
+        hidden_dim = ops.shape(vectors)[2]
+        flat = ops.reshape(word_pieces, (batch_size, length * per_word, 1))
+        gathered = ops.take_along_axis(vectors, flat, axis=1)  # (batch, length * per_word, hidden)
+        gathered = ops.reshape(gathered, (batch_size, length, per_word, hidden_dim))
+        is_piece = ops.expand_dims(ops.cast(ops.greater(word_pieces, 0), vectors.dtype), -1)
+        if self.pooling == "first":
+            return gathered[:, :, 0] * is_piece[:, :, 0]
+        total = ops.sum(gathered * is_piece, axis=2)  # (batch_size, length, hidden_dim)
+        return total / ops.maximum(ops.sum(is_piece, axis=2), 1.0)
+
+    def compute_output_shape(self, vectors_shape, word_pieces_shape):
+        return (*tuple(word_pieces_shape)[:2], vectors_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "pooling": self.pooling}
+
+
 def build_tagger(
     config: ModelConfig,
     *,
@@ -196,6 +264,8 @@ def build_tagger(
     max_word_length: int,
     pretrained_word_embeddings: np.ndarray | None = None,
     tuned_word_ids: np.ndarray | Sequence[int] | None = None,
+    encoder: EncoderCheckpoint | None = None,
+    encoder_learning_rate_multiplier: float = 1.0,
     seed: int = 0,
 ) -> keras.Model:
     """Builds the (uncompiled) tagger.
@@ -212,10 +282,16 @@ def build_tagger(
             whose rows are fine-tuned (`PretrainedWordEmbedding`): those of the training data's
             words, padding and OOV (`models.train.training_word_ids`); the others keep their
             pretrained vectors, as they would if tuned, since no batch reaches them. None: all.
+        encoder: the pretrained encoder of `config.encoder_path`, read
+            (`models.encoder.checkpoint.read_checkpoint`); None without one.
+        encoder_learning_rate_multiplier: the encoder's learning rate over the optimizer's
+            (`BertEncoder`'s `learning_rate_multiplier`).
         seed: seed of the dropout layers.
     Returns:
         A Keras model taking a dict of int tensors `token_ids` `(batch_size, length)`,
         `casing_ids` `(batch_size, length)`, `char_ids` `(batch_size, length, max_word_length)`
+        (with an encoder also `piece_ids` `(batch_size, num_pieces)` and `word_pieces`
+        `(batch_size, length, max_pieces_per_word)`, `models.preprocessing.encoder_inputs`)
         and returning, for `output="crf"`, the CRF layer's float32 outputs
         `(batch_size, length, 2 * num_tags + 1)`, for `output="softmax"`, float32 tag
         probabilities `(batch_size, length, num_tags)`. Read tag ids with `predicted_tag_ids`.
@@ -281,6 +357,40 @@ def build_tagger(
     chars = _char_features(char_ids, config, num_chars, seed)
     # The frozen channel last, where it always was: the order of the concatenated features.
     features = [word_features[0], casings, chars, *word_features[1:]]
+    inputs = {TOKEN_IDS_KEY: token_ids, CASING_IDS_KEY: casing_ids, CHAR_IDS_KEY: char_ids}
+    encoder_layer = None
+    if (encoder is None) != (config.encoder_path is None):
+        raise ValueError(
+            "Invalid value for `encoder`. Expected the checkpoint of `config.encoder_path` "
+            f"({config.encoder_path!r}), read. Received: encoder="
+            f"{None if encoder is None else encoder.path!r}"
+        )
+    if encoder is not None:
+        piece_ids = keras.Input((None,), dtype="int64", name=PIECE_IDS_KEY)
+        word_pieces = keras.Input((None, None), dtype="int64", name=WORD_PIECES_KEY)
+        inputs.update({PIECE_IDS_KEY: piece_ids, WORD_PIECES_KEY: word_pieces})
+        architecture = encoder.config
+        encoder_layer = BertEncoder(
+            vocabulary_size=architecture.vocabulary_size,
+            hidden_dim=architecture.hidden_dim,
+            num_layers=architecture.num_layers,
+            num_heads=architecture.num_heads,
+            intermediate_dim=architecture.intermediate_dim,
+            max_positions=architecture.max_positions,
+            type_vocabulary_size=architecture.type_vocabulary_size,
+            layer_norm_epsilon=architecture.layer_norm_epsilon,
+            dropout=0.1 if config.encoder_trainable else 0.0,  # BERT's own, when fine-tuned
+            attention_dropout=0.1 if config.encoder_trainable else 0.0,
+            learning_rate_multiplier=encoder_learning_rate_multiplier,
+            trainable=config.encoder_trainable,
+            name="encoder",
+        )
+        vectors = encoder_layer(piece_ids, PieceMask(name="piece_mask")(piece_ids, word_pieces))
+        features.append(
+            WordPiecePooling(config.encoder_pooling, name="word_piece_pooling")(
+                vectors, word_pieces
+            )
+        )
     tokens = layers.Concatenate(name="token_representation")(features)
     tokens = layers.Dropout(config.dropout, seed=seed, name="token_dropout")(tokens)
     hidden = tokens
@@ -307,11 +417,9 @@ def build_tagger(
         )(emissions, mask=mask)
     else:
         outputs = layers.Dense(num_tags, activation="softmax", name="tag_probabilities")(hidden)
-    model = keras.Model(
-        {TOKEN_IDS_KEY: token_ids, CASING_IDS_KEY: casing_ids, CHAR_IDS_KEY: char_ids},
-        outputs,
-        name=f"bilstm_{config.output}_tagger",
-    )
+    model = keras.Model(inputs, outputs, name=f"bilstm_{config.output}_tagger")
+    if encoder_layer is not None and encoder is not None:
+        encoder_layer.assign_checkpoint(encoder.weights)
     if tuned_layer is not None and pretrained_word_embeddings is not None:
         tuned_layer.assign_vectors(pretrained_word_embeddings, tuned_ids)
     elif pretrained:
@@ -375,18 +483,29 @@ def loss_sample_weights(tag_ids, output: str):
     return ops.cast(ops.greater(tag_ids, 0), "float32")
 
 
+def model_input_keys(features: Mapping[str, object]) -> tuple[str, ...]:
+    """The keys of the model's inputs among transformed features (the encoder's if present)."""
+    return MODEL_INPUT_KEYS + tuple(key for key in ENCODER_INPUT_KEYS if key in features)
+
+
 def training_model_inputs(features: Mapping[str, object]) -> dict[str, object]:
     """The model's inputs picked from a dict of transformed features."""
-    return {key: features[key] for key in MODEL_INPUT_KEYS}
+    return {key: features[key] for key in model_input_keys(features)}
 
 
 def cut_to_longest(features: Mapping, keys: Sequence[str]) -> dict:
     """The `keys` of a batch of transformed features, cut from `max_length` tokens to the batch's
-    longest sentence. The model masks padding: the tags stay the same, the work shrinks.
+    longest sentence (and `piece_ids` to its longest piece sequence). The model masks padding:
+    the tags stay the same, the work shrinks.
 
     Args:
-        features: transformed features with `lengths` `(batch_size,)`; those of `keys` are
-            `(batch_size, max_length, ...)`.
+        features: transformed features with `lengths` `(batch_size,)` (and `word_pieces` if
+            `piece_ids` is among the keys); those of `keys` are `(batch_size, max_length, ...)`.
     """
     longest = ops.maximum(ops.max(features[LENGTHS_KEY]), 1)
-    return {key: features[key][:, :longest] for key in keys}
+    cut = {key: features[key][:, :longest] for key in keys if key != PIECE_IDS_KEY}
+    if PIECE_IDS_KEY in keys:
+        # [CLS], the pieces, [SEP]: the last word piece's position + 2.
+        num_pieces = ops.max(features[WORD_PIECES_KEY]) + 2
+        cut[PIECE_IDS_KEY] = features[PIECE_IDS_KEY][:, :num_pieces]
+    return cut

@@ -28,13 +28,15 @@ from absl import logging
 
 from models.config import ModelConfig, TaggerConfig
 from models.embeddings import load_embedding_matrix
+from models.encoder.checkpoint import read_checkpoint
 from models.entity_scoring import score_entities
-from models.features import MODEL_INPUT_KEYS, NUM_RESERVED_IDS, TAG_IDS_KEY, TOKEN_IDS_KEY
+from models.features import NUM_RESERVED_IDS, TAG_IDS_KEY, TOKEN_IDS_KEY
 from models.tagger import (
     build_tagger,
     compile_tagger,
     cut_to_longest,
     loss_sample_weights,
+    model_input_keys,
     predicted_tag_ids,
     training_model_inputs,
 )
@@ -164,7 +166,7 @@ def model_batches(features: tf.data.Dataset, output: str, trim: bool = False) ->
 
     def split(batch):
         if trim:
-            batch = cut_to_longest(batch, (*MODEL_INPUT_KEYS, TAG_IDS_KEY))
+            batch = cut_to_longest(batch, (*model_input_keys(batch), TAG_IDS_KEY))
         tag_ids = batch[TAG_IDS_KEY]
         sample_weights = loss_sample_weights(tag_ids, output)
         if sample_weights is None:
@@ -274,6 +276,17 @@ def train(
             len(tuned_ids),
             NUM_RESERVED_IDS + len(words),
         )
+    encoder = None
+    if config.model.encoder_path is not None:
+        encoder = read_checkpoint(config.model.encoder_path)
+        logging.info(
+            "Trainer: encoder %s (%d layers, %d dims), %s at learning rate %g",
+            config.model.encoder_path,
+            encoder.config.num_layers,
+            encoder.config.hidden_dim,
+            "fine-tuned" if config.model.encoder_trainable else "frozen",
+            training.encoder_learning_rate,
+        )
     keras.utils.set_random_seed(training.seed)
     model = build_tagger(
         config.model,
@@ -283,6 +296,8 @@ def train(
         max_word_length=config.preprocessing.max_word_length,
         pretrained_word_embeddings=vectors,
         tuned_word_ids=tuned_ids,
+        encoder=encoder,
+        encoder_learning_rate_multiplier=training.encoder_learning_rate / training.learning_rate,
         seed=training.seed,
     )
     compile_tagger(model, config.model, training)

