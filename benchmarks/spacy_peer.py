@@ -192,17 +192,25 @@ def our_tag(model_dir: str, sentences_path: str, predictions_path: str) -> None:
     print(json.dumps(serving_figures(model_dir, load_seconds, texts, lambda t: call([t]), tag_all)))
 
 
-def our_run(work: Path, test_sentences) -> dict:
-    output_dir = work / "ours"
+def our_run(
+    work: Path,
+    test_sentences,
+    flags: tuple[str, ...] = (),
+    label: str = "ours: pipeline defaults (BiLSTM-CRF, GloVe 6B 50d)",
+    folder: str = "ours",
+) -> dict:
+    """Runs our pipeline with `flags` into `work/folder`, then tags the test split with the
+    pushed model in a fresh process (`our_tag`)."""
+    output_dir = work / folder
     name = "peer_benchmark"
-    print(f"[ours] running the pipeline ({load()}) ...", file=sys.stderr, flush=True)
+    print(f"[{folder}] running the pipeline ({load()}) ...", file=sys.stderr, flush=True)
     before = load()
     seconds = run(
         [sys.executable, "-m", "pipeline.local_runner", "--output-dir", output_dir,
-         "--pipeline-name", name],
-        work / "ours.log", cwd=REPO,
+         "--pipeline-name", name, *flags],
+        work / f"{folder}.log", cwd=REPO,
     )  # fmt: skip
-    print(f"[ours] pipeline done in {seconds:.0f} s ({load()})", file=sys.stderr, flush=True)
+    print(f"[{folder}] pipeline done in {seconds:.0f} s ({load()})", file=sys.stderr, flush=True)
     # Imported after the run, so that this process holds no TensorFlow while the pipeline runs.
     from tfx import v1 as tfx
 
@@ -216,13 +224,13 @@ def our_run(work: Path, test_sentences) -> dict:
     )
     trainer = sum(e.seconds for e in executions if e.node_id == "Trainer")
     model_dir = resolve_model_dir(str(output_dir / "serving_model" / name))
-    predictions = work / "ours_predictions.jsonl"
+    predictions = work / f"{folder}_predictions.jsonl"
     serving_before = load()
-    log = work / "ours_tag.log"
+    log = work / f"{folder}_tag.log"
     run([sys.executable, "-m", "benchmarks.spacy_peer", "--our-tag", model_dir,
          work / "test.jsonl", predictions], log, cwd=REPO)  # fmt: skip
     return {
-        "system": "ours: pipeline defaults (BiLSTM-CRF, GloVe 6B 50d)",
+        "system": label,
         "train_seconds": seconds,
         "component_seconds": trainer,
         "test": score(test_sentences, predictions),
