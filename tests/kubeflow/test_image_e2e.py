@@ -32,7 +32,7 @@ import yaml
 from kfp_launcher_stand_in import run_pipeline_spec
 
 from kubeflow.compile import main as compile_main
-from kubeflow.config import IMAGE_EMBEDDINGS_PATH
+from kubeflow.config import IMAGE_EMBEDDINGS_PATH, IMAGE_ENCODER_PATH
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -181,6 +181,22 @@ def _compile(image, tmp_path, name: str) -> dict:
     assert compile_main(flags) == 0
     with open(path, encoding="utf-8") as file:
         return yaml.safe_load(file)
+
+
+def test_the_image_holds_the_encoder(image):
+    folder = os.path.join(image["root"], IMAGE_ENCODER_PATH.lstrip("/"))
+    script = (
+        "import sys\n"
+        "from models.encoder.checkpoint import read_checkpoint\n"
+        "checkpoint = read_checkpoint(sys.argv[1])\n"
+        "print(checkpoint.config.num_layers, len(checkpoint.vocabulary))\n"
+    )
+    completed = subprocess.run(
+        [image["python"], "-c", script, folder], cwd=image["workdir"],
+        env=image["environment"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["6", "30522"]
 
 
 def test_the_image_holds_the_default_vectors(image):

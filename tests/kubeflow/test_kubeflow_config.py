@@ -272,3 +272,17 @@ def test_the_default_vectors_are_read_from_the_image():
     ).pipeline.tagger.model.pretrained_embeddings_path == (IMAGE_EMBEDDINGS_PATH)
     config = KubeflowConfig.from_args(REQUIRED + ["--no-embeddings"], environ={})
     assert config.pipeline.tagger.model.pretrained_embeddings_path is None
+
+
+def test_the_encoder_is_read_from_the_image_or_a_uri(tmp_path):
+    from kubeflow.config import IMAGE_ENCODER_PATH
+    from models.encoder.checkpoint import installed_minilm_path
+
+    if installed_minilm_path() is not None:
+        config = KubeflowConfig.from_args(REQUIRED + ["--encoder", "minilm"], environ={})
+        assert config.pipeline.tagger.model.encoder_path == IMAGE_ENCODER_PATH
+    uri = "gs://bucket/encoders/bert"
+    config = KubeflowConfig.from_args(REQUIRED + ["--encoder", uri], environ={})
+    assert config.pipeline.tagger.model.encoder_path == uri
+    with pytest.raises(ValueError, match=r"Invalid value for `encoder_path`"):
+        KubeflowConfig.from_args(REQUIRED + ["--encoder", str(tmp_path)], environ={})
