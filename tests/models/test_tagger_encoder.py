@@ -70,9 +70,13 @@ def build(checkpoint, config, multiplier=1.0):
     )
 
 
-@pytest.mark.parametrize("pooling", ["first", "mean"])
-def test_padding_and_batch_composition_do_not_change_a_sentences_scores(checkpoint, pooling):
-    config = config_for(checkpoint, encoder_pooling=pooling)
+@pytest.mark.parametrize(
+    "pooling, output", [("first", "crf"), ("mean", "crf"), ("first", "softmax")]
+)
+def test_padding_and_batch_composition_do_not_change_a_sentences_scores(
+    checkpoint, pooling, output
+):
+    config = config_for(checkpoint, encoder_pooling=pooling, output=output)
     model = build(checkpoint, config)
     together = ops.convert_to_numpy(model(features_of(SENTENCES, config)))
     for row, sentence in enumerate(SENTENCES):
