@@ -7,8 +7,8 @@ tagger and the Hugging Face peer, on WNUT-17, over seeds, in one run, one scorer
 Systems (each trained on train, selected on dev, scored on test as served):
 
 - `encoder+crf`: our pipeline with `--encoder minilm` (all-MiniLM-L6-v2 fine-tuned under the
-  BiLSTM-CRF, beside the GloVe, casing and character features), `--epochs E`
-  (`--encoder-epochs`), early stopping watching from the first epoch;
+  BiLSTM-CRF, beside the GloVe, casing and character features), `--encoder-epochs E` (the
+  pipeline's own for an encoder: early stopping watching from the first epoch);
 - `encoder+softmax`: the same with `--output softmax` (the CRF's ablation);
 - `default`: our pipeline with no flags (`make run`: BiLSTM-CRF with GloVe 6B 50d);
 - `hf`: `transformers` fine-tuning the same all-MiniLM-L6-v2 with a softmax head on each word's
@@ -42,8 +42,8 @@ def our_system(system: str, seed: int, work: Path, splits, encoder_epochs: int) 
     label = "ours: pipeline defaults (BiLSTM-CRF, GloVe 6B 50d)"
     if system.startswith("encoder"):
         output = system.split("+")[1]
-        flags += ["--encoder", "minilm", "--epochs", str(encoder_epochs),
-                  "--early-stopping-start-epoch", "0", "--output", output]  # fmt: skip
+        flags += ["--encoder", "minilm", "--encoder-epochs", str(encoder_epochs),
+                  "--output", output]  # fmt: skip
         label = f"ours: MiniLM encoder + BiLSTM-{output.upper() if output == 'crf' else output}"
     return our_run(work, splits["test"], tuple(flags), label, folder=f"{system}_seed{seed}")
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--systems", nargs="*", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2, 3])
-    parser.add_argument("--encoder-epochs", type=int, default=5)
+    parser.add_argument("--encoder-epochs", type=int, default=4)
     parser.add_argument("--hf-epochs", type=int, default=4)
     parser.add_argument("--work-dir", type=Path, help="keep models and logs here (default: temp)")
     parser.add_argument("--output", type=Path, help="also write the markdown table here")

@@ -250,6 +250,10 @@ class TrainingConfig:
             F1 stays at 0 for the first epochs, while the model still predicts only "O").
         shuffle_buffer_size: sentences in the shuffle buffer of the training split.
         seed: seed of weight initialisation and shuffling.
+        encoder_epochs: with a pretrained encoder (`ModelConfig.encoder_path`), at most this many
+            epochs (and no more than `epochs`), early stopping watching from the first one: a
+            fine-tuned encoder converges in a few epochs (Devlin et al., 2019, use 2 to 4) and
+            its F1 means something from the first.
         encoder_learning_rate: with a fine-tuned encoder (`ModelConfig.encoder_trainable`),
             its Adam learning rate (`models.encoder.bert_encoder.BertEncoder`'s
             `learning_rate_multiplier` makes it so); the rest of the model trains at
@@ -269,11 +273,18 @@ class TrainingConfig:
     early_stopping_start_epoch: int = 3
     shuffle_buffer_size: int = 4096
     seed: int = 42
+    encoder_epochs: int = 4
     encoder_learning_rate: float = 1e-4
     jit_compile: bool = False
 
     def __post_init__(self):
-        for name in ("batch_size", "epochs", "early_stopping_patience", "shuffle_buffer_size"):
+        for name in (
+            "batch_size",
+            "epochs",
+            "early_stopping_patience",
+            "shuffle_buffer_size",
+            "encoder_epochs",
+        ):
             _check_positive_int(name, getattr(self, name))
         _check_non_negative_int("early_stopping_start_epoch", self.early_stopping_start_epoch)
         _check_number("learning_rate_decay", self.learning_rate_decay, positive=False)
@@ -329,6 +340,20 @@ class TaggerConfig:
                 },
             }
         }
+
+    @property
+    def epochs(self) -> int:
+        """Most epochs the Trainer trains (`TrainingConfig.encoder_epochs` with an encoder)."""
+        if self.model.encoder_path is None:
+            return self.training.epochs
+        return min(self.training.epochs, self.training.encoder_epochs)
+
+    @property
+    def early_stopping_start_epoch(self) -> int:
+        """Epochs before early stopping watches (0 with an encoder)."""
+        return (
+            0 if self.model.encoder_path is not None else self.training.early_stopping_start_epoch
+        )
 
     @classmethod
     def from_custom_config(cls, custom_config: Mapping[str, Any] | str | None) -> TaggerConfig:

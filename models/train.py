@@ -149,7 +149,7 @@ def training_callbacks(eval_dataset: tf.data.Dataset, config: TaggerConfig) -> l
             monitor="val_entity_f1",
             mode="max",
             patience=training.early_stopping_patience,
-            start_from_epoch=training.early_stopping_start_epoch,
+            start_from_epoch=config.early_stopping_start_epoch,
             restore_best_weights=True,
         ),
     ]
@@ -251,7 +251,7 @@ def train(
 ) -> TrainingResult:
     """Builds, compiles, warm-starts and fits the tagger.
 
-    Trains for at most `TrainingConfig.epochs` epochs with early stopping on the eval entity F1
+    Trains for at most `TaggerConfig.epochs` epochs with early stopping on the eval entity F1
     (best weights kept), seeded with `TrainingConfig.seed`.
 
     Args:
@@ -316,7 +316,7 @@ def train(
     all_callbacks = [*training_callbacks(eval_batches, config), history]
     if log_dir:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
-    all_callbacks += [EpochLogger(training.epochs), *callbacks]
+    all_callbacks += [EpochLogger(config.epochs), *callbacks]
     with warnings.catch_warnings():
         # Keras warns at the end of every epoch of a dataset of unknown length; that end is
         # how an epoch ends here.
@@ -324,7 +324,7 @@ def train(
         model.fit(
             model_batches(train_features, output, trim=True),
             validation_data=eval_batches,
-            epochs=training.epochs,
+            epochs=config.epochs,
             callbacks=all_callbacks,
             verbose=0,  # EpochLogger logs each epoch through absl.
         )

@@ -112,7 +112,7 @@ def _trainer_start_epoch(store, model_id: int) -> int:
         else:
             continue
         try:
-            return TaggerConfig.from_custom_config(text).training.early_stopping_start_epoch
+            return TaggerConfig.from_custom_config(text).early_stopping_start_epoch
         except ValueError:
             continue
     return 0

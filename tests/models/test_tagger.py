@@ -395,3 +395,20 @@ def test_weight_paths_do_not_depend_on_what_the_process_built_before():
     assert [v.path for v in build("crf", lstm_layers=2).weights] == first
     assert "bilstm/forward_lstm/lstm_cell/kernel" in first
     assert "bilstm_2/backward_lstm/lstm_cell/kernel" in first
+
+
+def test_with_an_encoder_training_is_short_and_watched_from_the_first_epoch():
+    preprocessing = PreprocessingConfig(tag_names=("O",))
+    training = TrainingConfig(epochs=25, early_stopping_start_epoch=3, encoder_epochs=4)
+    plain = TaggerConfig(preprocessing, ModelConfig(), training)
+    assert (plain.epochs, plain.early_stopping_start_epoch) == (25, 3)
+    encoder = TaggerConfig(preprocessing, ModelConfig(encoder_path="/encoder"), training)
+    assert (encoder.epochs, encoder.early_stopping_start_epoch) == (4, 0)
+    capped = TaggerConfig(
+        preprocessing, ModelConfig(encoder_path="/encoder"), TrainingConfig(epochs=2)
+    )
+    assert capped.epochs == 2  # `epochs` (Kubeflow's run parameter) still caps it
+    with pytest.raises(ValueError, match="Invalid value for `encoder_epochs`"):
+        TrainingConfig(encoder_epochs=0)
+    with pytest.raises(ValueError, match="Invalid value for `encoder_pooling`"):
+        ModelConfig(encoder_pooling="last")
