@@ -23,7 +23,7 @@ import numpy as np
 from keras import layers, ops
 
 from models.config import ModelConfig, TrainingConfig
-from models.encoder.bert_encoder import BertEncoder
+from models.encoder.bert_encoder import bert_encoder_for
 from models.encoder.checkpoint import EncoderCheckpoint
 from models.features import (
     CASING_IDS_KEY,
@@ -369,16 +369,8 @@ def build_tagger(
         piece_ids = keras.Input((None,), dtype="int64", name=PIECE_IDS_KEY)
         word_pieces = keras.Input((None, None), dtype="int64", name=WORD_PIECES_KEY)
         inputs.update({PIECE_IDS_KEY: piece_ids, WORD_PIECES_KEY: word_pieces})
-        architecture = encoder.config
-        encoder_layer = BertEncoder(
-            vocabulary_size=architecture.vocabulary_size,
-            hidden_dim=architecture.hidden_dim,
-            num_layers=architecture.num_layers,
-            num_heads=architecture.num_heads,
-            intermediate_dim=architecture.intermediate_dim,
-            max_positions=architecture.max_positions,
-            type_vocabulary_size=architecture.type_vocabulary_size,
-            layer_norm_epsilon=architecture.layer_norm_epsilon,
+        encoder_layer = bert_encoder_for(
+            encoder.config,
             dropout=0.1 if config.encoder_trainable else 0.0,  # BERT's own, when fine-tuned
             attention_dropout=0.1 if config.encoder_trainable else 0.0,
             learning_rate_multiplier=encoder_learning_rate_multiplier,

@@ -23,7 +23,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-__all__ = ["BertEncoder"]
+from models.encoder.checkpoint import EncoderConfig
+
+__all__ = ["BertEncoder", "bert_encoder_for"]
 
 
 @keras.saving.register_keras_serializable(package="ner_tfx")
@@ -278,3 +280,19 @@ class BertEncoder(layers.Layer):
             "attention_dropout": self.attention_dropout,
             "learning_rate_multiplier": self.learning_rate_multiplier,
         }
+
+
+def bert_encoder_for(architecture: EncoderConfig, **kwargs) -> BertEncoder:
+    """A `BertEncoder` of a checkpoint's architecture (`EncoderCheckpoint.config`); `kwargs` are
+    the layer's other arguments (dropout, `learning_rate_multiplier`, `name`, ...)."""
+    return BertEncoder(
+        vocabulary_size=architecture.vocabulary_size,
+        hidden_dim=architecture.hidden_dim,
+        num_layers=architecture.num_layers,
+        num_heads=architecture.num_heads,
+        intermediate_dim=architecture.intermediate_dim,
+        max_positions=architecture.max_positions,
+        type_vocabulary_size=architecture.type_vocabulary_size,
+        layer_norm_epsilon=architecture.layer_norm_epsilon,
+        **kwargs,
+    )

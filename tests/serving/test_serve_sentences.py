@@ -138,9 +138,11 @@ print(json.dumps({"outputs": {k: v.numpy().tolist() for k, v in out.items()}, "m
 """
 
 
-def test_fresh_process_with_plain_tensorflow(loaded, exported_model_dir):
+def check_fresh_process_tags_alike(loaded, model_dir, sentences):
+    """A fresh process that loads the SavedModel with plain TensorFlow (none of our packages on its
+    path) tags `sentences` as `loaded` does here."""
     completed = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS, exported_model_dir, json.dumps(SENTENCES)],
+        [sys.executable, "-c", _FRESH_PROCESS, model_dir, json.dumps(sentences)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -149,7 +151,11 @@ def test_fresh_process_with_plain_tensorflow(loaded, exported_model_dir):
     assert completed.returncode == 0, completed.stderr[-3000:]
     fresh = json.loads(completed.stdout.strip().splitlines()[-1])
     assert not [m for m in fresh["modules"] if m.split(".")[0] in ("models", "serving")]
-    here = serve(loaded, SENTENCES)
+    here = serve(loaded, sentences)
     assert fresh["outputs"]["tags"] == [[t.decode() for t in row] for row in here["tags"]]
     np.testing.assert_allclose(fresh["outputs"]["confidences"], here["confidences"], atol=1e-5)
     assert fresh["outputs"]["num_entities"] == here["num_entities"].tolist()
+
+
+def test_fresh_process_with_plain_tensorflow(loaded, exported_model_dir):
+    check_fresh_process_tags_alike(loaded, exported_model_dir, SENTENCES)

@@ -5,14 +5,10 @@ raw sentences of any length in, tags out, in this process and in a fresh one wit
 TensorFlow; a reloaded model tags as the exported one did.
 """
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_serve_sentences import _FRESH_PROCESS, SENTENCES, check_consistent, serve
+from test_serve_sentences import SENTENCES, check_consistent, check_fresh_process_tags_alike, serve
 
 from models.tokenization import tokenize
 
@@ -57,16 +53,4 @@ def test_every_signature_tags_alike(loaded):
 
 
 def test_fresh_process_with_plain_tensorflow(loaded, encoder_model_dir):
-    completed = subprocess.run(
-        [sys.executable, "-c", _FRESH_PROCESS, encoder_model_dir, json.dumps(ENCODER_SENTENCES)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd="/",  # not the repository: its packages are not on the path
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    fresh = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert not [m for m in fresh["modules"] if m.split(".")[0] in ("models", "serving")]
-    here = serve(loaded, ENCODER_SENTENCES)
-    assert fresh["outputs"]["tags"] == [[t.decode() for t in row] for row in here["tags"]]
-    np.testing.assert_allclose(fresh["outputs"]["confidences"], here["confidences"], atol=1e-5)
+    check_fresh_process_tags_alike(loaded, encoder_model_dir, ENCODER_SENTENCES)

@@ -12,7 +12,7 @@ import pytest
 from bert_reference import forward
 from keras import ops
 
-from models.encoder.bert_encoder import BertEncoder
+from models.encoder.bert_encoder import BertEncoder, bert_encoder_for
 from models.encoder.checkpoint import installed_minilm_path, read_checkpoint
 
 # [CLS] barack obama visited paris with angela merkel [SEP], and shorter ones.
@@ -32,18 +32,7 @@ def checkpoint():
 
 
 def encoder_for(checkpoint, **kwargs):
-    config = checkpoint.config
-    encoder = BertEncoder(
-        vocabulary_size=config.vocabulary_size,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        intermediate_dim=config.intermediate_dim,
-        max_positions=config.max_positions,
-        type_vocabulary_size=config.type_vocabulary_size,
-        layer_norm_epsilon=config.layer_norm_epsilon,
-        **kwargs,
-    )
+    encoder = bert_encoder_for(checkpoint.config, **kwargs)
     encoder.assign_checkpoint(checkpoint.weights)
     return encoder
 
