@@ -30,7 +30,7 @@ from models.config import ModelConfig, TaggerConfig
 from models.embeddings import load_embedding_matrix
 from models.encoder.checkpoint import read_checkpoint
 from models.entity_scoring import score_entities
-from models.features import NUM_RESERVED_IDS, TAG_IDS_KEY, TOKEN_IDS_KEY
+from models.features import NUM_RESERVED_IDS, PIECE_IDS_KEY, TAG_IDS_KEY, TOKEN_IDS_KEY
 from models.tagger import (
     build_tagger,
     compile_tagger,
@@ -161,12 +161,17 @@ def model_batches(features: tf.data.Dataset, output: str, trim: bool = False) ->
 
     With `trim`, each batch is cut to its longest sentence instead of `max_length` tokens: the
     same values at the real tokens, about half the work on WNUT-17's training split (its batches
-    of 32 are 32 tokens long on average, padded to 64).
+    of 32 are 32 tokens long on average, padded to 64). Without it the batches keep
+    `max_length` tokens (predictions of equal width concatenate), but the encoder's pieces, if
+    any, are still cut to the batch's longest: the encoder would otherwise attend over
+    `max_length * max_pieces_per_word + 2` positions, almost all padding, in every batch.
     """
 
     def split(batch):
         if trim:
             batch = cut_to_longest(batch, (*model_input_keys(batch), TAG_IDS_KEY))
+        elif PIECE_IDS_KEY in batch:
+            batch = {**batch, PIECE_IDS_KEY: cut_to_longest(batch, (PIECE_IDS_KEY,))[PIECE_IDS_KEY]}
         tag_ids = batch[TAG_IDS_KEY]
         sample_weights = loss_sample_weights(tag_ids, output)
         if sample_weights is None:

@@ -158,3 +158,18 @@ def test_too_many_pieces_for_the_encoders_positions_are_refused(checkpoint):
     )
     with pytest.raises(ValueError, match=r"max_length \* max_pieces_per_word \+ 2 <= 512"):
         encoder_inputs(tf.ragged.constant([["a"]]), config)
+
+
+def test_eval_batches_keep_their_width_but_cut_the_encoders_padding(checkpoint):
+    from models.train import model_batches
+
+    config = config_for(checkpoint)
+    features = features_of(SENTENCES, config)
+    features["lengths"] = np.array([len(s) for s in SENTENCES])
+    features["tag_ids"] = np.where(features["token_ids"] > 0, 3, 0)
+    dataset = tf.data.Dataset.from_tensors({k: tf.constant(v) for k, v in features.items()})
+    inputs, tag_ids = next(iter(model_batches(dataset, "crf")))
+    assert tag_ids.shape[1] == MAX_LENGTH and inputs["token_ids"].shape[1] == MAX_LENGTH
+    assert inputs[PIECE_IDS_KEY].shape[1] == features[WORD_PIECES_KEY].max() + 2 < 4 * MAX_LENGTH
+    trimmed, _ = next(iter(model_batches(dataset, "crf", trim=True)))
+    assert trimmed["token_ids"].shape[1] == max(len(s) for s in SENTENCES)
