@@ -16,7 +16,7 @@ find_python = $(shell for c in "python$(1)" "env PYENV_VERSION=$$(pyenv versions
 PYTHON310 ?= $(call find_python,3.10)
 PYTHON311 ?= $(call find_python,3.11)
 
-.PHONY: run demo test test-fast test-torch lint lock bench-crf bench-spacy clean
+.PHONY: run demo test test-fast test-torch lint lock bench-crf bench-spacy bench-encoder clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m pipeline.local_runner
@@ -84,6 +84,11 @@ $(VENV_SPACY)/.installed: requirements/spacy.lock
 
 bench-spacy: $(VENV)/.installed $(VENV_SPACY)/.installed
 	$(VENV)/bin/python -m benchmarks.spacy_peer --output outputs/spacy_peer.md
+
+# Issue 18's benchmark: the encoder + CRF, its softmax ablation, today's default and the Hugging Face
+# peer (transformers, in .venv-torch) over 3 seeds; about 35 minutes a seed on 2 cores.
+bench-encoder: $(VENV)/.installed $(VENV_TORCH)/.installed
+	$(VENV)/bin/python -m benchmarks.encoder_peer --output outputs/encoder_peer.md
 
 # Re-resolve the exact pins after editing requirements/*.in (needs uv: pip install uv).
 lock:
