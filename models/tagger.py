@@ -6,7 +6,11 @@ training, `word_dropout` replaces words by the OOV id), a casing-class embedding
 lowercased word lost) and a character CNN with max pooling over the characters (Ma & Hovy,
 2016); concatenated, dropout, a bidirectional LSTM (or `lstm_layers` stacked ones),
 dropout, a Dense layer giving per-tag emission scores, and a linear-chain CRF (Lafferty et al.,
-2001) that scores whole tag paths and decodes with Viterbi. `ModelConfig.output="softmax"` replaces
+2001) that scores whole tag paths and decodes with Viterbi. With `ModelConfig.encoder_path`, a
+pretrained BERT-family encoder (`models.encoder`) reads each sentence's word pieces and each
+word's vector from it (its first piece's, or the mean of its pieces': `WordPiecePooling`) joins
+the token representation, before the BiLSTM (the contextual-embedding taggers of Devlin et al.,
+2019, with the CRF of Lample et al. on top). `ModelConfig.output="softmax"` replaces
 the CRF by an independent softmax per token (the ablation of Lample et al., 2016, Table 1).
 
 Inputs are the transformed features of `models.preprocessing`; padding positions (token id 0) are
