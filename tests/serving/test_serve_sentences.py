@@ -100,16 +100,22 @@ def test_every_signature_tags_alike_at_any_length(loaded):
         np.testing.assert_array_equal(value, by_examples[key].numpy(), key)
 
 
-def test_batched_equals_one_at_a_time(loaded):
-    batched = serve(loaded, SENTENCES)
-    for b, sentence in enumerate(SENTENCES):
+def check_batched_equals_one_at_a_time(loaded, sentences, atol=1e-5):
+    """Each sentence tagged alone gets the tags (and confidences within `atol`) it gets in the
+    batch."""
+    batched = serve(loaded, sentences)
+    for b, sentence in enumerate(sentences):
         single = serve(loaded, [sentence])
         n = single["lengths"][0]
         np.testing.assert_array_equal(single["tags"][0], batched["tags"][b, :n])
         np.testing.assert_allclose(
-            single["confidences"][0], batched["confidences"][b, :n], atol=1e-5
+            single["confidences"][0], batched["confidences"][b, :n], atol=atol
         )
         assert single["num_entities"][0] == batched["num_entities"][b]
+
+
+def test_batched_equals_one_at_a_time(loaded):
+    check_batched_equals_one_at_a_time(loaded, SENTENCES)
 
 
 def test_empty_batch_and_bad_bytes(loaded):
