@@ -6,7 +6,9 @@ SavedModel (a `tf.Module` holding the TFT graph and the Keras 3 model) would tie
 export's layout, so `run_fn` also writes, beside `Format-Serving/` and never pushed:
 
     <model artifact>/warm_start/weights.npz            every weight but the frozen pretrained
-                                                       table, keyed by its variable path
+                                                       table, keyed by its variable path (an
+                                                       encoder's real values, not its stored
+                                                       ones: `_REAL_VALUES`)
     <model artifact>/warm_start/compatibility.json     what the weights depend on
 
 The frozen pretrained table (`PretrainedWordEmbedding.frozen`, 400,000 x 50 floats with GloVe:
@@ -86,11 +88,14 @@ def compatibility_record(
     model = dataclasses.asdict(tagger_config.model)
     # The embeddings file only initialises the weights: the weights themselves replace it.
     model.pop("pretrained_embeddings_path", None)
+    # Frozen or fine-tuned, the encoder's weights mean the same: a fine-tuned run may start from
+    # a frozen one's and the other way round.
+    model.pop("encoder_trainable", None)
 
     def text(items):
         return [item.decode("utf-8") if isinstance(item, bytes) else item for item in items]
 
-    return {
+    record = {
         VOCABULARIES_KEY: {
             WORD_EMBEDDING: text(token_vocabulary),
             CHAR_EMBEDDING: text(char_vocabulary),
@@ -99,6 +104,28 @@ def compatibility_record(
         "max_length": tagger_config.preprocessing.max_length,
         "max_word_length": tagger_config.preprocessing.max_word_length,
         "model": model,
+    }
+    if tagger_config.model.encoder_path is not None:
+        # Models with an encoder written before the saved weights were its real values (they
+        # were its stored ones, divided by the learning-rate multiplier) lack this: no warm start.
+        record["encoder_weights"] = _REAL_VALUES
+    return record
+
+
+_REAL_VALUES = "real values"
+"""The saved weights of layers with a `learning_rate_multiplier` (`BertEncoder`) are their real
+values, not the stored ones (which are divided by the multiplier): a run whose learning rates
+give another multiplier reads them right."""
+
+
+def _multipliers(model: keras.Model) -> dict[str, float]:
+    """Variable path -> its layer's `learning_rate_multiplier` (`BertEncoder`), where not 1: the
+    variable holds the weight's value divided by it."""
+    return {
+        variable.path: layer.learning_rate_multiplier
+        for layer in model.layers
+        if getattr(layer, "learning_rate_multiplier", 1.0) != 1.0
+        for variable in layer.weights
     }
 
 
@@ -116,8 +143,11 @@ def save_warm_start_state(model: keras.Model, record: dict, serving_model_dir: s
     """
     directory = os.path.join(model_artifact_dir(serving_model_dir), WARM_START_DIR)
     tf.io.gfile.makedirs(directory)
+    multipliers = _multipliers(model)
     weights = {
-        variable.path: np.asarray(variable)
+        variable.path: np.asarray(variable) * multipliers[variable.path]
+        if variable.path in multipliers
+        else np.asarray(variable)
         for variable in model.weights
         if variable.path.rpartition("/")[2] != _FROZEN_TABLE
     }
@@ -255,6 +285,7 @@ def _warm_start(model: keras.Model, record: dict, base_model: str | None) -> str
     base_vocabularies = base_record.get(VOCABULARIES_KEY, {})
     values, reused = [], []
     current = {variable.path: np.asarray(variable) for variable in model.weights}
+    multipliers = _multipliers(model)
     for variable in model.weights:
         base = base_weights.get(variable.path)
         layer, _, name = variable.path.partition("/")
@@ -290,7 +321,7 @@ def _warm_start(model: keras.Model, record: dict, base_model: str | None) -> str
         elif base.shape != tuple(variable.shape):
             return f"{variable.path} has shape {tuple(variable.shape)}, the base's {base.shape}"
         else:
-            value = base
+            value = base / multipliers[variable.path] if variable.path in multipliers else base
         values.append(value)
     for variable, value in zip(model.weights, values):
         variable.assign(value)
