@@ -18,6 +18,7 @@ __all__ = [
     "CHAR_IDS_KEY",
     "CHAR_VOCABULARY_NAME",
     "ENCODER_INPUT_KEYS",
+    "ENCODER_VECTORS_KEY",
     "EXAMPLES_INPUT",
     "EXAMPLES_SIGNATURE",
     "LENGTHS_KEY",
@@ -62,6 +63,9 @@ WORD_PIECES_KEY = "word_pieces"
 """int64 `(batch_size, max_length, max_pieces_per_word)`: positions in `piece_ids` of each word's
 pieces (from 1: [CLS] is at 0), 0 at padding."""
 ENCODER_INPUT_KEYS = (PIECE_IDS_KEY, WORD_PIECES_KEY)
+ENCODER_VECTORS_KEY = "encoder_vectors"
+"""float32 `(batch_size, length, hidden_dim)`: each word's vector from a frozen encoder, computed
+once before training (`models.frozen_encoder`); a training input only, never a served one."""
 
 CASINGS = ("[PAD]", "lower", "upper", "title", "mixed", "digit", "punct", "other")
 """Casing classes indexed by casing id, decided in this order:

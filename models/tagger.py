@@ -34,6 +34,7 @@ from models.features import (
     CASINGS,
     CHAR_IDS_KEY,
     ENCODER_INPUT_KEYS,
+    ENCODER_VECTORS_KEY,
     LENGTHS_KEY,
     MODEL_INPUT_KEYS,
     OOV_ID,
@@ -480,7 +481,10 @@ def loss_sample_weights(tag_ids, output: str):
 
 
 def model_input_keys(features: Mapping[str, object]) -> tuple[str, ...]:
-    """The keys of the model's inputs among transformed features (the encoder's if present)."""
+    """The keys of the model's inputs among transformed features (the encoder's if present, or
+    the frozen encoder's cached word vectors: `models.frozen_encoder`)."""
+    if ENCODER_VECTORS_KEY in features:
+        return (*MODEL_INPUT_KEYS, ENCODER_VECTORS_KEY)
     return MODEL_INPUT_KEYS + tuple(key for key in ENCODER_INPUT_KEYS if key in features)
 
 

@@ -15,7 +15,10 @@ is the caller's business.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -31,6 +34,11 @@ from models.embeddings import load_embedding_matrix
 from models.encoder.checkpoint import read_checkpoint
 from models.entity_scoring import score_entities
 from models.features import NUM_RESERVED_IDS, PIECE_IDS_KEY, TAG_IDS_KEY, TOKEN_IDS_KEY
+from models.frozen_encoder import (
+    cached_eval_features,
+    cached_train_features,
+    frozen_encoder_models,
+)
 from models.tagger import (
     build_tagger,
     compile_tagger,
@@ -257,7 +265,8 @@ def train(
     """Builds, compiles, warm-starts and fits the tagger.
 
     Trains for at most `TaggerConfig.epochs` epochs with early stopping on the eval entity F1
-    (best weights kept), seeded with `TrainingConfig.seed`.
+    (best weights kept), seeded with `TrainingConfig.seed`. A frozen encoder runs once per split,
+    its word vectors kept in a temporary folder for the later epochs (`models.frozen_encoder`).
 
     Args:
         config: the tagger's configuration.
@@ -305,7 +314,13 @@ def train(
         encoder_learning_rate_multiplier=training.encoder_learning_rate / training.learning_rate,
         seed=training.seed,
     )
-    compile_tagger(model, config.model, training)
+    # A frozen encoder runs once per split, not every epoch: the layers after it are fitted on
+    # its cached word vectors (they share the tagger's weights).
+    frozen = None
+    if encoder is not None and not config.model.encoder_trainable:
+        frozen = frozen_encoder_models(model)
+    fit_model = frozen.head if frozen is not None else model
+    compile_tagger(fit_model, config.model, training)
     compatibility = compatibility_record(config, list(words), list(chars))
     warm_start(model, compatibility, base_model)
     logging.info(
@@ -316,21 +331,38 @@ def train(
         NUM_RESERVED_IDS + len(chars),
         config.preprocessing.num_tags,
     )
-    eval_batches = model_batches(eval_features, output)  # whole batches of one width
-    history = keras.callbacks.History()
-    all_callbacks = [*training_callbacks(eval_batches, config), history]
-    if log_dir:
-        all_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
-    all_callbacks += [EpochLogger(config.epochs), *callbacks]
-    with warnings.catch_warnings():
-        # Keras warns at the end of every epoch of a dataset of unknown length; that end is
-        # how an epoch ends here.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        model.fit(
-            model_batches(train_features, output, trim=True),
-            validation_data=eval_batches,
-            epochs=config.epochs,
-            callbacks=all_callbacks,
-            verbose=0,  # EpochLogger logs each epoch through absl.
-        )
+    with contextlib.ExitStack() as stack:
+        if frozen is not None:
+            cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="frozen_encoder_"))
+            logging.info(
+                "Trainer: the frozen encoder's word vectors are computed once, in %s", cache
+            )
+            train_features = cached_train_features(
+                train_features,
+                frozen.word_vectors,
+                os.path.join(cache, "train"),
+                batch_size=training.batch_size,
+                shuffle_buffer_size=training.shuffle_buffer_size,
+                seed=training.seed,
+            )
+            eval_features = cached_eval_features(
+                eval_features, frozen.word_vectors, os.path.join(cache, "eval")
+            )
+        eval_batches = model_batches(eval_features, output)  # whole batches of one width
+        history = keras.callbacks.History()
+        all_callbacks = [*training_callbacks(eval_batches, config), history]
+        if log_dir:
+            all_callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
+        all_callbacks += [EpochLogger(config.epochs), *callbacks]
+        with warnings.catch_warnings():
+            # Keras warns at the end of every epoch of a dataset of unknown length; that end is
+            # how an epoch ends here.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            fit_model.fit(
+                model_batches(train_features, output, trim=True),
+                validation_data=eval_batches,
+                epochs=config.epochs,
+                callbacks=all_callbacks,
+                verbose=0,  # EpochLogger logs each epoch through absl.
+            )
     return TrainingResult(model, dict(history.history), compatibility)
