@@ -261,6 +261,11 @@ class TrainingConfig:
         jit_compile: compile the train, eval and predict steps with XLA
             (`keras.Model.compile(jit_compile=...)`); off by default on CPU, as measured
             (BENCHMARKS.md, "Training step: graph or XLA").
+        cache_encoder_vectors: with a frozen encoder (`ModelConfig.encoder_trainable` false),
+            run it once over each split and keep its word vectors in temporary files for the
+            later epochs (`models.frozen_encoder`: 1.5 KB a word with 384 dimensions, about
+            100 MB for WNUT-17, 30 GB for a million 20-word sentences); false runs it every
+            epoch instead, for disks that cannot hold them.
     """
 
     batch_size: int = 32
@@ -276,6 +281,7 @@ class TrainingConfig:
     encoder_epochs: int = 4
     encoder_learning_rate: float = 1e-4
     jit_compile: bool = False
+    cache_encoder_vectors: bool = True
 
     def __post_init__(self):
         for name in (
@@ -293,8 +299,9 @@ class TrainingConfig:
         _check_fraction("weight_averaging", self.weight_averaging)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise _invalid("seed", "an integer", self.seed)
-        if not isinstance(self.jit_compile, bool):
-            raise _invalid("jit_compile", "true or false", self.jit_compile)
+        for name in ("jit_compile", "cache_encoder_vectors"):
+            if not isinstance(getattr(self, name), bool):
+                raise _invalid(name, "true or false", getattr(self, name))
 
 
 _SECTIONS = {

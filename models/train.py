@@ -317,7 +317,11 @@ def train(
     # A frozen encoder runs once per split, not every epoch: the layers after it are fitted on
     # its cached word vectors (they share the tagger's weights).
     frozen = None
-    if encoder is not None and not config.model.encoder_trainable:
+    if (
+        encoder is not None
+        and not config.model.encoder_trainable
+        and training.cache_encoder_vectors
+    ):
         frozen = frozen_encoder_models(model)
     fit_model = frozen.head if frozen is not None else model
     compile_tagger(fit_model, config.model, training)
