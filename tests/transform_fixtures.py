@@ -8,6 +8,7 @@ sys.path (pytest's default `prepend` import mode).
 from __future__ import annotations
 
 import functools
+import types
 
 import apache_beam as beam
 import tensorflow as tf
@@ -57,3 +58,25 @@ def write_transformed(directory, sentences, custom_config) -> None:
             | beam.FlatMap(lambda batch: example_coder.RecordBatchToExamples(batch[0]))
             | beam.io.WriteToTFRecord(str(directory / "data"), file_name_suffix=".tfrecord")
         )
+
+
+def trainer_fn_args(directory, output_directory, custom_config, base_model=None):
+    """The `FnArgs` fields `models.run_fn.run_fn` reads, for the transformed data that
+    `write_transformed` wrote to `directory` (train and eval: the same records); the model goes
+    to `output_directory/serving`, the logs to `output_directory/logs`."""
+
+    def tf_dataset_factory(files, options, schema):
+        return tfxio.TFExampleRecord(files, schema=schema).TensorFlowDataset(options)
+
+    files = [str(directory / "data-*")]
+    return types.SimpleNamespace(
+        custom_config=custom_config,
+        transform_graph_path=str(directory / "transform"),
+        train_files=files,
+        eval_files=files,
+        train_steps=None,
+        base_model=base_model,
+        data_accessor=types.SimpleNamespace(tf_dataset_factory=tf_dataset_factory),
+        serving_model_dir=str(output_directory / "serving"),
+        model_run_dir=str(output_directory / "logs"),
+    )

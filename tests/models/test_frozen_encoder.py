@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
 from test_tagger_encoder import SENTENCES, build, checkpoint, config_for, features_of  # noqa: F401
-from tfx_bsl.public import tfxio
-from transform_fixtures import write_transformed
+from transform_fixtures import trainer_fn_args, write_transformed
 
 from models import run_fn
 from models import train as train_module
@@ -176,24 +174,6 @@ def encoder_custom_config(path, trainable: bool) -> dict:
     }  # fmt: skip
 
 
-def trainer_args(directory, output, config, base_model=None):
-    def tf_dataset_factory(files, options, schema):
-        return tfxio.TFExampleRecord(files, schema=schema).TensorFlowDataset(options)
-
-    files = [str(directory / "data-*")]
-    return types.SimpleNamespace(
-        custom_config=config,
-        transform_graph_path=str(directory / "transform"),
-        train_files=files,
-        eval_files=files,
-        train_steps=None,
-        base_model=base_model,
-        data_accessor=types.SimpleNamespace(tf_dataset_factory=tf_dataset_factory),
-        serving_model_dir=str(output / "serving"),
-        model_run_dir=str(output / "logs"),
-    )
-
-
 def saved_weights(serving_model_dir) -> dict:
     path = os.path.join(os.path.dirname(serving_model_dir), WARM_START_DIR, WEIGHTS_FILE)
     with np.load(path) as weights:
@@ -226,7 +206,7 @@ def test_trainer_with_a_frozen_encoder_trains_the_rest_and_warm_starts(
     write_transformed(tmp_path, TRAINING_SENTENCES, config)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
     os.makedirs(tmp_path / "temp")
-    first = trainer_args(tmp_path, tmp_path / "first", config)
+    first = trainer_fn_args(tmp_path, tmp_path / "first", config)
     run_fn.run_fn(first)
     # The cached vectors are removed (autograph leaves its own files there).
     assert not [name for name in os.listdir(tmp_path / "temp") if name.startswith("frozen_enc")]
@@ -247,7 +227,7 @@ def test_trainer_with_a_frozen_encoder_trains_the_rest_and_warm_starts(
     # multiplier: other stored values for the same real ones).
     fine_tuned = encoder_custom_config(checkpoint.path, trainable=True)
     fine_tuned["tagger"]["training"].update(epochs=1, encoder_learning_rate=3e-4)
-    second = trainer_args(tmp_path, tmp_path / "second", fine_tuned, first.serving_model_dir)
+    second = trainer_fn_args(tmp_path, tmp_path / "second", fine_tuned, first.serving_model_dir)
     loaded = {}
 
     def record_warm_start(model, record, base_model):

@@ -6,13 +6,11 @@ Builds a real Transform output with tft_beam on a few sentences, calls `run_fn` 
 """
 
 import os
-import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx_bsl.public import tfxio
-from transform_fixtures import serialized_example, write_transformed
+from transform_fixtures import serialized_example, trainer_fn_args, write_transformed
 
 from models import run_fn, train
 from models.features import SIGNATURES
@@ -61,20 +59,7 @@ def transformed(tmp_path_factory, vectors):
 
 
 def fn_args(directory, output_directory, config):
-    def tf_dataset_factory(files, options, schema):
-        return tfxio.TFExampleRecord(files, schema=schema).TensorFlowDataset(options)
-
-    files = [str(directory / "data-*")]
-    return types.SimpleNamespace(
-        custom_config=config,
-        transform_graph_path=str(directory / "transform"),
-        train_files=files,
-        eval_files=files,
-        train_steps=None,
-        data_accessor=types.SimpleNamespace(tf_dataset_factory=tf_dataset_factory),
-        serving_model_dir=str(output_directory / "serving"),
-        model_run_dir=str(output_directory / "logs"),
-    )
+    return trainer_fn_args(directory, output_directory, config)
 
 
 def test_trains_and_exports_three_signatures_that_tag_alike_at_any_length(

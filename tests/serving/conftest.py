@@ -7,11 +7,8 @@ sentences.
 
 from __future__ import annotations
 
-import types
-
 import pytest
-from tfx_bsl.public import tfxio
-from transform_fixtures import write_transformed
+from transform_fixtures import trainer_fn_args, write_transformed
 
 TAGS = ("O", "B-person", "I-person", "B-location", "I-location")
 SENTENCES = [
@@ -49,21 +46,7 @@ def custom_config(output: str = "crf", encoder: bool = False) -> dict:
 def _train(directory, output: str, encoder: bool = False):
     from models import run_fn
 
-    def tf_dataset_factory(files, options, schema):
-        return tfxio.TFExampleRecord(files, schema=schema).TensorFlowDataset(options)
-
-    files = [str(directory / "data-*")]
-    args = types.SimpleNamespace(
-        custom_config=custom_config(output, encoder),
-        transform_graph_path=str(directory / "transform"),
-        train_files=files,
-        eval_files=files,
-        train_steps=None,
-        base_model=None,
-        data_accessor=types.SimpleNamespace(tf_dataset_factory=tf_dataset_factory),
-        serving_model_dir=str(directory / output / "serving"),
-        model_run_dir=str(directory / output / "logs"),
-    )
+    args = trainer_fn_args(directory, directory / output, custom_config(output, encoder))
     run_fn.run_fn(args)
     return args.serving_model_dir
 
