@@ -15,6 +15,9 @@ Systems (each trained on train, selected on dev, scored on test as served):
   first sub-word (`benchmarks/hf_side.py`, in `.venv-torch`), AdamW 1e-4, batch 16, linear
   warm-up and decay, `--hf-epochs` epochs; its epoch is selected by dev F1 with our scorer.
 
+`--resume FILE...` reads the runs (JSON lines) that an earlier, interrupted invocation printed
+and trains only the missing ones; the table then holds both, each with its own load average.
+
 Ours run as `spacy_peer.our_run` runs them (a fresh pipeline process; the pushed model tags the
 test split's gold tokens in a fresh process), with `--seed S`. Every system's test F1 comes from
 our scorer (conlleval semantics) on the gold tokens. Printed per run as it ends (JSON), then a
@@ -73,6 +76,29 @@ def hf_system(seed: int, work: Path, splits, epochs: int) -> dict:
     }
 
 
+def system_key(result: dict) -> str:
+    """`SYSTEMS`' name of a printed run (runs printed before `key` was added: by their label)."""
+    if "key" in result:
+        return result["key"]
+    label = result["system"]
+    if label.startswith("Hugging Face"):
+        return "hf"
+    if label.startswith("ours: MiniLM encoder"):
+        return "encoder+crf" if label.endswith("CRF") else "encoder+softmax"
+    return "default"
+
+
+def earlier_runs(paths: list[Path]) -> dict[tuple[str, int], dict]:
+    """(system, seed) -> the run, from the JSON lines of earlier invocations' output."""
+    runs = {}
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{"):
+                result = json.loads(line)
+                runs[system_key(result), result["seed"]] = result
+    return runs
+
+
 def table(results: list[dict]) -> str:
     lines = [
         "| system | seed | test entity F1 | training wall time | sentences/s batch 64 "
@@ -110,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hf-epochs", type=int, default=4)
     parser.add_argument("--work-dir", type=Path, help="keep models and logs here (default: temp)")
     parser.add_argument("--output", type=Path, help="also write the markdown table here")
+    parser.add_argument("--resume", type=Path, nargs="*", default=[],
+                        help="earlier invocations' output: their runs are kept, not trained again")  # fmt: skip
     args = parser.parse_args(argv)
     if "hf" in args.systems and not TORCH_PYTHON.exists():
         parser.error(f"{TORCH_PYTHON} not found: `make .venv-torch/.installed` builds it")
@@ -117,14 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work_dir or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         splits = write_sentences(work)
+        done = earlier_runs(args.resume)
         results = []
         for seed in args.seeds:
             for system in args.systems:
+                if (system, seed) in done:
+                    print(f"[{system} seed {seed}] kept from {args.resume}", file=sys.stderr)
+                    results.append(done[system, seed])
+                    continue
                 if system == "hf":
                     result = hf_system(seed, work, splits, args.hf_epochs)
                 else:
                     result = our_system(system, seed, work, splits, args.encoder_epochs)
                 result["seed"] = seed
+                result["key"] = system
                 print(json.dumps(result), flush=True)  # each as it ends: a long run keeps its parts
                 results.append(result)
     text = table(results)
