@@ -74,6 +74,7 @@ $(VENV_TFA)/.installed: requirements/tfa.lock
 
 bench-crf: $(VENV)/.installed $(VENV_TORCH)/.installed $(VENV_TFA)/.installed
 	$(VENV)/bin/python -m benchmarks.crf_speed
+	$(VENV)/bin/python -m benchmarks.crf_exactness
 
 # spaCy 3.8 on Python 3.11, the peer benchmarks/spacy_peer.py trains and serves beside our pipeline.
 $(VENV_SPACY)/.installed: requirements/spacy.lock
