@@ -55,6 +55,8 @@ _BOM = "\ufeff"
 # Characters stripped around a whole line and around each TAB-separated field. Only ASCII
 # whitespace: a token may be a non-ASCII space (U+00A0, U+3000) and must survive.
 _ASCII_WHITESPACE = " \t\r\n\f\v"
+_ANY_ASCII_WHITESPACE = re.compile("[ \t\r\n\f\v]")
+_ASCII_WHITESPACE_BUT_TAB = re.compile("[ \r\n\f\v]")
 _MAX_QUOTED_CHARS = 80
 
 
@@ -206,7 +208,15 @@ def _split_columns(line: str, separator: str | None) -> list[str]:
         if "\t" not in line:
             return _SPACES.split(line.strip(" "))
         separator = "\t"
-    return [field.strip(_ASCII_WHITESPACE) for field in line.split(separator)]
+    fields = line.split(separator)
+    # The usual line has no whitespace but its separators: no field to strip (and no list to
+    # build again). A search is cheaper than stripping every field.
+    if separator == "\t":
+        if _ASCII_WHITESPACE_BUT_TAB.search(line) is None:
+            return fields
+    elif _ANY_ASCII_WHITESPACE.search(line.replace(separator, "")) is None:
+        return fields
+    return [field.strip(_ASCII_WHITESPACE) for field in fields]
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -252,18 +262,25 @@ def read_conll(
     )
 
 
-def lines_of(file: BinaryIO, path: str) -> Iterator[bytes]:
+def lines_of(file: BinaryIO, path: str) -> Iterable[bytes]:
     """The lines of a file opened in binary mode; decompressed as they are read if the file is
     gzip-compressed (known by its first bytes, whatever its name: `train.conll.gz` or not).
 
+    A plain file is returned as it is (iterating it yields its lines, without a generator's
+    cost per line); the first bytes are read, and the file rewound, by this call.
+
     Raises:
-        ConllFormatError: naming the file, for compressed data that is corrupt or cut short.
+        ConllFormatError: naming the file, for compressed data that is corrupt or cut short
+            (while the lines are read).
     """
     head = file.read(len(_GZIP_MAGIC))
     file.seek(0)
     if head != _GZIP_MAGIC:
-        yield from file
-        return
+        return file
+    return _gzip_lines(file, path)
+
+
+def _gzip_lines(file: BinaryIO, path: str) -> Iterator[bytes]:
     try:
         yield from gzip.GzipFile(fileobj=file, mode="rb")  # type: ignore[arg-type]
     except (OSError, EOFError, zlib.error) as error:
@@ -335,6 +352,7 @@ def _read_lines(
     scheme = _canonical_scheme(scheme)
     stats = stats if stats is not None else ReadStats()
     num_columns = None  # Set by the first good token line.
+    valid_tags: set[str] = set()  # Tags already checked against the scheme: each once a file.
     tokens, tags = [], []
     first_line = 0
     error: ConllFormatError | None = None  # First error of the current sentence (skip mode).
@@ -362,13 +380,14 @@ def _read_lines(
         line_start, byte_offset = byte_offset, byte_offset + len(raw)
         try:
             text = raw.decode(encoding).replace(_BOM, "").rstrip(_ASCII_WHITESPACE)
-            if not text.strip():
+            if not text or text.isspace():
                 sentence = flush()
                 if sentence is not None:
                     num_yielded += 1
                     yield sentence
                 continue
-            if text.split(maxsplit=1)[0] == DOCSTART:
+            # `in` first: a substring search is cheaper than splitting every line.
+            if DOCSTART in text and text.split(maxsplit=1)[0] == DOCSTART:
                 stats.num_docstart_lines += 1
                 sentence = flush()
                 if sentence is not None:
@@ -418,6 +437,10 @@ def _read_lines(
                 tokens.append(token)
                 continue
             tag = columns[tag_column]
+            if tag in valid_tags:
+                tokens.append(token)
+                tags.append(tag)
+                continue
             try:
                 parse_tag(tag, scheme)
             except ValueError:
@@ -427,6 +450,7 @@ def _read_lines(
                     f"invalid tag {_quote(tag)}; scheme {scheme!r} expects "
                     f"{expected_tags(scheme)}: {_quote(text)}",
                 ) from None
+            valid_tags.add(tag)
             tokens.append(token)
             tags.append(tag)
         except (ConllFormatError, UnicodeDecodeError) as caught:

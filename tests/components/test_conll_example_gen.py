@@ -458,3 +458,83 @@ def test_bad_file_error_from_worker_processes(tmp_path):
     bad = str(base / "bad.conll")
     assert str(raised.value) == f"{bad}:4: expected 2 columns (token, tag), found 3: 'c\\tO\\tO'"
     assert (raised.value.path, raised.value.line) == (bad, 4)
+
+
+@pytest.mark.parametrize(
+    "tokens, tags, sentence_id",
+    [
+        (("caf\u00e9", "x"), ("O", "B-group"), "a.conll:3"),
+        (("\U0001f602", "\u00a0"), ("O", "O"), "f/\u00e9.conll:1"),
+        (("y" * 127, "y" * 128, "z" * 20000), ("O", "O", "O"), "long.conll:9"),  # 1-3 byte lengths
+        (tuple(f"w{i}" for i in range(300)), ("O",) * 300, "many:1"),  # lists over 127 bytes
+        (("only",), (), "untagged:1"),  # no tag column: an empty bytes list
+        ((), (), "empty:1"),
+    ],
+)
+def test_serialize_sentence_is_protobufs_deterministic_serialisation(tokens, tags, sentence_id):
+    from components.conll_example_gen import serialize_sentence
+
+    # The reference: the message built field by field with protobuf's own API.
+    def bytes_feature(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+    reference = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "tokens": bytes_feature(tokens),
+                "tags": bytes_feature(tags),
+                "sentence_id": bytes_feature([sentence_id]),
+            }
+        )
+    )
+    serialized = serialize_sentence(tokens, tags, sentence_id)
+    assert serialized == reference.SerializeToString(deterministic=True)
+    assert tf.train.Example.FromString(serialized) == reference
+    assert sentence_to_example(tokens, tags, sentence_id) == reference
+
+
+def raw_records(examples, split):
+    split_dir = os.path.join(examples.uri, f"Split-{split}")
+    return [
+        record.numpy()
+        for name in sorted(os.listdir(split_dir))
+        for record in tf.data.TFRecordDataset(
+            os.path.join(split_dir, name), compression_type="GZIP"
+        )
+    ]
+
+
+def test_splits_are_written_in_file_order_and_repeat_byte_for_byte(tmp_path):
+    # No shuffle before writing (TFX's WriteSplit shuffles in memory): a file's sentences in line
+    # order, and the same files give the same records.
+    base = tmp_path / "input"
+    write(base / "train.conll", b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(300)))
+    write(base / "eval.conll", b"e\tO\n")
+    properties = exec_properties(base, [("train", "train.conll"), ("eval", "eval.conll")])
+    first = run_executor(tmp_path / "first", properties)
+    ids = [
+        tf.train.Example.FromString(record).features.feature["sentence_id"].bytes_list.value[0]
+        for record in raw_records(first, "train")
+    ]
+    assert ids == [f"train.conll:{3 * i + 1}".encode() for i in range(300)]
+    second = run_executor(tmp_path / "second", properties)
+    assert raw_records(second, "train") == raw_records(first, "train")
+    assert second.split_names == first.split_names == '["train", "eval"]'
+    assert second.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+
+
+def test_splits_by_a_feature_partition_every_sentence_once(tmp_path):
+    # `partition_feature_name` needs messages, not bytes: the reader parses them back for it.
+    base = tmp_path / "input"
+    write(base / "all.conll", b"".join(f"w{i}\tO\n\n".encode() for i in range(60)))
+    properties = exec_properties(base, [("single_split", "*.conll")], [("train", 2), ("eval", 1)])
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(properties[specs.OUTPUT_CONFIG_KEY], output_config)
+    output_config.split_config.partition_feature_name = "sentence_id"
+    properties[specs.OUTPUT_CONFIG_KEY] = proto_utils.proto_to_json(output_config)
+    examples = run_executor(tmp_path, properties)
+    train, evaluation = read_split(examples, "train"), read_split(examples, "eval")
+    assert sorted(r[2] for r in train + evaluation) == sorted(
+        f"all.conll:{2 * i + 1}" for i in range(60)
+    )
+    assert train and evaluation

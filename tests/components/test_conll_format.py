@@ -586,3 +586,46 @@ def test_wnut17_submission_crlf_space_separated_without_final_newline():
     assert len(sentences) == 1287
     assert sum(len(s.tokens) for s in sentences) == 23394
     assert sentences[-1].tokens[-1] == "\U0001f602"
+
+
+@pytest.mark.parametrize("separator", [None, "\t", " ", "|", " | "])
+def test_fields_stripped_of_ascii_whitespace_only_at_their_ends(separator):
+    # The reader splits a line and strips each field of ASCII whitespace, skipping the strip
+    # where no field needs it; against the plain definition on random lines of separators,
+    # ASCII whitespace, a non-ASCII space and letters.
+    import random
+
+    from components.conll_format import _split_columns
+
+    rng = random.Random(0)
+    alphabet = [" ", "\t", "\r", "\f", "\v", "\u00a0", "a", "b", "|", "ab", "a b"]
+    for _ in range(3000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12)))
+        if separator is None:
+            if "\t" not in line:
+                continue  # Runs of spaces: another rule, tested through read_conll above.
+            expected = [field.strip(" \t\r\n\f\v") for field in line.split("\t")]
+        else:
+            expected = [field.strip(" \t\r\n\f\v") for field in line.split(separator)]
+        assert _split_columns(line, separator) == expected, repr(line)
+
+
+def test_each_tag_is_checked_against_the_scheme_wherever_it_appears():
+    # Tags are checked once per file and remembered: a tag valid in one scheme and not in the
+    # other must still fail where it first appears, and a bad tag after good ones too.
+    text = b"a\tB-x\nb\tI-x\n\nc\tS-x\n"
+    with pytest.raises(ConllFormatError) as caught:
+        list(read_conll_lines(io.BytesIO(text), "f.conll", scheme="iob2"))
+    assert caught.value.line == 4
+    with pytest.raises(ConllFormatError) as caught:
+        list(
+            read_conll_lines(io.BytesIO(b"c\tS-x\nd\tS-x\n\na\tI-x\nb\tL-x\n"), "f", scheme="bioes")
+        )
+    assert caught.value.line == 5
+    skipped = ReadStats()
+    kept = list(
+        read_conll_lines(
+            io.BytesIO(text + b"\nd\tB-x\n"), "f", scheme="iob2", on_error="skip", stats=skipped
+        )
+    )
+    assert [s.tokens for s in kept] == [("a", "b"), ("d",)] and skipped.num_skipped_sentences == 1
