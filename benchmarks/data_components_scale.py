@@ -20,8 +20,13 @@ outputs, under TFX's LocalDagRunner:
 Per component: seconds (ML Metadata's start and end of its execution), sentences per second
 (train + eval sentences over those seconds), and the peak resident memory of the whole process
 tree (the process, Beam's and Dask's workers; summed RSS, so shared pages count once per
-process) sampled every 0.25 s while it ran. The reference is a plain Python reader of the same
-files (split lines, sentences at blank lines, token and tag per line), timed in this process.
+process) sampled every 0.25 s while it ran. Two references, on the same files:
+- a plain Python reader (split lines, sentences at blank lines, token and tag per line), timed in
+  this process: the issue's yardstick for ExampleGen;
+- a plain Python writer: that reader, then each sentence as a `tf.train.Example` built with
+  protobuf's API and written to one gzipped TFRecord file with `tf.io.TFRecordWriter` (what a
+  script converting the files by hand would do; ExampleGen's output holds the same records), in
+  a child process, timed without its imports.
 
 A run that does not finish within `--timeout-minutes` is stopped and reported as such; the
 larger sizes of that runner are then skipped.
@@ -89,6 +94,52 @@ def plain_python_read(data_dir: Path) -> tuple[int, float]:
                     tokens, tags = [], []
         sentences += bool(tokens)
     return sentences, time.perf_counter() - start
+
+
+def plain_python_write(data_dir: str, output_dir: str) -> None:
+    """In a child process: the plain reader's sentences written as gzipped tf.Example records;
+    prints `sentences seconds`."""
+    import tensorflow as tf
+
+    def feature(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+
+    start = time.perf_counter()
+    sentences = 0
+    for split in ("train", "eval"):
+        path = os.path.join(output_dir, f"{split}.tfrecord.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for line_number, tokens, tags in _plain_sentences(Path(data_dir) / f"{split}.conll"):
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "tokens": feature(tokens),
+                            "tags": feature(tags),
+                            "sentence_id": feature([f"{split}.conll:{line_number}"]),
+                        }
+                    )
+                )
+                writer.write(example.SerializeToString())
+                sentences += 1
+    print(sentences, time.perf_counter() - start)
+
+
+def _plain_sentences(path: Path):
+    """(first line, tokens, tags) of each sentence of a file, read as `plain_python_read` does."""
+    tokens, tags, first = [], [], 0
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if line.strip():
+                token, tag = line.rstrip("\n").split("\t")
+                if not tokens:
+                    first = number
+                tokens.append(token)
+                tags.append(tag)
+            elif tokens:
+                yield first, tokens, tags
+                tokens, tags = [], []
+    if tokens:
+        yield first, tokens, tags
 
 
 def run_one(data_dir: str, output_dir: str, runner: str) -> None:
@@ -185,11 +236,15 @@ def main(argv=None) -> None:
     parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     parser.add_argument("--timeout-minutes", type=float, default=30)
     parser.add_argument("--run-one", nargs=3, metavar=("DATA", "OUTPUT", "RUNNER"))
+    parser.add_argument("--plain-write", nargs=2, metavar=("DATA", "OUTPUT"))
     args = parser.parse_args(argv)
     if args.run_one:
         run_one(*args.run_one)
         return
-    rows = []
+    if args.plain_write:
+        plain_python_write(*args.plain_write)
+        return
+    rows, ratios = [], []
     stopped: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="data_components_scale_") as work:
         for size in args.sizes:
@@ -199,6 +254,17 @@ def main(argv=None) -> None:
             rows.append((size, "plain Python reader", "read", seconds, sentences / seconds, None))
             print(f"[{size}] plain reader: {sentences / seconds:,.0f} sentences/s",
                   file=sys.stderr, flush=True)  # fmt: skip
+            written = Path(work) / str(size) / "plain_writer"
+            written.mkdir()
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.data_components_scale", "--plain-write",
+                 str(data_dir), str(written)],
+                cwd=REPO, check=True, capture_output=True, text=True,
+            ).stdout.split()  # fmt: skip
+            write_seconds = float(out[-1])
+            rows.append((size, "plain Python writer", "read + write", write_seconds,
+                         sentences / write_seconds, None))  # fmt: skip
+            references = {"reader": seconds, "writer": write_seconds}
             for runner in args.runners:
                 if runner in stopped:
                     rows.append((size, runner, "(skipped: a smaller size timed out)", *[None] * 3))
@@ -218,6 +284,13 @@ def main(argv=None) -> None:
                     if component:
                         rows.append((size, runner, name, component["seconds"],
                                      sentences / component["seconds"], component["peak"]))  # fmt: skip
+                example_gen = result["components"].get("ConllExampleGen")
+                if example_gen:
+                    ratios.append(
+                        f"{size:,} {runner}: ExampleGen "
+                        f"{example_gen['seconds'] / references['reader']:.1f}x the plain reader, "
+                        f"{example_gen['seconds'] / references['writer']:.1f}x the plain writer"
+                    )
                 print(f"[{size}] {runner}: {result['seconds']:.0f} s", file=sys.stderr, flush=True)
     print("| train sentences | runner | component | seconds | sentences/s | peak RSS (GB) |")
     print("|---:|---|---|---:|---:|---:|")
@@ -235,6 +308,8 @@ def main(argv=None) -> None:
         f"\n- Sentences per second count train + eval sentences. CPU: {os.cpu_count()} cores; "
         f"load average at the end {os.getloadavg()[0]:.1f}."
     )
+    for line in ratios:
+        print(f"- {line}")
 
 
 if __name__ == "__main__":

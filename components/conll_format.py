@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import gzip
+import io
 import os
 import re
 import zlib
@@ -266,18 +267,43 @@ def lines_of(file: BinaryIO, path: str) -> Iterable[bytes]:
     """The lines of a file opened in binary mode; decompressed as they are read if the file is
     gzip-compressed (known by its first bytes, whatever its name: `train.conll.gz` or not).
 
-    A plain file is returned as it is (iterating it yields its lines, without a generator's
-    cost per line); the first bytes are read, and the file rewound, by this call.
+    A file object that is not one of Python's buffered binary files (e.g. TensorFlow's `GFile`,
+    which `tfx.dsl.io.fileio.open` returns, and whose lines cost a Python call each) is read
+    through an `io.BufferedReader` in 1 MiB chunks: its lines split in C, at b"\n" only. A plain
+    file is then returned as it is (iterating it yields its lines). The first bytes are read by
+    this call.
 
     Raises:
         ConllFormatError: naming the file, for compressed data that is corrupt or cut short
             (while the lines are read).
     """
-    head = file.read(len(_GZIP_MAGIC))
-    file.seek(0)
+    if isinstance(file, io.BufferedIOBase):
+        head = file.read(len(_GZIP_MAGIC))
+        file.seek(0)
+    else:
+        file = io.BufferedReader(_ReadOnlyRaw(file), buffer_size=_CHUNK_BYTES)
+        head = file.peek(len(_GZIP_MAGIC))[: len(_GZIP_MAGIC)]
     if head != _GZIP_MAGIC:
         return file
     return _gzip_lines(file, path)
+
+
+_CHUNK_BYTES = 1 << 20
+
+
+class _ReadOnlyRaw(io.RawIOBase):
+    """Any object with `read(size)` as a raw binary stream, for `io.BufferedReader`."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _gzip_lines(file: BinaryIO, path: str) -> Iterator[bytes]:

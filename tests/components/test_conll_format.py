@@ -629,3 +629,26 @@ def test_each_tag_is_checked_against_the_scheme_wherever_it_appears():
         )
     )
     assert [s.tokens for s in kept] == [("a", "b"), ("d",)] and skipped.num_skipped_sentences == 1
+
+
+def test_a_gfile_reads_as_a_python_file(tmp_path):
+    # ExampleGen opens files with TFX's fileio (a TensorFlow GFile, not an io object): the lines,
+    # line numbers and byte offsets of errors must be those of Python's own file.
+    import gzip
+
+    import tensorflow as tf
+
+    text = b"\xef\xbb\xbfa\tO\r\nb\tB-x\r\n\r\n" + b"".join(b"w%d\tO\n\n" % i for i in range(5000))
+    bad = text + b"ok\tO\nbad\xe9\tO\n"
+    for name, data in (("plain", text), ("gz", gzip.compress(text)), ("bad", bad)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        results = []
+        for opener in (open, tf.io.gfile.GFile):
+            with opener(str(path), "rb") as file:
+                try:
+                    results.append(list(read_conll_lines(file, "f")))
+                except ConllFormatError as error:
+                    results.append(str(error))
+        assert results[0] == results[1], name
+    assert "byte offset" in results[1]
