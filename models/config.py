@@ -156,7 +156,8 @@ class ModelConfig:
         char_kernel_size: width (in characters) of those filters.
         lstm_units: units of each direction of the BiLSTM.
         lstm_layers: stacked BiLSTM layers (each one's output, after dropout, is the next one's
-            input).
+            input); 0: none, the token representation goes straight to the output layer (for an
+            encoder, whose vectors already carry the sentence's context).
         dropout: dropout rate on the token representation and on the BiLSTM output.
         recurrent_dropout: dropout rate on the LSTM's recurrent state, one mask per sentence
             (the variational dropout of Gal & Ghahramani, 2016); 0 turns it off.
@@ -200,9 +201,9 @@ class ModelConfig:
             "char_filters",
             "char_kernel_size",
             "lstm_units",
-            "lstm_layers",
         ):
             _check_positive_int(name, getattr(self, name))
+        _check_non_negative_int("lstm_layers", self.lstm_layers)
         _check_fraction("dropout", self.dropout)
         _check_fraction("recurrent_dropout", self.recurrent_dropout)
         _check_fraction("word_dropout", self.word_dropout)

@@ -54,7 +54,9 @@ def build(output: str, pretrained=None, **model_values):
     )
 
 
-@pytest.mark.parametrize("output, lstm_layers", [("crf", 1), ("softmax", 1), ("crf", 2)])
+@pytest.mark.parametrize(
+    "output, lstm_layers", [("crf", 1), ("softmax", 1), ("crf", 2), ("crf", 0), ("softmax", 0)]
+)
 def test_one_training_step_changes_every_parameter(output, lstm_layers):
     keras.utils.set_random_seed(0)
     model = build(output, dropout=0.0, lstm_layers=lstm_layers)
@@ -83,7 +85,9 @@ def test_output_shapes_and_padding(output):
     assert (tag_ids[mask] > 0).all()  # [PAD] is never predicted at a real token
 
 
-@pytest.mark.parametrize("output, lstm_layers", [("crf", 1), ("softmax", 1), ("crf", 2)])
+@pytest.mark.parametrize(
+    "output, lstm_layers", [("crf", 1), ("softmax", 1), ("crf", 2), ("crf", 0)]
+)
 def test_values_at_padding_change_nothing(output, lstm_layers):
     # The mask comes from token_ids; whatever casing/char ids sit at padded positions must not
     # change the tags of the real tokens.
@@ -412,3 +416,13 @@ def test_with_an_encoder_training_is_short_and_watched_from_the_first_epoch():
         TrainingConfig(encoder_epochs=0)
     with pytest.raises(ValueError, match="Invalid value for `encoder_pooling`"):
         ModelConfig(encoder_pooling="last")
+
+
+def test_no_bilstm_feeds_the_token_representation_to_the_output():
+    model = build("crf", lstm_layers=0)
+    names = [layer.name for layer in model.layers]
+    assert not any(name.startswith("bilstm") for name in names)
+    # The emissions read the (dropped-out) token representation itself.
+    assert model.get_layer("emissions").input.shape == model.get_layer("token_dropout").output.shape
+    with pytest.raises(ValueError, match="lstm_layers"):
+        ModelConfig(lstm_layers=-1)
