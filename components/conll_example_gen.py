@@ -353,12 +353,23 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         TFX's `WriteSplit` reshuffles every split before writing it: a GroupByKey over all the
         examples, which the DirectRunner holds in memory (the peak grew with the corpus: 2.2 GB
         at a million sentences), and which on runners that do move the data (multi-process,
-        distributed) changes the records' order from run to run. Here each split is written in
-        its files' order (a file's sentences in line order), so the same files give the same
-        records and memory need not grow with the corpus. Files are still read in parallel (one
+        distributed) changes the records' order from run to run. Here a file's sentences are
+        written in line order (the in-process DirectRunner writes the same records in the same
+        order every run; with several workers, files may still land in other shards), and memory
+        need not grow with the corpus. Files are still read in parallel (one
         element per file); training shuffles its batches itself
         (`TrainingConfig.shuffle_buffer_size`).
+
+        Raises:
+            ValueError: for an output payload format other than tf.Example (the only one this
+                reader writes).
         """
+        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        if payload_format and payload_format != example_gen_pb2.FORMAT_TF_EXAMPLE:
+            raise ValueError(
+                "Invalid value for `output_data_format`. Expected FORMAT_TF_EXAMPLE (ConllExampleGen "
+                f"writes tf.Examples). Received: output_data_format={payload_format!r}"
+            )
         self._log_startup({}, output_dict, exec_properties)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(
@@ -374,6 +385,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         ).split_names = artifact_utils.encode_split_names(
             example_gen_utils.generate_output_split_names(input_config, output_config)
         )
+        logging.info("Generating examples.")
         with self._make_beam_pipeline() as pipeline:
             splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
             for name, split in splits.items():
@@ -389,7 +401,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                         file_name_suffix=".gz",
                     )
                 )
-        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        logging.info("Examples generated.")
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
         for artifact in examples:
             if payload_format:

@@ -281,6 +281,8 @@ def lines_of(file: BinaryIO, path: str) -> Iterable[bytes]:
         head = file.read(len(_GZIP_MAGIC))
         file.seek(0)
     else:
+        if hasattr(file, "seek"):
+            file.seek(0)  # From the start, as for an io file.
         file = io.BufferedReader(_ReadOnlyRaw(file), buffer_size=_CHUNK_BYTES)
         head = file.peek(len(_GZIP_MAGIC))[: len(_GZIP_MAGIC)]
     if head != _GZIP_MAGIC:

@@ -538,3 +538,12 @@ def test_splits_by_a_feature_partition_every_sentence_once(tmp_path):
         f"all.conll:{2 * i + 1}" for i in range(60)
     )
     assert train and evaluation
+
+
+def test_another_payload_format_is_refused(tmp_path):
+    base = tmp_path / "input"
+    write(base / "a.conll", b"x\tO\n")
+    properties = exec_properties(base, [("train", "a.conll")])
+    properties[specs.OUTPUT_DATA_FORMAT_KEY] = example_gen_pb2.FORMAT_PARQUET
+    with pytest.raises(ValueError, match="output_data_format"):
+        run_executor(tmp_path, properties)

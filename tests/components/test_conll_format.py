@@ -652,3 +652,13 @@ def test_a_gfile_reads_as_a_python_file(tmp_path):
                     results.append(str(error))
         assert results[0] == results[1], name
     assert "byte offset" in results[1]
+
+
+def test_a_gfile_is_read_from_its_start(tmp_path):
+    import tensorflow as tf
+
+    path = tmp_path / "f.conll"
+    path.write_bytes(b"a\tO\n\nb\tO\n")
+    with tf.io.gfile.GFile(str(path), "rb") as file:
+        file.readline()
+        assert [s.tokens for s in read_conll_lines(file, "f")] == [("a",), ("b",)]
