@@ -13,9 +13,9 @@ resolves `{SPAN}`/`{VERSION}` in the input patterns and fingerprints the files, 
 splits by input patterns (`input_config`) or hash buckets (`output_config`); each split is
 written to gzipped TFRecords in its files' order, without the shuffle of TFX's own writer (see
 `Executor._write_splits`), and each sentence is serialised straight to protobuf's wire format
-(`serialize_sentence`). The reader's options travel in `custom_config` as a `google.protobuf.Struct` packed in
-the `CustomConfig` Any, which survives TFX's JSON serialisation of execution properties (local,
-Beam and Kubeflow runners alike).
+(`serialize_sentence`). The reader's options travel in `custom_config` as a
+`google.protobuf.Struct` packed in the `CustomConfig` Any, which survives TFX's JSON
+serialisation of execution properties (local, Beam and Kubeflow runners alike).
 
 Use `ConllExampleGen(input_base=..., token_column=..., ...)`, or equivalently
 `FileBasedExampleGen(input_base=..., custom_config=ConllReadOptions(...).to_custom_config(),
@@ -356,9 +356,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         distributed) changes the records' order from run to run. Here a file's sentences are
         written in line order (the in-process DirectRunner writes the same records in the same
         order every run; with several workers, files may still land in other shards), and memory
-        need not grow with the corpus. Files are still read in parallel (one
-        element per file); training shuffles its batches itself
-        (`TrainingConfig.shuffle_buffer_size`).
+        need not grow with the corpus. Files are still read in parallel (one element per file);
+        training shuffles its batches itself (`TrainingConfig.shuffle_buffer_size`).
 
         Raises:
             ValueError: for an output payload format other than tf.Example (the only one this
