@@ -151,3 +151,61 @@ def test_on_bad_lines_accepts_raise_or_skip_only():
     with pytest.raises(ValueError, match=r"on_bad_lines.*\('raise', 'skip'\).*'drop'"):
         PipelineConfig.from_args(["--on-bad-lines", "drop"], environ={})
     assert PipelineConfig.from_args([], environ={"NER_ON_BAD_LINES": "skip"}).on_bad_lines == "skip"
+
+
+def test_statistics_stay_exact_for_the_tags_and_catch_one_rare_unknown_tag(tmp_path):
+    """StatisticsGen's sketch-based top values (`statistics_options`) with far more distinct tokens
+    and sentence ids than the sketch has buckets: the tags' counts are still exact (against a
+    Counter of the written tags) and the schema check still reports each of two unknown tags that
+    occur once among 60,000 tokens."""
+    import collections
+    import random
+
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    config = PipelineConfig.from_args(["--output-dir", str(tmp_path / "out")], environ={})
+    nodes = {node.id: node for node in create_pipeline(config).components}
+    options = tfdv.StatsOptions.from_json(
+        nodes["StatisticsGen"].exec_properties["stats_options_json"]
+    )
+    assert options.use_sketch_based_topk_uniques
+
+    rng = random.Random(0)
+    known = ["O"] * 20 + ["B-person", "I-person", "B-location", "B-group", "I-corporation"]
+    sentences = [[rng.choice(known) for _ in range(20)] for _ in range(3000)]
+    sentences[1500][7] = "B-persn"
+    sentences[-1][-1] = "I-persn"
+    path = str(tmp_path / "examples.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for number, tags in enumerate(sentences):
+            feature = {
+                "tokens": [f"w{number}_{position}".encode() for position in range(len(tags))],
+                "tags": [tag.encode() for tag in tags],
+                "sentence_id": [f"train.conll:{number}".encode()],
+            }
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+                        for key, values in feature.items()
+                    }
+                )
+            )
+            writer.write(example.SerializeToString())
+
+    statistics = tfdv.generate_statistics_from_tfrecord(path, stats_options=options)
+    (dataset,) = statistics.datasets
+    features = {feature.path.step[0]: feature for feature in dataset.features}
+    assert features["tokens"].string_stats.unique > 1000  # more than the sketch's buckets
+    counted = {
+        bucket.label: bucket.sample_count
+        for bucket in features["tags"].string_stats.rank_histogram.buckets
+    }
+    assert counted == collections.Counter(tag for tags in sentences for tag in tags)
+
+    schema = tfdv.load_schema_text(config.schema_path)
+    anomalies = tfdv.validate_statistics(statistics, schema)
+    assert set(anomalies.anomaly_info) == {"tags"}
+    description = anomalies.anomaly_info["tags"].description
+    assert "B-persn" in description and "I-persn" in description
