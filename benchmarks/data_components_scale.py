@@ -1,13 +1,13 @@
 """The data components' cost as the corpus grows, on each way Beam runs here.
 
     .venv/bin/python -m benchmarks.data_components_scale [--sizes 10000 100000]
-        [--runners in-memory multi-process dask] [--timeout-minutes 30]
+        [--runners in-memory multi-process dask] [--timeout-minutes 30] [--new-word-rate 0.1]
 
 For each size, a synthetic CoNLL corpus: that many training sentences and a tenth as many eval
 sentences, each a WNUT-17 training sentence's length and tag sequence with tokens drawn at random
 from all of WNUT-17's token occurrences (so word frequencies stay realistic), one token in ten
-given a random suffix (so the vocabulary keeps growing with the corpus, as real text's does).
-Seed 0.
+(`--new-word-rate`) given a random suffix (so the vocabulary keeps growing with the corpus, as
+real text's does, if faster: about linearly). Seed 0.
 
 Each (size, runner) is `pipeline.pipeline.data_components_only` (ConllExampleGen, StatisticsGen,
 ImportSchemaGen, ExampleValidator, ValidationGate, Transform) in a fresh process with fresh
@@ -58,23 +58,30 @@ RUNNERS = {
 COMPONENTS = ("ConllExampleGen", "StatisticsGen", "ExampleValidator", "Transform")
 
 
-def write_synthetic_corpus(data_dir: Path, sentences: int, seed: int = 0) -> None:
-    """train.conll (`sentences`) and eval.conll (a tenth), as the module docstring says."""
+def write_synthetic_corpus(
+    data_dir: Path, sentences: int, seed: int = 0, new_word_rate: float = 0.1
+) -> int:
+    """train.conll (`sentences`) and eval.conll (a tenth), as the module docstring says, one token
+    in `1 / new_word_rate` given a random suffix; returns the number of distinct training tokens."""
     text = (WNUT17 / "train.conll").read_text(encoding="utf-8")
     blocks = [block for block in re.split(r"\n[ \t\r]*\n", text) if block.strip()]
     shapes = [[line.split("\t")[-1] for line in block.splitlines()] for block in blocks]
     tokens = [line.split("\t")[0] for block in blocks for line in block.splitlines()]
     rng = random.Random(seed)
     data_dir.mkdir(parents=True)
+    distinct: set[str] = set()
     for split, count in (("train", sentences), ("eval", max(1, sentences // 10))):
         with open(data_dir / f"{split}.conll", "w", encoding="utf-8") as file:
             for _ in range(count):
                 for tag in rng.choice(shapes):
                     token = rng.choice(tokens)
-                    if rng.random() < 0.1:
+                    if rng.random() < new_word_rate:
                         token += str(rng.randrange(1_000_000))
+                    if split == "train":
+                        distinct.add(token)
                     file.write(f"{token}\t{tag}\n")
                 file.write("\n")
+    return len(distinct)
 
 
 def plain_python_read(data_dir: Path) -> tuple[int, float]:
@@ -235,6 +242,10 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
     parser.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     parser.add_argument("--timeout-minutes", type=float, default=30)
+    parser.add_argument(
+        "--new-word-rate", type=float, default=0.1,
+        help="share of tokens given a random suffix (a new word): the vocabulary's growth",
+    )  # fmt: skip
     parser.add_argument("--run-one", nargs=3, metavar=("DATA", "OUTPUT", "RUNNER"))
     parser.add_argument("--plain-write", nargs=2, metavar=("DATA", "OUTPUT"))
     args = parser.parse_args(argv)
@@ -244,12 +255,13 @@ def main(argv=None) -> None:
     if args.plain_write:
         plain_python_write(*args.plain_write)
         return
-    rows, ratios = [], []
+    rows, ratios, vocabularies = [], [], []
     stopped: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="data_components_scale_") as work:
         for size in args.sizes:
             data_dir = Path(work) / str(size) / "data"
-            write_synthetic_corpus(data_dir, size)
+            vocabulary = write_synthetic_corpus(data_dir, size, new_word_rate=args.new_word_rate)
+            vocabularies.append(f"{size:,}: {vocabulary:,}")
             sentences, seconds = plain_python_read(data_dir)
             rows.append((size, "plain Python reader", "read", seconds, sentences / seconds, None))
             print(f"[{size}] plain reader: {sentences / seconds:,.0f} sentences/s",
@@ -308,6 +320,8 @@ def main(argv=None) -> None:
         f"\n- Sentences per second count train + eval sentences. CPU: {os.cpu_count()} cores; "
         f"load average at the end {os.getloadavg()[0]:.1f}."
     )
+    rate = f"one in {1 / args.new_word_rate:.0f} tokens" if args.new_word_rate else "no token"
+    print(f"- Distinct training tokens ({rate} a new word): " + "; ".join(vocabularies))
     for line in ratios:
         print(f"- {line}")
 
