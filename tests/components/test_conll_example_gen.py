@@ -69,10 +69,11 @@ def exec_properties(input_base, splits, output_splits=(), options=None):
     return properties
 
 
-def run_executor(tmp_path, properties):
+def run_executor(tmp_path, properties, beam_pipeline_args=None):
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "output")
-    Executor().Do({}, {specs.EXAMPLES_KEY: [examples]}, properties)
+    executor = Executor(Executor.Context(beam_pipeline_args=beam_pipeline_args))
+    executor.Do({}, {specs.EXAMPLES_KEY: [examples]}, properties)
     return examples
 
 
@@ -505,8 +506,8 @@ def raw_records(examples, split):
 
 
 def test_splits_are_written_in_file_order_and_repeat_byte_for_byte(tmp_path):
-    # No shuffle before writing (TFX's WriteSplit shuffles in memory): a file's sentences in line
-    # order, and the same files give the same records.
+    # The in-process DirectRunner writes without a shuffle (TFX's WriteSplit shuffles in
+    # memory): a file's sentences in line order, and the same files give the same records.
     base = tmp_path / "input"
     write(base / "train.conll", b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(300)))
     write(base / "eval.conll", b"e\tO\n")
@@ -521,6 +522,42 @@ def test_splits_are_written_in_file_order_and_repeat_byte_for_byte(tmp_path):
     assert raw_records(second, "train") == raw_records(first, "train")
     assert second.split_names == first.split_names == '["train", "eval"]'
     assert second.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+
+
+@pytest.mark.parametrize(
+    "args, spreads",
+    [
+        ([], False),
+        (["--direct_running_mode=in_memory", "--direct_num_workers=1"], False),
+        (["--runner=DirectRunner"], False),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=1"], False),
+        (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], True),
+        (["--direct_running_mode=multi_threading", "--direct_num_workers=0"], True),
+        (["--runner=pipeline.dask_runner.DaskRunner", "--dask_client_address=h:1"], True),
+        (["--runner=DataflowRunner"], True),
+    ],
+)
+def test_the_shuffle_before_writing_only_where_several_workers_run(args, spreads):
+    from components.conll_example_gen import _spreads_over_workers
+
+    assert _spreads_over_workers(args) is spreads
+
+
+@pytest.mark.slow
+def test_several_workers_write_several_files_of_the_same_records(tmp_path):
+    # Without the shuffle, the one worker that reads a file would write all of it to one output
+    # file, and the components after ExampleGen would read it with one worker.
+    base = tmp_path / "input"
+    write(base / "train.conll", b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(2000)))
+    write(base / "eval.conll", b"e\tO\n")
+    properties = exec_properties(base, [("train", "train.conll"), ("eval", "eval.conll")])
+    in_process = run_executor(tmp_path / "in_process", properties)
+    workers = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    spread = run_executor(tmp_path / "spread", properties, beam_pipeline_args=workers)
+    assert len(os.listdir(os.path.join(in_process.uri, "Split-train"))) == 1
+    assert len(os.listdir(os.path.join(spread.uri, "Split-train"))) > 1
+    assert sorted(raw_records(spread, "train")) == sorted(raw_records(in_process, "train"))
+    assert len(raw_records(spread, "train")) == 2000
 
 
 def test_splits_by_a_feature_partition_every_sentence_once(tmp_path):
