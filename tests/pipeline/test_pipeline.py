@@ -164,6 +164,8 @@ def test_statistics_stay_exact_for_the_tags_and_catch_one_rare_unknown_tag(tmp_p
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
+    from components.conll_example_gen import serialize_sentence
+
     config = PipelineConfig.from_args(["--output-dir", str(tmp_path / "out")], environ={})
     nodes = {node.id: node for node in create_pipeline(config).components}
     options = tfdv.StatsOptions.from_json(
@@ -179,20 +181,8 @@ def test_statistics_stay_exact_for_the_tags_and_catch_one_rare_unknown_tag(tmp_p
     path = str(tmp_path / "examples.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
         for number, tags in enumerate(sentences):
-            feature = {
-                "tokens": [f"w{number}_{position}".encode() for position in range(len(tags))],
-                "tags": [tag.encode() for tag in tags],
-                "sentence_id": [f"train.conll:{number}".encode()],
-            }
-            example = tf.train.Example(
-                features=tf.train.Features(
-                    feature={
-                        key: tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-                        for key, values in feature.items()
-                    }
-                )
-            )
-            writer.write(example.SerializeToString())
+            tokens = [f"w{number}_{position}" for position in range(len(tags))]
+            writer.write(serialize_sentence(tokens, tags, f"train.conll:{number}"))
 
     statistics = tfdv.generate_statistics_from_tfrecord(path, stats_options=options)
     (dataset,) = statistics.datasets
