@@ -505,13 +505,21 @@ def raw_records(examples, split):
     ]
 
 
+def numbered_sentences(tmp_path, count):
+    """Execution properties of a train file of `count` two-token sentences ("w<i>", then "x"
+    at lines 3i + 1 and 3i + 2) and a one-token eval file."""
+    base = tmp_path / "input"
+    write(
+        base / "train.conll", b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(count))
+    )
+    write(base / "eval.conll", b"e\tO\n")
+    return exec_properties(base, [("train", "train.conll"), ("eval", "eval.conll")])
+
+
 def test_splits_are_written_in_file_order_and_repeat_byte_for_byte(tmp_path):
     # The in-process DirectRunner writes without a shuffle (TFX's WriteSplit shuffles in
     # memory): a file's sentences in line order, and the same files give the same records.
-    base = tmp_path / "input"
-    write(base / "train.conll", b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(300)))
-    write(base / "eval.conll", b"e\tO\n")
-    properties = exec_properties(base, [("train", "train.conll"), ("eval", "eval.conll")])
+    properties = numbered_sentences(tmp_path, 300)
     first = run_executor(tmp_path / "first", properties)
     ids = [
         tf.train.Example.FromString(record).features.feature["sentence_id"].bytes_list.value[0]
@@ -547,10 +555,7 @@ def test_the_shuffle_before_writing_only_where_several_workers_run(args, spreads
 def test_several_workers_write_several_files_of_the_same_records(tmp_path):
     # Without the shuffle, the one worker that reads a file would write all of it to one output
     # file, and the components after ExampleGen would read it with one worker.
-    base = tmp_path / "input"
-    write(base / "train.conll", b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(2000)))
-    write(base / "eval.conll", b"e\tO\n")
-    properties = exec_properties(base, [("train", "train.conll"), ("eval", "eval.conll")])
+    properties = numbered_sentences(tmp_path, 2000)
     in_process = run_executor(tmp_path / "in_process", properties)
     workers = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     spread = run_executor(tmp_path / "spread", properties, beam_pipeline_args=workers)
