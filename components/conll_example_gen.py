@@ -13,10 +13,10 @@ resolves `{SPAN}`/`{VERSION}` in the input patterns and fingerprints the files, 
 splits by input patterns (`input_config`) or hash buckets (`output_config`); each split is
 written to gzipped TFRecords, in its files' order on the in-process DirectRunner (TFX's writer
 shuffles first; here only runners with several workers do: see `Executor._write_splits`), and
-each sentence is serialised straight to protobuf's wire format
-(`serialize_sentence`). The reader's options travel in `custom_config` as a
-`google.protobuf.Struct` packed in the `CustomConfig` Any, which survives TFX's JSON
-serialisation of execution properties (local, Beam and Kubeflow runners alike).
+each sentence is serialised straight to protobuf's wire format (`serialize_sentence`). The
+reader's options travel in `custom_config` as a `google.protobuf.Struct` packed in the
+`CustomConfig` Any, which survives TFX's JSON serialisation of execution properties (local, Beam
+and Kubeflow runners alike).
 
 Use `ConllExampleGen(input_base=..., token_column=..., ...)`, or equivalently
 `FileBasedExampleGen(input_base=..., custom_config=ConllReadOptions(...).to_custom_config(),
@@ -313,6 +313,9 @@ _FORMAT_ERROR_TEXT = re.compile(
 )
 
 
+_DIRECT_RUNNERS = ("DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner")
+
+
 def _spreads_over_workers(beam_pipeline_args) -> bool:
     """Whether these Beam options run the pipeline on more than one worker: any runner but the
     DirectRunner, or the DirectRunner in a multi-threaded or multi-process mode with more than
@@ -323,9 +326,6 @@ def _spreads_over_workers(beam_pipeline_args) -> bool:
         return True
     direct = options.view_as(DirectOptions)
     return direct.direct_running_mode != "in_memory" and direct.direct_num_workers != 1
-
-
-_DIRECT_RUNNERS = ("DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 
 
 def _serialized(example: bytes | tf.train.Example) -> bytes:
@@ -378,9 +378,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         without the shuffle its sentences would stay there and land in one output file, which
         the downstream components then read with one worker (measured on the multi-process
         DirectRunner at a million sentences: Transform 275 s, against 167 s with the shuffle,
-        benchmarks/data_components_scale.py); there the split is
-        shuffled first, as TFX does. Training shuffles its batches itself either way
-        (`TrainingConfig.shuffle_buffer_size`).
+        benchmarks/data_components_scale.py); there the split is shuffled first, as TFX does.
+        Training shuffles its batches itself either way (`TrainingConfig.shuffle_buffer_size`).
 
         Raises:
             ValueError: for an output payload format other than tf.Example (the only one this
