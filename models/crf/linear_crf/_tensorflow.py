@@ -15,7 +15,9 @@ from the forward scores (kept by the forward loop) and one backward loop, then a
 operations: the pair marginals summed over the batch and time are one `(num_tags, B*T) x
 (B*T, num_tags)` matrix product. Autodiff of the loop instead saves and replays every step's
 intermediate tensors (a stack push and pop per tensor per step), which in graph mode on CPU costs
-two to three times the forward pass; this costs about one.
+two to three times the forward pass; this costs about one. Every loop here runs
+`_STEPS_PER_ITERATION` steps per iteration (TensorFlow's loop machinery costs about as much as
+a step at a handful of tags).
 
 Exact at any scale, as `crf._forward_final`: each loop notes whether any step's scaled total fell
 below `_UNDERFLOW` for a state that can be reached (forward) or left (backward), and the pair
@@ -55,6 +57,42 @@ def in_xla_context() -> bool:
 _NOT_REACHED = -1e30  # a tag with no allowed transition into it (or out of it) scores below this
 
 
+# Steps of a recursion per iteration of its `tf.while_loop`. TensorFlow's graph executor pays for
+# each iteration's own machinery (a Switch, Merge and NextIteration per loop variable and per
+# tensor the body captures) about as much as for a step's arithmetic at a handful of tags;
+# several steps per iteration pay it once. The sequences are padded to whole iterations at the
+# end, where no row has real tokens. Measured against one step per iteration in one process
+# (BENCHMARKS.md, 2026-12-07): 8 was at least as fast as 4 at every grid point and at length 20,
+# and 16 no faster than 8.
+_STEPS_PER_ITERATION = 8
+
+
+def _in_blocks(x_tm, dtype):
+    """Steps 1 .. T-1 of `x_tm` `(T, ...)`, padded to whole iterations, one block per iteration.
+
+    Returns:
+        a TensorArray of `(_STEPS_PER_ITERATION, ...)` blocks, and how many there are.
+    """
+    steps = _STEPS_PER_ITERATION
+    # At least one: stacking an empty TensorArray fails where the batch size is unknown.
+    iterations = tf.maximum((tf.shape(x_tm)[0] - 1 + steps - 1) // steps, 1)
+    rest = x_tm[1:]
+    padding = [[0, iterations * steps - tf.shape(rest)[0]]] + [[0, 0]] * (x_tm.shape.rank - 1)
+    blocks = tf.reshape(
+        tf.pad(rest, padding), tf.concat([[iterations, steps], tf.shape(x_tm)[1:]], 0)
+    )
+    element_shape = tf.TensorShape([steps]).concatenate(x_tm.shape[1:])
+    array = tf.TensorArray(dtype, size=iterations, element_shape=element_shape)
+    return array.unstack(blocks), iterations
+
+
+def _from_blocks(blocks, sequence_length):
+    """Steps 1 .. T-1 again, `(T - 1, ...)`, from a TensorArray of blocks that `_in_blocks` cut."""
+    stacked = blocks.stack()
+    flat = tf.reshape(stacked, tf.concat([[-1], tf.shape(stacked)[2:]], 0))
+    return flat[: sequence_length - 1]
+
+
 def _scaled_forward(shifted_tm, alpha0, exp_transitions):
     """Scaled forward loop: every step's log forward scores, `(T, B, N)`.
 
@@ -66,22 +104,50 @@ def _scaled_forward(shifted_tm, alpha0, exp_transitions):
     Sequences are right-aligned, so nothing is carried over padding: the scores after a sequence's
     last real token are never read (and may be garbage).
     """
-    sequence_length = tf.shape(shifted_tm)[0]
-    alphas = tf.TensorArray(tf.float32, size=sequence_length, element_shape=alpha0.shape)
+    blocks, iterations = _in_blocks(shifted_tm, tf.float32)
+    alphas = tf.TensorArray(tf.float32, size=iterations, element_shape=blocks.element_shape)
 
-    def body(t, alpha, alphas):
-        peak = tf.maximum(tf.reduce_max(alpha, axis=1, keepdims=True), _NOT_REACHED)
-        total = tf.matmul(tf.exp(alpha - peak), exp_transitions)
-        alpha = tf.math.log(total) + peak + shifted_tm[t]
-        return t + 1, alpha, alphas.write(t, alpha)
+    def body(i, alpha, alphas):
+        written = []
+        for step in tf.unstack(blocks.read(i), num=_STEPS_PER_ITERATION):
+            peak = tf.maximum(tf.reduce_max(alpha, axis=1, keepdims=True), _NOT_REACHED)
+            total = tf.matmul(tf.exp(alpha - peak), exp_transitions)
+            alpha = tf.math.log(total) + peak + step
+            written.append(alpha)
+        return i + 1, alpha, alphas.write(i, tf.stack(written))
 
-    _, _, alphas = tf.while_loop(
-        lambda t, *_: t < sequence_length,
-        body,
-        (1, alpha0, alphas.write(0, alpha0)),
-        maximum_iterations=sequence_length - 1,
-    )
-    return alphas.stack()
+    _, _, alphas = tf.while_loop(lambda i, *_: i < iterations, body, (0, alpha0, alphas))
+    rest = _from_blocks(alphas, tf.shape(shifted_tm)[0])
+    return tf.concat([alpha0[None], rest], axis=0)
+
+
+def _scaled_backward(shifted_tm, real_tm, end, exp_transitions_t):
+    """Scaled backward loop: `beta_t[i] = log sum_j exp(T[i, j] + e_{t+1}[j] + beta_{t+1}[j])`.
+
+    Returns:
+        float32 `(T, B, N)`, `end` at each sequence's last real token and after it.
+    """
+    end_rows = tf.broadcast_to(end, tf.shape(shifted_tm)[1:])
+    # Block i holds the inputs of steps t = i*k .. i*k + k - 1: token t + 1's scores and mask.
+    blocks, iterations = _in_blocks(shifted_tm, tf.float32)
+    real_blocks, _ = _in_blocks(real_tm, tf.bool)
+    betas = tf.TensorArray(tf.float32, size=iterations, element_shape=blocks.element_shape)
+
+    def body(i, beta, betas):
+        steps = tf.unstack(blocks.read(i), num=_STEPS_PER_ITERATION)
+        reals = tf.unstack(real_blocks.read(i), num=_STEPS_PER_ITERATION)
+        written = []
+        for step, real in zip(reversed(steps), reversed(reals)):
+            scores = step + beta
+            peak = tf.maximum(tf.reduce_max(scores, axis=1, keepdims=True), _NOT_REACHED)
+            total = tf.matmul(tf.exp(scores - peak), exp_transitions_t)
+            beta = tf.where(real, tf.math.log(total) + peak, end_rows)
+            written.append(beta)
+        return i - 1, beta, betas.write(i, tf.stack(written[::-1]))
+
+    _, _, betas = tf.while_loop(lambda i, *_: i >= 0, body, (iterations - 1, end_rows, betas))
+    rest = _from_blocks(betas, tf.shape(shifted_tm)[0])
+    return tf.concat([rest, end_rows[None]], axis=0)
 
 
 def _lost(scores, before_scores, step_terms, real_tm, checked, underflow):
@@ -99,32 +165,6 @@ def _lost(scores, before_scores, step_terms, real_tm, checked, underflow):
     log_total = scores - peak - step_terms
     lost = tf.logical_and(tf.logical_and(log_total < math.log(underflow), checked), real_tm)
     return tf.reduce_any(lost)
-
-
-def _scaled_backward(shifted_tm, real_tm, end, exp_transitions_t):
-    """Scaled backward loop: `beta_t[i] = log sum_j exp(T[i, j] + e_{t+1}[j] + beta_{t+1}[j])`.
-
-    Returns:
-        float32 `(T, B, N)`, `end` at each sequence's last real token and after it.
-    """
-    sequence_length = tf.shape(shifted_tm)[0]
-    end_rows = tf.broadcast_to(end, tf.shape(shifted_tm)[1:])
-    betas = tf.TensorArray(tf.float32, size=sequence_length, element_shape=shifted_tm.shape[1:])
-
-    def body(t, beta, betas):
-        scores = shifted_tm[t + 1] + beta
-        peak = tf.maximum(tf.reduce_max(scores, axis=1, keepdims=True), _NOT_REACHED)
-        total = tf.matmul(tf.exp(scores - peak), exp_transitions_t)
-        beta = tf.where(real_tm[t + 1], tf.math.log(total) + peak, end_rows)
-        return t - 1, beta, betas.write(t, beta)
-
-    _, _, betas = tf.while_loop(
-        lambda t, *_: t >= 0,
-        body,
-        (sequence_length - 2, end_rows, betas.write(sequence_length - 1, end_rows)),
-        maximum_iterations=sequence_length - 1,
-    )
-    return betas.stack()
 
 
 def _log_space(emissions_tm, real_tm, transitions, alpha0, end):
@@ -276,7 +316,8 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
       every row's backtrace starts at step 0 and what it finds after the row's start is
       discarded;
     - each step's inputs read from TensorArrays, not sliced out of a whole tensor (a strided
-      slice at a loop index costs about four times a TensorArray read here);
+      slice at a loop index costs about four times a TensorArray read here), a block of
+      `_STEPS_PER_ITERATION` steps per loop iteration;
     - the maximum over the previous tag taken along the middle axis of `(B, N_from, N_to)`,
       which TensorFlow's CPU reduction runs vectorised over the contiguous last axis (faster than
       reducing along the last axis, for a handful of tags);
@@ -295,38 +336,38 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
     lengths = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1), 1)
     emissions_tm = tf.transpose(emissions, [1, 0, 2])
     alpha0 = start_transitions + emissions_tm[0]
+    steps, iterations = _in_blocks(emissions_tm, tf.float32)
 
-    def array(dtype, element_shape=alpha0.shape):
-        return tf.TensorArray(dtype, size=sequence_length, element_shape=element_shape)
+    def forward(i, alpha, alphas):
+        written = []
+        for step in tf.unstack(steps.read(i), num=_STEPS_PER_ITERATION):
+            alpha = tf.reduce_max(alpha[:, :, None] + transitions, axis=1) + step
+            written.append(alpha)
+        return i + 1, alpha, alphas.write(i, tf.stack(written))
 
-    steps = array(tf.float32).unstack(emissions_tm)
-
-    def forward(t, alpha, alphas):
-        alpha = tf.reduce_max(alpha[:, :, None] + transitions, axis=1) + steps.read(t)
-        return t + 1, alpha, alphas.write(t, alpha)
-
-    _, _, alphas = tf.while_loop(
-        lambda t, *_: t < sequence_length, forward, (1, alpha0, array(tf.float32).write(0, alpha0))
-    )
+    alphas = tf.TensorArray(tf.float32, size=iterations, element_shape=steps.element_shape)
+    _, _, alphas = tf.while_loop(lambda i, *_: i < iterations, forward, (0, alpha0, alphas))
+    alphas = tf.concat([alpha0[None], _from_blocks(alphas, sequence_length)], axis=0)
     # Step s of row b: its scores at token lengths[b] - 1 - s (s = 0: its last real token).
-    reversed_alphas = tf.reverse_sequence(alphas.stack(), lengths, seq_axis=0, batch_axis=1)
+    reversed_alphas = tf.reverse_sequence(alphas, lengths, seq_axis=0, batch_axis=1)
     final = reversed_alphas[0] + end_transitions
     best_last = tf.argmax(final, axis=1, output_type=tf.int32)
-    before = array(tf.float32).unstack(reversed_alphas)
+    before, _ = _in_blocks(reversed_alphas, tf.float32)
     transitions_to = tf.transpose(transitions)  # [to, from]: one row per chosen tag
 
-    def backward(s, tag, tags):
-        # The best predecessor of the tag chosen one step later in the sequence.
-        tag = tf.argmax(
-            before.read(s) + tf.gather(transitions_to, tag), axis=1, output_type=tf.int32
-        )
-        return s + 1, tag, tags.write(s, tag)
+    def backward(i, tag, tags):
+        written = []
+        for scores in tf.unstack(before.read(i), num=_STEPS_PER_ITERATION):
+            # The best predecessor of the tag chosen one step later in the sequence.
+            tag = tf.argmax(scores + tf.gather(transitions_to, tag), axis=1, output_type=tf.int32)
+            written.append(tag)
+        return i + 1, tag, tags.write(i, tf.stack(written))
 
-    _, _, tags = tf.while_loop(
-        lambda s, *_: s < sequence_length,
-        backward,
-        (1, best_last, array(tf.int32, best_last.shape).write(0, best_last)),
+    tags = tf.TensorArray(
+        tf.int32, size=iterations, element_shape=[_STEPS_PER_ITERATION] + best_last.shape
     )
-    tags = tf.reverse_sequence(tags.stack(), lengths, seq_axis=0, batch_axis=1)
+    _, _, tags = tf.while_loop(lambda i, *_: i < iterations, backward, (0, best_last, tags))
+    tags = tf.concat([best_last[None], _from_blocks(tags, sequence_length)], axis=0)
+    tags = tf.reverse_sequence(tags, lengths, seq_axis=0, batch_axis=1)
     tag_ids = tf.where(mask, tf.transpose(tags), 0)
     return tag_ids, tf.reduce_max(final, axis=1)

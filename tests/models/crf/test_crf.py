@@ -268,6 +268,64 @@ def test_gradient_of_log_partition_is_the_marginals(case, unroll):
     np.testing.assert_allclose(d_transitions, expected_pairs, atol=1e-5)
 
 
+def dynamic_programming(emissions, length, transitions, start, end):
+    """log Z, marginals and the Viterbi path of one sequence by textbook dynamic programming in
+    float64 (log-space forward-backward; Viterbi with back-pointers): the reference for sequences
+    too long to enumerate."""
+    e = emissions[:length].astype(np.float64)
+    t = transitions.astype(np.float64)
+
+    def lse(x, axis):
+        peak = x.max(axis=axis, keepdims=True)
+        return (peak + np.log(np.exp(x - peak).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+    alpha, beta = np.zeros_like(e), np.zeros_like(e)
+    alpha[0] = start + e[0]
+    for i in range(1, length):
+        alpha[i] = lse(alpha[i - 1][:, None] + t, 0) + e[i]
+    beta[-1] = end
+    for i in range(length - 2, -1, -1):
+        beta[i] = lse(t + (e[i + 1] + beta[i + 1])[None, :], 1)
+    log_z = lse(alpha[-1] + end, 0)
+    best, pointers = start + e[0], []
+    for i in range(1, length):
+        candidates = best[:, None] + t
+        pointers.append(candidates.argmax(axis=0))
+        best = candidates.max(axis=0) + e[i]
+    path = [int((best + end).argmax())]
+    for back in reversed(pointers):
+        path.append(int(back[path[-1]]))
+    return log_z, np.exp(alpha + beta - log_z), path[::-1], float((best + end).max())
+
+
+def test_long_sequences_match_dynamic_programming():
+    """Lengths across several loop iterations (the TensorFlow loops run blocks of steps), ragged,
+    with a row of length 1 and an empty one, against float64 dynamic programming."""
+    lengths = [41, 40, 33, 17, 9, 8, 2, 1, 0]
+    emissions, mask, transitions, start, end = make_inputs(
+        seed=7, batch_lengths=lengths, num_tags=5, sequence_length=41
+    )
+    log_z, (d_emissions,) = value_and_gradients(
+        lambda e: ops.sum(crf.log_partition(e, mask, transitions, start, end)), [emissions]
+    )
+    tag_ids, scores = crf.viterbi_decode(emissions, mask, transitions, start, end)
+    tag_ids, scores = numpy(tag_ids), numpy(scores)
+    expected_log_z = 0.0
+    for b, length in enumerate(lengths):
+        if length == 0:
+            assert np.all(d_emissions[b] == 0) and np.all(tag_ids[b] == 0) and scores[b] == 0
+            continue
+        row_log_z, marginals, path, best = dynamic_programming(
+            emissions[b], length, transitions, start, end
+        )
+        expected_log_z += row_log_z
+        np.testing.assert_allclose(d_emissions[b, :length], marginals, atol=1e-5)
+        assert np.all(d_emissions[b, length:] == 0)
+        assert tag_ids[b, :length].tolist() == path and np.all(tag_ids[b, length:] == 0)
+        np.testing.assert_allclose(scores[b], best, rtol=1e-5)
+    np.testing.assert_allclose(log_z, expected_log_z, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------------------------
 # Exact at every scale: logits far apart (overconfident models, long training) and -inf constraints
 # ----------------------------------------------------------------------------------------------
