@@ -326,6 +326,29 @@ def test_long_sequences_match_dynamic_programming():
     np.testing.assert_allclose(log_z, expected_log_z, rtol=1e-5)
 
 
+def test_viterbi_scores_minus_infinity_where_no_path_is_allowed():
+    """Tags 0 and 1 must alternate, start and end at 0 (odd lengths only); tag 2 is never
+    reachable. Rows of even length have no allowed path: score -inf, as a maximum of sums gives."""
+    lengths = [17, 16, 9, 8, 2, 1]
+    emissions, mask, transitions, start, end = make_inputs(
+        seed=3, batch_lengths=lengths, num_tags=3, sequence_length=17
+    )
+    allowed = np.array([[False, True, False], [True, False, False], [False, False, False]])
+    transitions = np.where(allowed, transitions, -np.inf).astype(np.float32)
+    start = np.array([start[0], -np.inf, -np.inf], np.float32)
+    end = np.array([end[0], -np.inf, -np.inf], np.float32)
+    tag_ids, scores = crf.viterbi_decode(emissions, mask, transitions, start, end)
+    tag_ids, scores = numpy(tag_ids), numpy(scores)
+    for b, length in enumerate(lengths):
+        if length % 2 == 0:
+            assert scores[b] == -np.inf
+            continue
+        path = [t % 2 for t in range(length)]
+        assert tag_ids[b, :length].tolist() == path
+        expected = path_score(emissions[b].astype(np.float64), path, transitions, start, end)
+        np.testing.assert_allclose(scores[b], expected, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------------------------
 # Exact at every scale: logits far apart (overconfident models, long training) and -inf constraints
 # ----------------------------------------------------------------------------------------------
