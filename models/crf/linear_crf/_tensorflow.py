@@ -151,19 +151,20 @@ def _scaled_backward(shifted_tm, real_tm, end, exp_transitions_t):
     return tf.concat([rest, end_rows[None]], axis=0)
 
 
-def _lost(scores, before_scores, step_terms, real_tm, checked, underflow):
+def _lost(scores, peak, step_terms, real_tm, checked, underflow):
     """Rows where some step's scaled total fell below `underflow`, found after the loop.
 
-    Each step computed `scores = log(total) + peak(before_scores) + step_terms`, so `log(total)`
-    is recovered here for all steps at once instead of being tested inside the loop.
+    Each step computed `scores = log(total) + max(peak, _NOT_REACHED) + step_terms`, so
+    `log(total)` is recovered here for all steps at once instead of being tested inside the loop.
 
     Args:
-        scores, step_terms: float32 `(T', B, N)`; before_scores: `(T', B, N)`, what each step's
-            peak was taken over; real_tm: bool `(T', B, 1)`, the steps that count; checked: bool
-            `(N,)`, the states that can have a positive total.
+        scores: float32 `(T', B, N)`; peak: `(T', B, 1)`, the best score each step's peak was
+            taken over; step_terms: `(T', B, N)` or None (no terms); real_tm: bool `(T', B, 1)`,
+            the steps that count; checked: bool `(N,)`, the states that can have a positive total.
     """
-    peak = tf.maximum(tf.reduce_max(before_scores, axis=2, keepdims=True), _NOT_REACHED)
-    log_total = scores - peak - step_terms
+    log_total = scores - tf.maximum(peak, _NOT_REACHED)
+    if step_terms is not None:
+        log_total = log_total - step_terms
     lost = tf.logical_and(tf.logical_and(log_total < math.log(underflow), checked), real_tm)
     return tf.reduce_any(lost)
 
@@ -203,7 +204,8 @@ def _log_space(emissions_tm, real_tm, transitions, alpha0, end):
 
 def _log_z(alphas, lengths, end):
     """log Z per row from the forward scores at each row's last real token."""
-    last = tf.gather(tf.transpose(alphas, [1, 0, 2]), tf.maximum(lengths - 1, 0), batch_dims=1)
+    rows = tf.range(tf.shape(lengths)[0])
+    last = tf.gather_nd(alphas, tf.stack([tf.maximum(lengths - 1, 0), rows], axis=1))
     return tf.reduce_logsumexp(last + end, axis=1), last + end
 
 
@@ -235,8 +237,12 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
         alpha0 = start + emissions_tm[0]
 
         scaled_alphas = _scaled_forward(shifted_tm, alpha0, exp_transitions)
+        # Each step's peak: the best score before it. Also the pair weights' below, where the
+        # scaled scores are the ones used (if they were lost, the exact branch is taken).
+        before = scaled_alphas[:-1]
+        before_peak = tf.reduce_max(before, axis=2, keepdims=True)
         forward_lost = _lost(
-            scaled_alphas[1:], scaled_alphas[:-1], shifted_tm[1:], real_tm[1:], entered, underflow
+            scaled_alphas[1:], before_peak, shifted_tm[1:], real_tm[1:], entered, underflow
         )
         alphas = tf.cond(
             forward_lost,
@@ -274,10 +280,9 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
 
             betas = _scaled_backward(shifted_tm, real_tm, end, tf.transpose(exp_transitions))
             # p(y_{t-1} = i, y_t = j) = x_i * y_j * weight * exp_transitions[i, j], x, y <= 1.
-            before, after = alphas[:-1], shifted_tm[1:] + betas[1:]  # (T-1, B, N)
-            backward_lost = _lost(betas[:-1], after, 0.0, real_tm[1:], left, underflow)
-            before_peak = tf.reduce_max(before, axis=2, keepdims=True)
+            after = shifted_tm[1:] + betas[1:]  # (T-1, B, N), as `before`
             after_peak = tf.reduce_max(after, axis=2, keepdims=True)
+            backward_lost = _lost(betas[:-1], after_peak, None, real_tm[1:], left, underflow)
             weight = tf.where(
                 real_tm[1:], tf.exp(before_peak + after_peak - log_z_tm) * upstream_tm, 0.0
             )
