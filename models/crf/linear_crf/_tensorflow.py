@@ -68,7 +68,7 @@ _NO_PATH = -1e38  # Viterbi scores below this are no path at all (see `viterbi_d
 _STEPS_PER_ITERATION = 8
 
 
-def _in_blocks(x_tm, dtype):
+def _in_blocks(x_tm):
     """Steps 1 .. T-1 of `x_tm` `(T, ...)`, padded to whole iterations, one block per iteration.
 
     Returns:
@@ -83,15 +83,46 @@ def _in_blocks(x_tm, dtype):
         tf.pad(rest, padding), tf.concat([[iterations, steps], tf.shape(x_tm)[1:]], 0)
     )
     element_shape = tf.TensorShape([steps]).concatenate(x_tm.shape[1:])
-    array = tf.TensorArray(dtype, size=iterations, element_shape=element_shape)
+    array = tf.TensorArray(x_tm.dtype, size=iterations, element_shape=element_shape)
     return array.unstack(blocks), iterations
 
 
-def _from_blocks(blocks, sequence_length):
-    """Steps 1 .. T-1 again, `(T - 1, ...)`, from a TensorArray of blocks that `_in_blocks` cut."""
-    stacked = blocks.stack()
+def _blockwise(step, first, inputs, backward=False):
+    """`carry = step(carry, *slices)` over steps t = 1 .. T-1 (from T-1 down to 1 if `backward`),
+    each step given its slice `x[t]` of every input, `_STEPS_PER_ITERATION` steps per iteration
+    of one `tf.while_loop` (no `maximum_iterations`: these loops are never differentiated).
+
+    Args:
+        step: a function of the carry and one step's slices; returns the next carry.
+        first: the carry before the first step, `(B, ...)`.
+        inputs: `(T, ...)` tensors, time-major.
+
+    Returns:
+        every step's carry, `(T - 1, ...)`, in token order: row t - 1 holds step t's.
+    """
+    k = _STEPS_PER_ITERATION
+    blocks = [_in_blocks(x) for x in inputs]
+    arrays, iterations = [array for array, _ in blocks], blocks[0][1]
+    element_shape = tf.TensorShape([k]).concatenate(first.shape)
+    carries = tf.TensorArray(first.dtype, size=iterations, element_shape=element_shape)
+    order = range(k - 1, -1, -1) if backward else range(k)
+
+    def body(i, carry, carries):
+        slices = [tf.unstack(array.read(i), num=k) for array in arrays]
+        written = [None] * k
+        for j in order:
+            carry = step(carry, *(column[j] for column in slices))
+            written[j] = carry
+        return i + (-1 if backward else 1), carry, carries.write(i, tf.stack(written))
+
+    if backward:
+        start, more = iterations - 1, lambda i, *_: i >= 0
+    else:
+        start, more = 0, lambda i, *_: i < iterations
+    _, _, carries = tf.while_loop(more, body, (start, first, carries))
+    stacked = carries.stack()
     flat = tf.reshape(stacked, tf.concat([[-1], tf.shape(stacked)[2:]], 0))
-    return flat[: sequence_length - 1]
+    return flat[: tf.shape(inputs[0])[0] - 1]
 
 
 def _scaled_forward(shifted_tm, alpha0, exp_transitions):
@@ -105,21 +136,12 @@ def _scaled_forward(shifted_tm, alpha0, exp_transitions):
     Sequences are right-aligned, so nothing is carried over padding: the scores after a sequence's
     last real token are never read (and may be garbage).
     """
-    blocks, iterations = _in_blocks(shifted_tm, tf.float32)
-    alphas = tf.TensorArray(tf.float32, size=iterations, element_shape=blocks.element_shape)
 
-    def body(i, alpha, alphas):
-        written = []
-        for step in tf.unstack(blocks.read(i), num=_STEPS_PER_ITERATION):
-            peak = tf.maximum(tf.reduce_max(alpha, axis=1, keepdims=True), _NOT_REACHED)
-            total = tf.matmul(tf.exp(alpha - peak), exp_transitions)
-            alpha = tf.math.log(total) + peak + step
-            written.append(alpha)
-        return i + 1, alpha, alphas.write(i, tf.stack(written))
+    def step(alpha, shifted):
+        peak = tf.maximum(tf.reduce_max(alpha, axis=1, keepdims=True), _NOT_REACHED)
+        return tf.math.log(tf.matmul(tf.exp(alpha - peak), exp_transitions)) + peak + shifted
 
-    _, _, alphas = tf.while_loop(lambda i, *_: i < iterations, body, (0, alpha0, alphas))
-    rest = _from_blocks(alphas, tf.shape(shifted_tm)[0])
-    return tf.concat([alpha0[None], rest], axis=0)
+    return tf.concat([alpha0[None], _blockwise(step, alpha0, [shifted_tm])], axis=0)
 
 
 def _scaled_backward(shifted_tm, real_tm, end, exp_transitions_t):
@@ -129,26 +151,15 @@ def _scaled_backward(shifted_tm, real_tm, end, exp_transitions_t):
         float32 `(T, B, N)`, `end` at each sequence's last real token and after it.
     """
     end_rows = tf.broadcast_to(end, tf.shape(shifted_tm)[1:])
-    # Block i holds the inputs of steps t = i*k .. i*k + k - 1: token t + 1's scores and mask.
-    blocks, iterations = _in_blocks(shifted_tm, tf.float32)
-    real_blocks, _ = _in_blocks(real_tm, tf.bool)
-    betas = tf.TensorArray(tf.float32, size=iterations, element_shape=blocks.element_shape)
 
-    def body(i, beta, betas):
-        steps = tf.unstack(blocks.read(i), num=_STEPS_PER_ITERATION)
-        reals = tf.unstack(real_blocks.read(i), num=_STEPS_PER_ITERATION)
-        written = []
-        for step, real in zip(reversed(steps), reversed(reals)):
-            scores = step + beta
-            peak = tf.maximum(tf.reduce_max(scores, axis=1, keepdims=True), _NOT_REACHED)
-            total = tf.matmul(tf.exp(scores - peak), exp_transitions_t)
-            beta = tf.where(real, tf.math.log(total) + peak, end_rows)
-            written.append(beta)
-        return i - 1, beta, betas.write(i, tf.stack(written[::-1]))
+    def step(beta, shifted, real):  # token t's scores and mask give beta_{t-1}
+        scores = shifted + beta
+        peak = tf.maximum(tf.reduce_max(scores, axis=1, keepdims=True), _NOT_REACHED)
+        total = tf.matmul(tf.exp(scores - peak), exp_transitions_t)
+        return tf.where(real, tf.math.log(total) + peak, end_rows)
 
-    _, _, betas = tf.while_loop(lambda i, *_: i >= 0, body, (iterations - 1, end_rows, betas))
-    rest = _from_blocks(betas, tf.shape(shifted_tm)[0])
-    return tf.concat([rest, end_rows[None]], axis=0)
+    betas = _blockwise(step, end_rows, [shifted_tm, real_tm], backward=True)
+    return tf.concat([betas, end_rows[None]], axis=0)
 
 
 def _lost(scores, peak, step_terms, real_tm, checked, underflow):
@@ -339,36 +350,28 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
         tag_ids: int32 `(B, T)`, 0 after each sequence's end; scores: float32 `(B,)`, the best
         path's score (garbage for rows of length 0, which the caller replaces).
     """
-    sequence_length = tf.shape(emissions)[1]
     lengths = tf.maximum(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1), 1)
     emissions_tm = tf.transpose(emissions, [1, 0, 2])
     alpha0 = start_transitions + emissions_tm[0]
-    steps, iterations = _in_blocks(emissions_tm, tf.float32)
     num_tags = tf.shape(transitions)[0]
     spread = tf.stack([tf.shape(alpha0)[0], 1, num_tags, num_tags])
     flat = tf.shape(alpha0)
     kernel = transitions[None]  # (1, N_from, N_to): one 1 x N_from window per tag `to`
 
-    def forward(i, alpha, alphas):
-        written = []
-        for step in tf.unstack(steps.read(i), num=_STEPS_PER_ITERATION):
-            # max_from alpha[:, from] + transitions[from, to] as a morphological dilation (a
-            # max-plus convolution): one kernel instead of a broadcast sum and a reduction.
-            scores = tf.nn.dilation2d(
-                tf.broadcast_to(alpha[:, None, :, None], spread),
-                kernel,
-                strides=[1, 1, 1, 1],
-                padding="VALID",
-                data_format="NHWC",
-                dilations=[1, 1, 1, 1],
-            )
-            alpha = tf.reshape(scores, flat) + step
-            written.append(alpha)
-        return i + 1, alpha, alphas.write(i, tf.stack(written))
+    def forward(alpha, emission):
+        # max_from alpha[:, from] + transitions[from, to] as a morphological dilation (a
+        # max-plus convolution): one kernel instead of a broadcast sum and a reduction.
+        scores = tf.nn.dilation2d(
+            tf.broadcast_to(alpha[:, None, :, None], spread),
+            kernel,
+            strides=[1, 1, 1, 1],
+            padding="VALID",
+            data_format="NHWC",
+            dilations=[1, 1, 1, 1],
+        )
+        return tf.reshape(scores, flat) + emission
 
-    alphas = tf.TensorArray(tf.float32, size=iterations, element_shape=steps.element_shape)
-    _, _, alphas = tf.while_loop(lambda i, *_: i < iterations, forward, (0, alpha0, alphas))
-    alphas = tf.concat([alpha0[None], _from_blocks(alphas, sequence_length)], axis=0)
+    alphas = tf.concat([alpha0[None], _blockwise(forward, alpha0, [emissions_tm])], axis=0)
     # The dilation's maximum starts from float32's lowest, not -inf: a tag that no path reaches
     # scores about -3.4e38 instead of -inf. Put back what a maximum of sums would have given.
     alphas = tf.where(alphas < _NO_PATH, float("-inf"), alphas)
@@ -376,22 +379,13 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
     reversed_alphas = tf.reverse_sequence(alphas, lengths, seq_axis=0, batch_axis=1)
     final = reversed_alphas[0] + end_transitions
     best_last = tf.argmax(final, axis=1, output_type=tf.int32)
-    before, _ = _in_blocks(reversed_alphas, tf.float32)
     transitions_to = tf.transpose(transitions)  # [to, from]: one row per chosen tag
 
-    def backward(i, tag, tags):
-        written = []
-        for scores in tf.unstack(before.read(i), num=_STEPS_PER_ITERATION):
-            # The best predecessor of the tag chosen one step later in the sequence.
-            tag = tf.argmax(scores + tf.gather(transitions_to, tag), axis=1, output_type=tf.int32)
-            written.append(tag)
-        return i + 1, tag, tags.write(i, tf.stack(written))
+    def backtrace(tag, scores):
+        # The best predecessor of the tag chosen one step later in the sequence.
+        return tf.argmax(scores + tf.gather(transitions_to, tag), axis=1, output_type=tf.int32)
 
-    tags = tf.TensorArray(
-        tf.int32, size=iterations, element_shape=[_STEPS_PER_ITERATION] + best_last.shape
-    )
-    _, _, tags = tf.while_loop(lambda i, *_: i < iterations, backward, (0, best_last, tags))
-    tags = tf.concat([best_last[None], _from_blocks(tags, sequence_length)], axis=0)
+    tags = tf.concat([best_last[None], _blockwise(backtrace, best_last, [reversed_alphas])], 0)
     tags = tf.reverse_sequence(tags, lengths, seq_axis=0, batch_axis=1)
     tag_ids = tf.where(mask, tf.transpose(tags), 0)
     return tag_ids, tf.reduce_max(final, axis=1)
