@@ -182,35 +182,20 @@ def _lost(scores, peak, step_terms, real_tm, checked, underflow):
 
 def _log_space(emissions_tm, real_tm, transitions, alpha0, end):
     """Forward and backward scores in log space (exact at any scale, slower): `(T, B, N)` each."""
-    sequence_length = tf.shape(emissions_tm)[0]
     end_rows = tf.broadcast_to(end, tf.shape(alpha0))
 
-    def forward(t, alpha, alphas):
-        scores = tf.reduce_logsumexp(alpha[:, :, None] + transitions, axis=1) + emissions_tm[t]
-        alpha = tf.where(real_tm[t], scores, alpha)
-        return t + 1, alpha, alphas.write(t, alpha)
+    def forward(alpha, emission, real):
+        scores = tf.reduce_logsumexp(alpha[:, :, None] + transitions, axis=1) + emission
+        return tf.where(real, scores, alpha)
 
-    def backward(t, beta, betas):
-        following = (emissions_tm[t + 1] + beta)[:, None, :]
-        scores = tf.reduce_logsumexp(transitions + following, axis=2)
-        beta = tf.where(real_tm[t + 1], scores, end_rows)
-        return t - 1, beta, betas.write(t, beta)
+    def backward(beta, emission, real):  # token t's scores and mask give beta_{t-1}
+        scores = tf.reduce_logsumexp(transitions + (emission + beta)[:, None, :], axis=2)
+        return tf.where(real, scores, end_rows)
 
-    alphas = tf.TensorArray(tf.float32, size=sequence_length, element_shape=alpha0.shape)
-    _, _, alphas = tf.while_loop(
-        lambda t, *_: t < sequence_length,
-        forward,
-        (1, alpha0, alphas.write(0, alpha0)),
-        maximum_iterations=sequence_length - 1,
-    )
-    betas = tf.TensorArray(tf.float32, size=sequence_length, element_shape=alpha0.shape)
-    _, _, betas = tf.while_loop(
-        lambda t, *_: t >= 0,
-        backward,
-        (sequence_length - 2, end_rows, betas.write(sequence_length - 1, end_rows)),
-        maximum_iterations=sequence_length - 1,
-    )
-    return alphas.stack(), betas.stack()
+    inputs = [emissions_tm, real_tm]
+    alphas = tf.concat([alpha0[None], _blockwise(forward, alpha0, inputs)], axis=0)
+    betas = _blockwise(backward, end_rows, inputs, backward=True)
+    return alphas, tf.concat([betas, end_rows[None]], axis=0)
 
 
 def _log_z(alphas, lengths, end):
