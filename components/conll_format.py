@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
 import gzip
 import io
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from linear_crf.tag_scheme import TAG_SCHEMES, canonical_scheme, expected_tags
 from linear_crf.tag_scheme import split_tag as parse_tag
@@ -42,7 +43,9 @@ __all__ = [
     "TAG_SCHEMES",
     "parse_tag",
     "lines_of",
+    "RawSentence",
     "read_conll",
+    "read_conll_batches",
     "read_conll_lines",
 ]
 
@@ -277,6 +280,13 @@ def lines_of(file: BinaryIO, path: str) -> Iterable[bytes]:
         ConllFormatError: naming the file, for compressed data that is corrupt or cut short
             (while the lines are read).
     """
+    stream, compressed = _binary_stream(file)
+    return _gzip_lines(stream, path) if compressed else stream
+
+
+def _binary_stream(file: BinaryIO) -> tuple[BinaryIO, bool]:
+    """The file as a buffered binary stream at its start (`lines_of` says which), and whether
+    it is gzip-compressed."""
     if isinstance(file, io.BufferedIOBase):
         head = file.read(len(_GZIP_MAGIC))
         file.seek(0)
@@ -285,9 +295,7 @@ def lines_of(file: BinaryIO, path: str) -> Iterable[bytes]:
             file.seek(0)  # From the start, as for an io file.
         file = io.BufferedReader(_ReadOnlyRaw(file), buffer_size=_CHUNK_BYTES)
         head = file.peek(len(_GZIP_MAGIC))[: len(_GZIP_MAGIC)]
-    if head != _GZIP_MAGIC:
-        return file
-    return _gzip_lines(file, path)
+    return file, head == _GZIP_MAGIC
 
 
 _CHUNK_BYTES = 1 << 20
@@ -312,9 +320,276 @@ def _gzip_lines(file: BinaryIO, path: str) -> Iterator[bytes]:
     try:
         yield from gzip.GzipFile(fileobj=file, mode="rb")  # type: ignore[arg-type]
     except (OSError, EOFError, zlib.error) as error:
-        raise ConllFormatError(
-            path, None, f"corrupt or truncated gzip data ({error}); check the file with gzip -t"
-        ) from None
+        raise _gzip_error(path, error) from None
+
+
+def _gzip_error(path: str, error: Exception) -> ConllFormatError:
+    return ConllFormatError(
+        path, None, f"corrupt or truncated gzip data ({error}); check the file with gzip -t"
+    )
+
+
+RawSentence = tuple[int, list[bytes], list[bytes]]
+"""A sentence as `read_conll_batches` gives it: (first line, tokens, tags), as UTF-8 bytes."""
+
+
+def read_conll_batches(
+    file: BinaryIO,
+    path: str,
+    token_column: int = 0,
+    tag_column: int | None = -1,
+    separator: str | None = None,
+    scheme: str = "iob2",
+    on_error: str = "raise",
+    stats: ReadStats | None = None,
+    encoding: str = "utf-8",
+    chunk_bytes: int = _CHUNK_BYTES,
+    convert: Callable[[int, list[bytes], list[bytes]], Any] | None = None,
+) -> Iterator[list]:
+    """`read_conll_lines` for writers of UTF-8 bytes (ExampleGen), in batches, without a Python
+    step per line where the text allows it.
+
+    The same sentences as `read_conll_lines` (tokens and tags encoded as UTF-8), the same line
+    numbers, counts and errors. The file is read about `chunk_bytes` at a time, cut after a
+    blank line, and each chunk is converted whole: decoded (and, in another encoding, encoded
+    as UTF-8), CRLF endings to LF, U+FEFF removed, lines of whitespace emptied. A sentence whose
+    lines then all hold the file's number of columns, separated by single TABs (or by single
+    spaces in a chunk without TABs), none empty or with whitespace at its ends, and whose tags
+    are known, is split with a few calls over its whole text. Every other sentence (the file's
+    first, a -DOCSTART- line, a bad line, a new tag...) is read line by line by
+    `read_conll_lines`'s own code, which raises or counts every error; a chunk that does not
+    decode is read that way whole.
+
+    Args:
+        file: the file opened in binary mode (gzip-compressed or not, as for `lines_of`).
+        path, token_column, tag_column, separator, scheme, on_error, stats, encoding: as for
+            `read_conll_lines`.
+        chunk_bytes: how much of the file to read at a time.
+        convert: called as `convert(first_line, tokens, tags)` for each sentence; the batches
+            hold what it returns. None: the `RawSentence` itself. A writer passes its
+            serialiser, so that the batches hold bytes only, which Python's cyclic garbage
+            collector does not track (batches of thousands of lists cost it, in a process that
+            has imported TensorFlow, about as much time as the reading itself).
+    Returns:
+        An iterator of lists, one per chunk read: the `RawSentence`s (or what `convert` makes
+        of them) in file order.
+    """
+    _validate_arguments(token_column, tag_column, separator, scheme, on_error)
+    encoding = check_encoding(encoding)
+    options = dict(
+        token_column=token_column, tag_column=tag_column, separator=separator, scheme=scheme,
+        on_error=on_error,
+    )  # fmt: skip
+    return _read_batches(file, path, options, stats, encoding, chunk_bytes, convert or _raw)
+
+
+def _raw(line: int, tokens: list[bytes], tags: list[bytes]) -> RawSentence:
+    return line, tokens, tags
+
+
+def _read_batches(file, path, options, stats, encoding, chunk_bytes, convert):
+    stats = stats if stats is not None else ReadStats()
+    state = _FileState()
+    splitter = _BlockSplitter.for_options(options, state)
+
+    def slow(lines, line_number, byte_offset, in_encoding):
+        state.line_number, state.byte_offset = line_number, byte_offset
+        return [
+            convert(sentence.line, _utf8(sentence.tokens), _utf8(sentence.tags))
+            for sentence in _read_lines(
+                lines, path, **options, stats=stats, encoding=in_encoding, state=state
+            )
+        ]
+
+    def add(batch: list, split, text: bytes, first_line: int) -> None:
+        """The sentences of `text` (plain UTF-8, its first line `first_line`) to `batch`."""
+        for block, first in _blocks(text, first_line):
+            sentence = split(block, first, stats)
+            if sentence is not None:
+                batch.append(convert(*sentence))
+            elif _WHITESPACE_LINE.search(block) is not None:
+                # Lines of whitespace: blank lines to the reader, between sentences.
+                add(batch, split, _WHITESPACE_LINE.sub(b"", block), first)
+            else:  # Read line by line; in UTF-8 now, so no offsets to give.
+                batch.extend(slow(io.BytesIO(block), first - 1, 0, "utf-8"))
+
+    line_number = byte_offset = 0  # Where the chunk starts: after that line, at that byte.
+    open_line = False
+    for chunk in _chunks_of(file, path, chunk_bytes):
+        text = _as_plain_utf8(chunk, encoding) if splitter is not None else None
+        if text is None:
+            batch = slow(io.BytesIO(chunk), line_number, byte_offset, encoding)
+        else:
+            batch = []
+            add(batch, splitter.splitter_for(text), text, line_number + 1)
+        line_number += chunk.count(b"\n")
+        byte_offset += len(chunk)
+        open_line = not chunk.endswith(b"\n")  # A last line without its newline.
+        if batch:
+            yield batch
+    _check_some_sentence(path, line_number + open_line, state.num_yielded, stats)
+
+
+def _utf8(texts) -> list[bytes]:
+    return [text.encode("utf-8") for text in texts]
+
+
+def _blocks(text: bytes, first_line: int) -> Iterator[tuple[bytes, int]]:
+    """The runs of lines between empty lines in `text` (whose first line is `first_line`), each
+    with the line number of its first line."""
+    line = first_line
+    for piece in text.split(b"\n\n"):
+        block = piece.lstrip(b"\n")
+        start = line + len(piece) - len(block)
+        block = block.rstrip(b"\n")
+        if block:
+            yield block, start
+        line += piece.count(b"\n") + 2
+
+
+# Lines holding only ASCII whitespace (blank lines to the reader).
+_WHITESPACE_LINE = re.compile(rb"(?:^|(?<=\n))[ \t\f\v\r]+(?=\n|$)")
+_UTF8_BOM = _BOM.encode("utf-8")
+
+
+def _as_plain_utf8(chunk: bytes, encoding: str) -> bytes | None:
+    """The chunk in UTF-8 with LF endings and no U+FEFF: what `_read_lines` makes of each line
+    before splitting it (but for lines of whitespace, left to `add`), for a whole chunk at once
+    (line breaks stay where they were); None if it does not decode."""
+    try:
+        if encoding == "utf-8":
+            chunk.decode("utf-8")
+            text = chunk
+        else:
+            text = chunk.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n")
+    if _UTF8_BOM in text:
+        text = text.replace(_UTF8_BOM, b"")
+    return text
+
+
+class _BlockSplitter:
+    """Splits a sentence's lines (a block of UTF-8 text between blank lines) in a few calls when
+    its lines are plain columns; says None when they are not, for `_read_lines` to read them."""
+
+    @classmethod
+    def for_options(cls, options, state: _FileState) -> _BlockSplitter | None:
+        """The splitter for these reading options; None where the file is read line by line
+        (no tag column, or a separator other than TAB or a space)."""
+        if options["tag_column"] is None or options["separator"] not in (None, "\t", " "):
+            return None
+        return cls(options, state)
+
+    def __init__(self, options, state: _FileState):
+        self._token_column = options["token_column"]
+        self._tag_column = options["tag_column"]
+        self._separator = options["separator"]
+        self._scheme = _canonical_scheme(options["scheme"])
+        self._state = state
+        self._known_tags: set[bytes] = set()
+        self._patterns: dict[tuple[bytes, int], re.Pattern] = {}
+
+    def _pattern(self, separator: bytes, num_columns: int) -> re.Pattern:
+        """Lines of `num_columns` non-empty fields between single separators."""
+        key = (separator, num_columns)
+        if key not in self._patterns:
+            field = b"[^\n" + re.escape(separator) + b"]+"
+            line = field + (re.escape(separator) + field) * (num_columns - 1)
+            self._patterns[key] = re.compile(line + b"(?:\n" + line + b")*")
+        return self._patterns[key]
+
+    def splitter_for(self, text: bytes):
+        """`split` for the blocks of this chunk of text: `(block, first_line, stats)` -> the
+        sentence, or None where it must be read line by line. The awkward text is looked for in
+        the whole chunk first: in its blocks only when the chunk holds some."""
+        if self._separator == " " or (self._separator is None and b"\t" not in text):
+            separator = b" "
+        else:
+            separator = b"\t"
+        return functools.partial(
+            self.split, separator=separator, check=_is_awkward(text, separator)
+        )
+
+    def split(
+        self, block: bytes, first_line: int, stats: ReadStats, separator: bytes, check: bool
+    ) -> RawSentence | None:
+        state = self._state
+        num_columns = state.num_columns
+        if num_columns is None:  # The file's first sentence sets it, line by line.
+            return None
+        if (check and _is_awkward(block, separator)) or self._pattern(
+            separator, num_columns
+        ).fullmatch(block) is None:
+            return None
+        fields = block.replace(b"\n", separator).split(separator)
+        tokens = fields[self._token_column % num_columns :: num_columns]
+        tags = fields[self._tag_column % num_columns :: num_columns]
+        if not all(map(self._known_tags.__contains__, tags)):
+            for tag in set(tags) - self._known_tags:
+                text = tag.decode("utf-8")
+                if text not in state.valid_tags:
+                    try:
+                        parse_tag(text, self._scheme)
+                    except ValueError:
+                        return None  # Reported (or counted) line by line.
+                    state.valid_tags.add(text)
+                self._known_tags.add(tag)
+        stats.num_sentences += 1
+        stats.num_tokens += len(tokens)
+        state.num_yielded += 1
+        return first_line, tokens, tags
+
+
+def _is_awkward(text: bytes, separator: bytes) -> bool:
+    """Whether the text holds what `_read_lines` treats otherwise than a split at `separator`
+    would: a document marker, ASCII whitespace inside a field other than spaces, spaces at a
+    field's ends (with TABs), TABs or double spaces (with spaces). Spaces are rare in TAB
+    separated text and newlines and TABs frequent: the searches for a pair starting with one of
+    those (slow) only run where the text holds a space at all."""
+    if any(part in text for part in _AWKWARD_ANYWHERE):
+        return True
+    if separator == b"\t":
+        return b" " in text and (
+            text[:1] == b" " or text[-1:] == b" " or any(p in text for p in _AWKWARD_SPACES)
+        )
+    return (
+        b"\t" in text
+        or text[:1] == b" "
+        or text[-1:] == b" "
+        or any(part in text for part in _AWKWARD_SPACES)
+        or b"  " in text
+    )
+
+
+_AWKWARD_ANYWHERE = (DOCSTART.encode(), b"\r", b"\f", b"\v")
+_AWKWARD_SPACES = (b" \n", b"\n ", b" \t", b"\t ")
+
+
+def _chunks_of(file: BinaryIO, path: str, size: int) -> Iterator[bytes]:
+    """The file's bytes (decompressed if gzip-compressed, as `lines_of` reads them) in chunks
+    of about `size`, each but the last ending just after a blank line (LF or CRLF)."""
+    stream, compressed = _binary_stream(file)
+    if compressed:
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[assignment]
+    carry = b""
+    while True:
+        try:
+            data = stream.read(size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise _gzip_error(path, error) from None
+        if not data:
+            break
+        data = carry + data
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\n\r\n")
+        cut = max(lf + 2 if lf >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
+        carry = data[cut:]
+        if cut:
+            yield data[:cut]
+    if carry:
+        yield carry
 
 
 def _read_file(path, token_column, tag_column, separator, scheme, on_error, stats, encoding):
@@ -374,20 +649,38 @@ def _likely_encoding(line: bytes) -> str:
         return f"latin-1 (the line would read {_quote(line.decode('latin-1'))})"
 
 
+@dataclasses.dataclass
+class _FileState:
+    """What reading a file carries from one line to the next, kept outside `_read_lines` so that
+    `read_conll_batches` can hand it pieces of a file in turn."""
+
+    line_number: int = 0  # Of the last line read (1-based).
+    byte_offset: int = 0  # Of the next line in the file, for the messages about encodings.
+    num_columns: int | None = None  # Set by the first good token line.
+    valid_tags: set[str] = dataclasses.field(default_factory=set)  # Checked: each once a file.
+    num_yielded: int = 0
+
+
 def _read_lines(
-    lines, path, token_column, tag_column, separator, scheme, on_error, stats, encoding
-):
+    lines, path, token_column, tag_column, separator, scheme, on_error, stats, encoding,
+    state: _FileState | None = None,
+):  # fmt: skip
+    """The sentences of `lines`, line by line; with a `state`, lines that continue a file (its
+    line numbers, column count and checked tags), and no error for finding no sentence."""
+    whole_file = state is None
+    state = _FileState() if state is None else state
     scheme = _canonical_scheme(scheme)
     stats = stats if stats is not None else ReadStats()
-    num_columns = None  # Set by the first good token line.
-    valid_tags: set[str] = set()  # Tags already checked against the scheme: each once a file.
-    tokens, tags = [], []
+    num_columns = state.num_columns
+    valid_tags = state.valid_tags
+    tokens: list[str] = []
+    tags: list[str] = []
     first_line = 0
     error: ConllFormatError | None = None  # First error of the current sentence (skip mode).
     num_bad_lines = 0
-    num_yielded = 0
-    byte_offset = 0
-    line_number = 0
+    num_yielded = state.num_yielded
+    byte_offset = state.byte_offset
+    line_number = state.line_number
 
     def flush():
         nonlocal tokens, tags, error, num_bad_lines
@@ -520,8 +813,15 @@ def _read_lines(
     if sentence is not None:
         num_yielded += 1
         yield sentence
+    state.line_number, state.byte_offset = line_number, byte_offset
+    state.num_columns, state.num_yielded = num_columns, num_yielded
+    if whole_file:
+        _check_some_sentence(path, line_number, num_yielded, stats)
+
+
+def _check_some_sentence(path: str, num_lines: int, num_yielded: int, stats: ReadStats) -> None:
     if num_yielded == 0:
-        detail = f"{line_number} lines"
+        detail = f"{num_lines} lines"
         if stats.num_skipped_sentences:
             detail += (
                 f", {stats.num_skipped_sentences} sentences skipped because of errors, "

@@ -15,6 +15,7 @@ from components.conll_format import (
     check_encoding,
     parse_tag,
     read_conll,
+    read_conll_batches,
     read_conll_lines,
 )
 
@@ -662,3 +663,175 @@ def test_a_gfile_is_read_from_its_start(tmp_path):
     with tf.io.gfile.GFile(str(path), "rb") as file:
         file.readline()
         assert [s.tokens for s in read_conll_lines(file, "f")] == [("a",), ("b",)]
+
+
+# ---------------------------------------------------------------------------------------------
+# read_conll_batches: what read_conll_lines reads, split a sentence at a time where it can.
+
+
+def read_both(data: bytes, chunk_bytes: int, **options):
+    """(sentences, error, stats) of `read_conll_lines` (the reference: line by line) and of
+    `read_conll_batches` on the same bytes, tokens and tags as UTF-8 bytes."""
+
+    def outcome(sentences_of):
+        stats, sentences, error = ReadStats(), [], None
+        try:
+            for sentence in sentences_of(stats):
+                sentences.append(sentence)
+        except ConllFormatError as raised:
+            error = str(raised)
+        counts = (
+            stats.num_sentences,
+            stats.num_tokens,
+            stats.num_skipped_sentences,
+            stats.num_skipped_lines,
+            [str(each) for each in stats.errors],
+        )
+        return sentences, error, counts
+
+    def by_lines(stats):
+        for s in read_conll_lines(io.BytesIO(data), "f.conll", stats=stats, **options):
+            yield s.line, [t.encode() for t in s.tokens], [t.encode() for t in s.tags]
+
+    def in_batches(stats):
+        for batch in read_conll_batches(
+            io.BytesIO(data), "f.conll", stats=stats, chunk_bytes=chunk_bytes, **options
+        ):
+            assert batch
+            yield from batch
+
+    return outcome(by_lines), outcome(in_batches)
+
+
+def assert_same_reading(reference, batches):
+    if reference[1] is None:
+        assert batches == reference
+    else:
+        # Batches come a chunk at a time: an error raised in a chunk comes before that chunk's
+        # sentences. The same error, the same counts, the sentences of the chunks before it.
+        assert batches[1:] == reference[1:]
+        assert batches[0] == reference[0][: len(batches[0])]
+
+
+# Lines that read plainly, and every quirk the line reader handles or refuses.
+PLAIN_LINES = ["w\tO", "New York\tB-location", "x\tI-location", "caf\u00e9\tO", "y  z\tO"]
+QUIRK_LINES = [
+    "a b\tB-person", "q\tO\tO", "e\tBAD", "\tO", "t\t", " s\tO", "s\tO ", "u \tO", "v\t O",
+    "-DOCSTART-\tO", "-DOCSTART- -X- O", "\ufeffbom\tO", "\ufeff", "\t", " ", "\t \t",
+    "\u3000\tO", "k\x0c\tO", "m O", "n  O", "p\rq\tO", "q\r\tO", "w\tO\r", "B-x\tO", "r\x0b", "",
+]  # fmt: skip
+
+
+def random_conll(rng, quirk_rate: float, plain_lines=PLAIN_LINES) -> bytes:
+    lines = [
+        rng.choice(QUIRK_LINES if rng.random() < quirk_rate else plain_lines + [""])
+        for _ in range(rng.randrange(0, 40))
+    ]
+    text = "".join(line + rng.choice(["\n", "\n", "\r\n"]) for line in lines)
+    if text and rng.random() < 0.3:
+        text = text.rstrip("\r\n")  # No newline at the end.
+    data = text.encode("utf-8")
+    if data and rng.random() < 0.05:
+        at = rng.randrange(len(data))
+        data = data[:at] + b"\xff" + data[at:]  # Not UTF-8 (an accented letter in cp1252).
+    return data
+
+
+SPACED_LINES = ["w O", "New B-location", "x I-location", "caf\u00e9 O", "y O"]
+TAG_FIRST_LINES = ["O\tw", "B-location\tNew York", "I-location\tx", "O\tcaf\u00e9"]
+
+
+@pytest.mark.parametrize(
+    ("options", "plain_lines"),
+    [
+        ({}, PLAIN_LINES),
+        ({"on_error": "skip"}, PLAIN_LINES),
+        ({}, SPACED_LINES),
+        ({"separator": "\t"}, PLAIN_LINES),
+        ({"separator": " "}, SPACED_LINES),
+        ({"separator": " ", "on_error": "skip"}, SPACED_LINES),
+        ({"encoding": "cp1252"}, PLAIN_LINES),
+        ({"encoding": "latin-1", "on_error": "skip"}, PLAIN_LINES),
+        ({"scheme": "bioes", "on_error": "skip"}, PLAIN_LINES),
+        ({"token_column": -1, "tag_column": 0, "on_error": "skip"}, TAG_FIRST_LINES),
+    ],
+)
+def test_batches_read_what_the_line_reader_reads(options, plain_lines, monkeypatch):
+    # Random files of plain lines and quirks (BOMs, CRLF, -DOCSTART-, lines of whitespace, bad
+    # columns, tags and bytes, spaces at the ends of fields...), chunks from one byte (a cut
+    # after every blank line) to the whole file.
+    import random
+
+    from components import conll_format
+
+    split = conll_format._BlockSplitter.split
+    splits = {"whole": 0, "line by line": 0}
+
+    def counted(self, *args, **kwargs):
+        sentence = split(self, *args, **kwargs)
+        splits["whole" if sentence is not None else "line by line"] += 1
+        return sentence
+
+    monkeypatch.setattr(conll_format._BlockSplitter, "split", counted)
+    rng = random.Random(str(options) + plain_lines[0])
+    for _ in range(250):
+        data = random_conll(rng, rng.choice([0.05, 0.3]), plain_lines)
+        for chunk_bytes in (1, 7, 64, 1 << 20):
+            reference, batches = read_both(data, chunk_bytes, **options)
+            assert_same_reading(reference, batches)
+    # Both ways were taken, many times (the comparison above covers both).
+    assert splits["whole"] > 500 and splits["line by line"] > 500, splits
+
+
+@requires_wnut17
+@pytest.mark.parametrize(
+    "name",
+    ["wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated", "submissions/arcada"],
+)
+def test_batches_read_the_wnut17_files_as_the_line_reader(name, monkeypatch):
+    from components import conll_format
+
+    split = conll_format._BlockSplitter.split
+    whole = []
+
+    def counted(self, *args, **kwargs):
+        sentence = split(self, *args, **kwargs)
+        whole.extend([sentence] if sentence is not None else [])
+        return sentence
+
+    monkeypatch.setattr(conll_format._BlockSplitter, "split", counted)
+    data = (WNUT17 / name).read_bytes()
+    reference, batches = read_both(data, 1 << 16)
+    assert reference[1] is None and len(reference[0]) > 1000
+    assert batches == reference
+    # Split whole, not line by line, despite their quirks: sentences ended by a line of a TAB
+    # (train), CRLF endings (arcada), U+FEFF (dev); the file's first sentence is read by lines.
+    assert len(whole) >= 0.95 * len(reference[0]), (len(whole), len(reference[0]))
+
+
+def test_batches_of_a_gzipped_file_and_a_gfile(tmp_path):
+    import gzip
+
+    import tensorflow as tf
+
+    data = b"".join(f"w{i}\tO\nx\tB-person\n\n".encode() for i in range(3000))
+    path = write(tmp_path, "train.conll.gz", gzip.compress(data))
+    with open(path, "rb") as file:
+        compressed = [
+            s for batch in read_conll_batches(file, path, chunk_bytes=4096) for s in batch
+        ]
+    with tf.io.gfile.GFile(path, "rb") as file:
+        through_gfile = [s for batch in read_conll_batches(file, path) for s in batch]
+    expected = [(3 * i + 1, [f"w{i}".encode(), b"x"], [b"O", b"B-person"]) for i in range(3000)]
+    assert compressed == through_gfile == expected
+    cut = write(tmp_path, "cut.conll.gz", gzip.compress(data)[:-100])
+    with open(cut, "rb") as file, pytest.raises(ConllFormatError, match="corrupt or truncated"):
+        list(read_conll_batches(file, cut, chunk_bytes=4096))
+
+
+def test_batches_hold_what_convert_makes_of_each_sentence():
+    data = b"a\tO\nb\tB-x\n\n\ufeffc\tO\n".replace(b"\\ufeff", "\ufeff".encode())
+    batches = read_conll_batches(
+        io.BytesIO(data), "f", convert=lambda line, tokens, tags: (line, len(tokens))
+    )
+    assert [each for batch in batches for each in batch] == [(1, 2), (4, 1)]
