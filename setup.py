@@ -41,6 +41,7 @@ setup(
         "tensorflow-data-validation>=1.16,<1.17",
         "keras>=3.3,<3.7",
         "dill",
+        "google-crc32c",  # ConllExampleGen frames its TFRecords itself.
         "matplotlib>=3.7",
         "tqdm>=4.60",
     ],

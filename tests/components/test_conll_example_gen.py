@@ -1,5 +1,6 @@
 """Tests for components/conll_example_gen.py: the real executor (Beam DirectRunner) on tiny files."""
 
+import io
 import os
 import re
 from pathlib import Path
@@ -589,3 +590,92 @@ def test_another_payload_format_is_refused(tmp_path):
     properties[specs.OUTPUT_DATA_FORMAT_KEY] = example_gen_pb2.FORMAT_PARQUET
     with pytest.raises(ValueError, match="output_data_format"):
         run_executor(tmp_path, properties)
+
+
+# ---------------------------------------------------------------------------------------------
+# The batch writer's parts, against TFX's, TensorFlow's and zlib's own.
+
+
+def test_tfrecord_frames_are_what_tensorflows_writer_writes(tmp_path):
+    from components.conll_example_gen import tfrecord_frames
+
+    records = [b"", b"x", b"\x00" * 300, bytes(range(256)) * 70]  # Lengths of 1 to 3 bytes.
+    path = str(tmp_path / "reference.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    assert tfrecord_frames(records) == Path(path).read_bytes()
+    assert tfrecord_frames([]) == b""
+
+
+@pytest.mark.parametrize("feature", [None, "sentence_id", "tokens"])
+def test_batches_split_by_hash_buckets_as_tfxs_own_split(feature):
+    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
+
+    from components.conll_example_gen import _SplitBatches, serialize_sentence
+
+    config = example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+            for name, buckets in (("train", 7), ("eval", 2), ("test", 1))
+        ],
+    )
+    if feature is not None:
+        config.partition_feature_name = feature
+    records = [serialize_sentence([f"w{i}", "x"], ["O", "O"], f"f:{3 * i + 1}") for i in range(300)]
+    outputs = list(_SplitBatches(config).process(records))
+    ours = {record: int(output.tag) for output in outputs for record in output.value}
+    buckets = [7, 9, 10]
+    # TFX's function on what it is given: bytes, or the messages where it splits by a feature.
+    theirs = {
+        record: _PartitionFn(
+            tf.train.Example.FromString(record) if feature else record, 3, buckets, config
+        )
+        for record in records
+    }
+    assert ours == theirs
+    assert set(ours.values()) == {0, 1, 2}
+
+
+def test_an_unknown_partition_feature_is_named():
+    from components.conll_example_gen import _SplitBatches, serialize_sentence
+
+    config = example_gen_pb2.SplitConfig(
+        splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)],
+        partition_feature_name="speaker",
+    )
+    with pytest.raises(RuntimeError, match="`speaker` does not exist"):
+        list(_SplitBatches(config).process([serialize_sentence(["a"], ["O"], "f:1")]))
+
+
+def test_background_gzip_writes_gzip_and_raises_the_writers_error(tmp_path):
+    import gzip
+
+    from components.conll_example_gen import _BackgroundGzipFile
+
+    path = tmp_path / "out.gz"
+    pieces = [bytes([i]) * (1000 * i) for i in range(50)]
+    writer = _BackgroundGzipFile(open(path, "wb"))
+    for piece in pieces:
+        writer.write(piece)
+    writer.close()
+    assert gzip.decompress(path.read_bytes()) == b"".join(pieces)
+
+    class FullDisk(io.RawIOBase):
+        closed_by_writer = False
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            FullDisk.closed_by_writer = True
+
+    writer = _BackgroundGzipFile(FullDisk())
+    for piece in pieces:  # Never blocks, though the thread stopped writing at the first.
+        try:
+            writer.write(piece)
+        except OSError:
+            break
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()
+    assert FullDisk.closed_by_writer
