@@ -24,9 +24,12 @@ warning; `--verbose` shows every INFO line of TFX, Beam and TensorFlow as well.
 
 from __future__ import annotations
 
+import contextlib
 import logging as python_logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 
@@ -117,6 +120,29 @@ _FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def log_file_path(config) -> str:
     """The full log of the latest run (every line, every traceback), beside the metadata store."""
     return os.path.join(os.path.dirname(config.metadata_path), "last_run.log")
+
+
+@contextlib.contextmanager
+def temporary_files_of_the_run():
+    """Python's temporary directory pointed, for the run, at a fresh one that is removed after it,
+    also when the run fails.
+
+    TFX's Beam executors (ExampleGen, StatisticsGen, Transform, Evaluator...) each package TFX's
+    own installation as an sdist at every start, for remote Beam workers
+    (`tfx.utils.dependency_utils.build_ephemeral_package`, skipped only when the Beam options
+    name a setup file, extra package or container image), and leave the copy in the temporary
+    directory: about 42 MB a component, 170 MB or more a run, never removed. Beam's own
+    temporary files of the run go there too. Components run in this process (LocalDagRunner), so
+    the module-level `tempfile.tempdir` reaches them; worker processes keep the system's.
+    """
+    previous = tempfile.tempdir
+    scoped = tempfile.mkdtemp(prefix="ner-pipeline-run-")
+    tempfile.tempdir = scoped
+    try:
+        yield scoped
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(scoped, ignore_errors=True)
 
 
 def _log_to_file(config) -> str:
@@ -282,7 +308,8 @@ def _run(config, verbose: bool = False) -> int:
     log_path = _log_to_file(config)
     start = time.monotonic()
     try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        with temporary_files_of_the_run():
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     except Exception as error:
         if verbose:
             raise

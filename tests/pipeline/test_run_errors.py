@@ -20,10 +20,12 @@ def test_a_component_failure_is_one_line_and_the_traceback_is_in_the_log(tmp_pat
     (data / "train.conll").write_text("Paris\tB-location\nis\tO\n\n")
     (data / "eval.conll").write_text("Rome\tB-location\n\n")
     output = tmp_path / "out"
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.local_runner", "--data-dir", str(data),
          "--output-dir", str(output), "--no-embeddings", "--beam-args=--runner=NoSuchRunner"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": REPOSITORY_ROOT},
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": REPOSITORY_ROOT, "TMPDIR": str(temporary)},
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 1, run.stderr[-3000:]
@@ -36,3 +38,7 @@ def test_a_component_failure_is_one_line_and_the_traceback_is_in_the_log(tmp_pat
     assert f"Full log with the traceback: {log_file}" in lines[-1]
     text = log_file.read_text(encoding="utf-8")
     assert "Traceback" in text and "NoSuchRunner" in text
+    # ExampleGen's executor had packaged TFX into the temporary directory (TFX does at every
+    # Beam executor's start); the run's temporary files went with it, failed run or not.
+    assert "Added --extra_package=" in text
+    assert os.listdir(temporary) == []
