@@ -12,7 +12,8 @@ resolves `{SPAN}`/`{VERSION}` in the input patterns and fingerprints the files; 
 splits by input patterns (`input_config`) or by TFX's hash buckets (`output_config`, the same
 examples in the same splits as TFX's own split) and writes each split to gzipped TFRecords
 (`data_tfrecord-*.gz`), as TFX's ExampleGens do. What it does otherwise, for speed (a million
-sentences in about 20 s on one core, measured in `benchmarks/data_components_scale.py`):
+sentences in 17 s on this project's 2-core machine, the compression on the second core:
+`benchmarks/data_components_scale.py`, BENCHMARKS.md):
 
 - Beam moves batches, not examples: each element is a file's path, then a list of the
   serialised examples of about 1 MiB of the file (`components.conll_format.read_conll_batches`,
