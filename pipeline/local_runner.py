@@ -133,16 +133,35 @@ def temporary_files_of_the_run():
     name a setup file, extra package or container image), and leave the copy in the temporary
     directory: about 42 MB a component, 170 MB or more a run, never removed. Beam's own
     temporary files of the run go there too. Components run in this process (LocalDagRunner), so
-    the module-level `tempfile.tempdir` reaches them; worker processes keep the system's.
+    the module-level `tempfile.tempdir` reaches them; worker processes keep the system's. A run
+    killed with SIGKILL cannot remove its folder: the folder's name holds the run's process id,
+    and each run first removes the folders of runs whose process is gone.
     """
+    _remove_folders_of_dead_runs(tempfile.gettempdir())
     previous = tempfile.tempdir
-    scoped = tempfile.mkdtemp(prefix="ner-pipeline-run-")
+    scoped = tempfile.mkdtemp(prefix=f"{_RUN_FOLDER_PREFIX}{os.getpid()}-")
     tempfile.tempdir = scoped
     try:
         yield scoped
     finally:
         tempfile.tempdir = previous
         shutil.rmtree(scoped, ignore_errors=True)
+
+
+_RUN_FOLDER_PREFIX = "ner-pipeline-run-"
+
+
+def _remove_folders_of_dead_runs(parent: str) -> None:
+    for name in os.listdir(parent):
+        pid = name[len(_RUN_FOLDER_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(_RUN_FOLDER_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # Gone: killed before it could remove its folder.
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        except PermissionError:  # Alive, another user's.
+            pass
 
 
 def _log_to_file(config) -> str:

@@ -46,11 +46,12 @@ def tiny_data(tmp_path):
     return data_dir
 
 
-def _start(argv, log_path, *extra) -> subprocess.Popen:
+def _start(argv, log_path, *extra, env=None) -> subprocess.Popen:
     log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.local_runner", *argv, *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY_ROOT, start_new_session=True,
+        env=env,
     )  # fmt: skip
 
 
@@ -118,9 +119,12 @@ def test_a_killed_run_is_marked_and_cleaned_by_the_next(tiny_data, tmp_path):
     argv = _argv(tiny_data, tmp_path / "out")
     config = PipelineConfig.from_args(argv, environ={})
     killed_ids = []
+    temporary = tmp_path / "tmp"  # The runs' temporary folder (TMPDIR).
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary)}
     for attempt in range(2):  # two kills in a row: nothing accumulates
         log_path = tmp_path / f"killed-{attempt}.log"
-        killed = _start(argv, log_path)
+        killed = _start(argv, log_path, env=env)
         try:
             _wait_for(log_path, "Component Trainer is running.", killed)
             time.sleep(3)  # inside the Trainer's executor: its output folder exists
@@ -140,12 +144,16 @@ def test_a_killed_run_is_marked_and_cleaned_by_the_next(tiny_data, tmp_path):
             assert f"Trainer (execution {killed_ids[-1]}) was left unfinished" in text
             assert str(killed_ids[-1]) not in _model_folders(config)
         killed_ids.append(running[0])
+        # The killed run's own temporary folder only (the one before it: removed by this run).
+        assert os.listdir(temporary) == [f for f in os.listdir(temporary) if f"-{killed.pid}-" in f]
+        assert len(os.listdir(temporary)) == 1
 
     resumed = subprocess.run(
         [sys.executable, "-m", "pipeline.local_runner", *argv],
-        cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=900,
+        cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert os.listdir(temporary) == []  # The killed run's folder and its own: removed.
     assert f"Trainer (execution {killed_ids[-1]}) was left unfinished" in resumed.stderr
     states = _trainer_executions(config)
     canceled = sorted(e for e, s in states.items() if s == metadata_store_pb2.Execution.CANCELED)
