@@ -22,6 +22,7 @@ from linear_crf.tag_scheme import allowed_transitions as allowed_transitions  # 
 _FROM_CRF = (
     "CRF",
     "CRFLoss",
+    "compiled_in_graph",
     "log_likelihood",
     "log_partition",
     "marginals",

@@ -1,8 +1,9 @@
 """log Z with a hand-written gradient for the TensorFlow backend: the forward-backward algorithm.
 
 On TensorFlow in graph mode and eagerly, `crf.log_partition` calls `log_partition` here (unless
-`unroll=True`) and `crf.viterbi_decode` calls `viterbi_decode`; under XLA, where the `keras.ops`
-loops of `crf.py` compile to faster code than these TensorArrays, `crf.py` keeps its own. The value is
+`unroll=True`, or the loss is compiled: the end of this module) and `crf.viterbi_decode` calls
+`viterbi_decode`; under XLA, where the `keras.ops` loops of `crf.py` compile to faster code than
+these TensorArrays, `crf.py` keeps its own. The value is
 the same scaled forward recursion as `crf._forward_final`; the gradient, instead of TensorFlow's
 automatic differentiation of the time loop, is the one the maths gives directly (Rabiner, 1989;
 Sutton & McCallum, 2012, section 4.1):
@@ -40,7 +41,14 @@ try:
 except ImportError:  # pragma: no cover - a future TensorFlow
     control_flow_util = None
 
-__all__ = ["in_xla_context", "log_partition", "viterbi_decode"]
+__all__ = [
+    "compiled_log_partition",
+    "compiled_viterbi_decode",
+    "compiles_in_graph",
+    "in_xla_context",
+    "log_partition",
+    "viterbi_decode",
+]
 
 
 def in_xla_context() -> bool:
@@ -374,3 +382,160 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
     tags = tf.reverse_sequence(tags, lengths, seq_axis=0, batch_axis=1)
     tag_ids = tf.where(mask, tf.transpose(tags), 0)
     return tag_ids, tf.reduce_max(final, axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Compiled by XLA inside a TensorFlow graph
+# ----------------------------------------------------------------------------------------------
+#
+# Keras trains in TensorFlow graph mode on CPU (its `jit_compile="auto"` is off there), where each
+# of the loops above still pays TensorFlow's executor per operation. `crf.py` can instead call
+# the two functions below from that graph: each runs `crf.py`'s own `keras.ops` code (what JAX,
+# torch and TensorFlow under XLA run) as one XLA program, compiled once per input shape and
+# called like any other op. Only these calls are compiled, not the model around them.
+#
+# A program is compiled for each new shape (about 0.5 s for the loss and its gradient, 0.1 s
+# for decoding, at 9 to 25 tags), so the time axis is padded first to one of a few lengths
+# (`_LENGTH_BUCKETS`): at most 7 steps more up to 64 tokens, then at most a quarter more, so
+# that batches cut to their longest sentence reuse a handful of programs. The padding is masked
+# like any other.
+
+# Lengths the time axis is padded to: multiples of 8 up to 64, then four per doubling (80, 96,
+# 112, 128, 160, ...) up to 2**16; longer sequences to a multiple of 8192.
+_LENGTH_BUCKETS = tuple(range(8, 65, 8)) + tuple(
+    length
+    for k in range(6, 16)
+    for length in range(2**k + 2 ** (k - 2), 2 ** (k + 1) + 1, 2 ** (k - 2))
+)
+
+
+def bucketed_length(length):
+    """The padded length of a time axis of `length` steps (int32 scalar tensor)."""
+    length = tf.cast(length, tf.int32)
+    table = tf.constant(_LENGTH_BUCKETS, tf.int32)
+    index = tf.searchsorted(table, tf.reshape(length, [1]), side="left")[0]
+    largest = _LENGTH_BUCKETS[-1]
+    in_table = tf.gather(table, tf.minimum(index, len(_LENGTH_BUCKETS) - 1))
+    return tf.where(length <= largest, in_table, (length + 8191) // 8192 * 8192)
+
+
+_XLA_AVAILABLE = None
+
+
+def xla_available() -> bool:
+    """Whether this TensorFlow can compile and run an XLA program on its default device.
+
+    Tried once per process on a one-op function; a build without XLA's JIT (or a device where it
+    fails) then keeps the graph-mode code above.
+    """
+    global _XLA_AVAILABLE
+    if _XLA_AVAILABLE is None:
+        try:
+            with tf.init_scope():  # eagerly, also while a graph is being traced
+                tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(1.0))
+            _XLA_AVAILABLE = True
+        except Exception:  # noqa: BLE001 - any failure means: do not compile
+            _XLA_AVAILABLE = False
+    return _XLA_AVAILABLE
+
+
+def in_save_context() -> bool:
+    """Whether `tf.saved_model.save` is tracing (its own test, not public API)."""
+    try:
+        from tensorflow.python.saved_model import save_context
+    except ImportError:  # pragma: no cover - a future TensorFlow
+        return False
+    return bool(save_context.in_save_context())
+
+
+def compiles_in_graph() -> bool:
+    """Whether a call traced here may run as an XLA program: a graph (not eager), not itself
+    compiled by XLA, not traced by `tf.saved_model.save`, with XLA available."""
+    return (
+        not tf.executing_eagerly()
+        and not in_xla_context()
+        and not in_save_context()
+        and xla_available()
+    )
+
+
+def _pad_time(x, steps, value=0):
+    """`x` `(B, T, ...)` with `steps` more positions of `value` at the end of its time axis."""
+    padded = tf.pad(x, [[0, 0], [0, steps]] + [[0, 0]] * (x.shape.rank - 2), constant_values=value)
+    # A computed padding hides every static dimension; all but time's are unchanged.
+    return tf.ensure_shape(padded, x.shape[:1].concatenate([None]).concatenate(x.shape[2:]))
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _compiled_log_z(emissions, mask, transitions, start, end):
+    from linear_crf import crf  # in an XLA context: crf.py's keras.ops code
+
+    return crf.log_partition(emissions, mask, transitions, start, end)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _compiled_log_z_gradient(emissions, mask, transitions, start, end, upstream):
+    from linear_crf import crf
+
+    with tf.GradientTape() as tape:
+        tape.watch([emissions, transitions, start, end])
+        total = tf.reduce_sum(
+            crf.log_partition(emissions, mask, transitions, start, end) * upstream
+        )
+    return tape.gradient(
+        total,
+        [emissions, transitions, start, end],
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
+
+
+def compiled_log_partition(emissions, mask, transitions, start_transitions, end_transitions):
+    """`crf.log_partition` as XLA programs called from a graph: the value, and its gradient by
+    a second program (autodiff of the same code, recomputing the forward pass: the gradient's
+    weights are only known then, and an XLA program cannot hand its loop's intermediates to
+    the graph).
+
+    Args: as `crf.log_partition` (after `crf._prepare`); any padding, either side.
+
+    Returns:
+        float32 `(B,)`, 0 for rows of length 0.
+    """
+    length = tf.shape(emissions)[1]
+    steps = bucketed_length(length) - length
+    padded_mask = _pad_time(mask, steps, False)
+
+    @tf.custom_gradient
+    def log_z(emissions, transitions, start, end):
+        padded = _pad_time(emissions, steps)
+        value = _compiled_log_z(padded, padded_mask, transitions, start, end)
+
+        def gradient(upstream):
+            d_emissions, d_transitions, d_start, d_end = _compiled_log_z_gradient(
+                padded, padded_mask, transitions, start, end, upstream
+            )
+            return d_emissions[:, :length], d_transitions, d_start, d_end
+
+        return value, gradient
+
+    return log_z(emissions, transitions, start_transitions, end_transitions)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _compiled_viterbi(emissions, mask, transitions, start, end):
+    from linear_crf import crf
+
+    return crf.viterbi_decode(emissions, mask, transitions, start, end)
+
+
+def compiled_viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions):
+    """`crf.viterbi_decode` as one XLA program called from a graph. Args and returns as there."""
+    length = tf.shape(emissions)[1]
+    steps = bucketed_length(length) - length
+    tag_ids, scores = _compiled_viterbi(
+        _pad_time(emissions, steps),
+        _pad_time(mask, steps, False),
+        transitions,
+        start_transitions,
+        end_transitions,
+    )
+    return tag_ids[:, :length], scores

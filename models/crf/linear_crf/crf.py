@@ -12,10 +12,12 @@ step; see `_forward_final`); decoding finds the best path with the Viterbi algor
 
 Everything here uses `keras.ops` only, so it runs on every Keras backend (TensorFlow, JAX, torch),
 inside `tf.function` with unknown batch and time dimensions, and under XLA (`jit_compile=True`).
-On TensorFlow, `log_partition` (hence the loss) and `viterbi_decode` run the same algorithms
-written in TensorFlow (`linear_crf._tensorflow`): the loss with its forward-backward gradient
-written out, about twice as fast as differentiating the loop in graph mode, which is how Keras
-trains on CPU.
+In a TensorFlow graph that XLA does not compile whole (Keras trains so on CPU), `log_partition`
+(hence the loss) runs by default as XLA programs called from the graph, the same code compiled
+(`compiled_in_graph`); decoding, and the loss where nothing is compiled (eagerly, while exporting,
+or with `compiled_in_graph(loss=False)`), run the same algorithms written in TensorFlow
+(`linear_crf._tensorflow`): the loss with its forward-backward gradient written out, about twice
+as fast as differentiating the loop in graph mode.
 The dynamic programs always run in float32, also under `mixed_float16` / `mixed_bfloat16` policies.
 
 Conventions for every function:
@@ -31,6 +33,8 @@ a sequence of length 0 has exactly one (empty) path of score 0.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import weakref
 from typing import Any
 
@@ -43,6 +47,7 @@ from linear_crf.tag_scheme import allowed_transitions, canonical_scheme
 __all__ = [
     "CRF",
     "CRFLoss",
+    "compiled_in_graph",
     "log_likelihood",
     "log_partition",
     "marginals",
@@ -422,6 +427,61 @@ def _tensorflow_graph() -> bool:
     return not _tensorflow.in_xla_context()
 
 
+# What runs as XLA programs inside a TensorFlow graph (see `compiled_in_graph`): the loss and its
+# gradient by default, decoding only when asked for. `_EXPORTING` overrides both.
+_COMPILED_IN_GRAPH = contextvars.ContextVar("linear_crf_compiled_in_graph", default=(True, False))
+_EXPORTING = contextvars.ContextVar("linear_crf_exporting", default=False)
+
+
+@contextlib.contextmanager
+def compiled_in_graph(loss: bool | None = None, decode: bool | None = None, exporting=None):
+    """Which CRF computations TensorFlow graphs traced inside this block compile with XLA.
+
+    In a TensorFlow graph that is not itself compiled by XLA (Keras' `fit`, `evaluate` and
+    `predict` on CPU, any `tf.function`), the loss and its gradient run by default as XLA
+    programs called from the graph (`linear_crf._tensorflow.compiled_log_partition`): the same
+    `keras.ops` code that JAX, torch and TensorFlow under XLA run, compiled once per padded
+    length, 1.5-1.6x the graph-mode code at 9 tags (BENCHMARKS.md). Decoding is not compiled by
+    default, because decoding is what a serving signature holds, and TensorFlow Serving refuses
+    XLA programs unless started with `--xla_cpu_compilation_enabled`; `decode=True` (or the
+    layer's `jit_compile=True`) compiles it too, 2.6-4.7x faster.
+
+    Nothing is compiled eagerly, under XLA (the whole function is compiled there already), while
+    `tf.saved_model.save` traces (Keras' `model.export()` included), inside `exporting=True`, or
+    where TensorFlow has no XLA. A serving function traced before saving (TFX's usual Trainer
+    code: `get_concrete_function`, then `model.save(..., signatures=...)`) is traced in none of
+    these: with decoding compiled, trace it inside `compiled_in_graph(exporting=True)`.
+
+    Args:
+        loss: compile `log_partition` (hence `log_likelihood` and the layer's loss); None keeps
+            the current setting.
+        decode: compile `viterbi_decode` (the layer's predictions); None keeps the current one.
+        exporting: True while tracing a SavedModel's functions: nothing is compiled, whatever
+            `loss`, `decode` or a layer's `jit_compile` say (`models.export` does this).
+    """
+    current = _COMPILED_IN_GRAPH.get()
+    setting = _COMPILED_IN_GRAPH.set(
+        (current[0] if loss is None else bool(loss), current[1] if decode is None else bool(decode))
+    )
+    export_setting = _EXPORTING.set(_EXPORTING.get() if exporting is None else bool(exporting))
+    try:
+        yield
+    finally:
+        _EXPORTING.reset(export_setting)
+        _COMPILED_IN_GRAPH.reset(setting)
+
+
+def _compiled(part: int) -> bool:
+    """Whether `part` (0: loss, 1: decoding) runs as an XLA program called from a TF graph."""
+    if not _COMPILED_IN_GRAPH.get()[part] or _EXPORTING.get():
+        return False
+    if keras.backend.backend() != "tensorflow":
+        return False
+    from linear_crf import _tensorflow
+
+    return _tensorflow.compiles_in_graph()
+
+
 def _lengths(mask):
     return ops.sum(ops.cast(mask, "int32"), axis=1)
 
@@ -479,6 +539,10 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
     emissions, mask, transitions, start, end, _ = _prepare(
         emissions, mask, transitions, start_transitions, end_transitions
     )
+    if _compiled(0) and not unroll:
+        from linear_crf import _tensorflow
+
+        return _tensorflow.compiled_log_partition(emissions, mask, transitions, start, end)
     if _tensorflow_graph() and not unroll:
         # The same forward recursion with the forward-backward gradient written out: in graph
         # mode about twice as fast to differentiate as the loop below (see `_tensorflow`).
@@ -523,6 +587,10 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
     emissions, mask, transitions, start, end, _ = _prepare(
         emissions, mask, transitions, start_transitions, end_transitions
     )
+    if _compiled(1):
+        from linear_crf import _tensorflow
+
+        return _tensorflow.compiled_viterbi_decode(emissions, mask, transitions, start, end)
     if _tensorflow_graph():
         # Fewer operations per step than `keras.ops.scan` (see `_tensorflow`).
         from linear_crf import _tensorflow
@@ -722,6 +790,14 @@ class CRF(keras.layers.Layer):
             `keras.layers.LSTM(unroll=True)`, and differentiate it by autodiff. In TensorFlow graph
             mode 1.04-1.35x the default's speed (a loop with its gradient written out; measured
             by benchmarks/crf_speed.py); slow to compile under XLA.
+        jit_compile: what runs as XLA programs inside a TensorFlow graph that XLA does not
+            compile as a whole (Keras on CPU): "auto" (default) the loss and its gradient, not
+            decoding (a serving signature holds decoding, and TensorFlow Serving refuses XLA
+            programs by default); True both (decoding 2.6-4.7x faster; a serving function
+            traced before `tf.saved_model.save`, as TFX's usual Trainer code does, then holds
+            XLA programs: trace it inside `compiled_in_graph(exporting=True)`); False neither.
+            Nothing is compiled in what `tf.saved_model.save` or `model.export()` trace
+            themselves, nor on other backends.
         **kwargs: base `Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -742,10 +818,17 @@ class CRF(keras.layers.Layer):
         tag_scheme: str | None = None,
         transitions_initializer="zeros",
         unroll: bool = False,
+        jit_compile: bool | str = "auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.unroll = bool(unroll)
+        if jit_compile not in ("auto", True, False):
+            raise ValueError(
+                "Invalid value for `jit_compile`. Expected 'auto', True or False. "
+                f"Received: jit_compile={jit_compile!r}"
+            )
+        self.jit_compile = jit_compile
         if (
             not isinstance(num_tags, (int, np.integer))
             or isinstance(num_tags, bool)
@@ -822,7 +905,8 @@ class CRF(keras.layers.Layer):
         if training:
             path = ops.zeros_like(emissions)
         else:
-            tag_ids = viterbi_decode(emissions, mask, *self.potentials())[0]
+            with self._compiled_in_graph():
+                tag_ids = viterbi_decode(emissions, mask, *self.potentials())[0]
             above = ops.maximum(ops.max(emissions, axis=-1, keepdims=True), 1.0) + 1.0
             path = ops.one_hot(tag_ids, self.num_tags, dtype="float32") * above * real
         return ops.concatenate([path, emissions, real], axis=-1)
@@ -841,8 +925,15 @@ class CRF(keras.layers.Layer):
             tag_scheme=self.tag_scheme,
             transitions_initializer=keras.initializers.serialize(self.transitions_initializer),
             unroll=self.unroll,
+            jit_compile=self.jit_compile,
         )
         return config
+
+    def _compiled_in_graph(self):
+        """`compiled_in_graph` as this layer's `jit_compile` asks (nothing changed for "auto")."""
+        if self.jit_compile == "auto":
+            return contextlib.nullcontext()
+        return compiled_in_graph(loss=self.jit_compile, decode=self.jit_compile)
 
     # -- reading the outputs --------------------------------------------------------------------
 
@@ -878,7 +969,8 @@ class CRF(keras.layers.Layer):
     def decode(self, outputs):
         """Viterbi paths and their scores: `(tag_ids int32 (batch, seq_len), scores (batch,))`."""
         emissions, mask = self._unpack(outputs)
-        return viterbi_decode(emissions, mask, *self.potentials())
+        with self._compiled_in_graph():
+            return viterbi_decode(emissions, mask, *self.potentials())
 
     def nbest(self, outputs, top_k: int):
         """The `top_k` best paths: `(tag_ids (batch, top_k, seq_len), scores (batch, top_k))`."""
@@ -893,7 +985,8 @@ class CRF(keras.layers.Layer):
     def log_likelihood(self, tag_ids, outputs):
         """log p(tag_ids | x) of each sequence, float32 `(batch_size,)`."""
         emissions, mask = self._unpack(outputs)
-        return log_likelihood(emissions, tag_ids, mask, *self.potentials(), unroll=self.unroll)
+        with self._compiled_in_graph():
+            return log_likelihood(emissions, tag_ids, mask, *self.potentials(), unroll=self.unroll)
 
 
 @keras.saving.register_keras_serializable(package="linear_crf")
