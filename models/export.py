@@ -31,7 +31,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 from absl import logging
-from linear_crf.crf import marginals, viterbi_decode
+from linear_crf.crf import compiled_in_graph, marginals, viterbi_decode
 
 from models import sentence_graph
 from models.config import TaggerConfig
@@ -180,10 +180,13 @@ def export_serving_model(
         config.model.output,
         max_length=config.preprocessing.max_length,
     )
-    signatures = {
-        EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
-        TOKENS_SIGNATURE: module.serve_tokens.get_concrete_function(),
-        SENTENCES_SIGNATURE: module.serve_sentences.get_concrete_function(),
-    }
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    # No XLA program in the served graphs, whatever the CRF layer's `jit_compile` (TensorFlow
+    # Serving runs none unless started with `--xla_cpu_compilation_enabled`).
+    with compiled_in_graph(exporting=True):
+        signatures = {
+            EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
+            TOKENS_SIGNATURE: module.serve_tokens.get_concrete_function(),
+            SENTENCES_SIGNATURE: module.serve_sentences.get_concrete_function(),
+        }
+        tf.saved_model.save(module, export_dir, signatures=signatures)
     logging.info("Trainer: serving model exported to %s", export_dir)
