@@ -409,8 +409,16 @@ def build_tagger(
         from linear_crf.crf import CRF  # The softmax ablation does not need the CRF.
 
         emissions = layers.Dense(num_tags, name="emissions")(hidden)
+        # The CRF's loss is a few percent of this model's training step: compiling it with XLA
+        # inside the graph (the layer's default) made later epochs 0.96x as long, within this
+        # VM's noise, and cost 4 s of compilations (one per padded batch length) in the first
+        # epoch on WNUT-17 (benchmarks/tagger_crf_compiled.py, BENCHMARKS.md).
         outputs = CRF(
-            num_tags, tag_names=list(tag_names), tag_scheme=config.tag_scheme, name="crf"
+            num_tags,
+            tag_names=list(tag_names),
+            tag_scheme=config.tag_scheme,
+            jit_compile=False,
+            name="crf",
         )(emissions, mask=mask)
     else:
         outputs = layers.Dense(num_tags, activation="softmax", name="tag_probabilities")(hidden)
