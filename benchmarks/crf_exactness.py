@@ -13,9 +13,10 @@ becomes the best one later (the issue's finding: 28-210% off at s = 70-100 befor
 
 The figure is the largest relative error of the log-likelihood over the sequences of a scale,
 `|ll - ll_float64| / |ll_float64|`, and the count of non-finite or positive log-likelihoods.
-Ours runs in this process in TensorFlow graph mode (`tf.function`, what Keras trains with on CPU:
-`linear_crf/_tensorflow.py`) and under XLA (`jit_compile=True`: the `keras.ops` loops of
-`crf.py`); TF Addons 0.23 (`tfa.text.crf_log_likelihood`, graph mode) in `.venv-tfa` and
+Ours runs in this process in TensorFlow graph mode (`tf.function`, what Keras trains with on CPU),
+with the layer's defaults (the loss as XLA programs called from the graph, `crf.compiled_in_graph`)
+and without (`linear_crf/_tensorflow.py`'s graph-mode code), and under XLA (`jit_compile=True`:
+the `keras.ops` loops of `crf.py`); TF Addons 0.23 (`tfa.text.crf_log_likelihood`, graph mode) in `.venv-tfa` and
 pytorch-crf 0.7.2 (`CRF.forward(reduction="none")`) in `.venv-torch`, through this same module
 (`--side tfa|pytorch_crf`). Target (issue 15): ours at most 1e-5 at every scale, and no NaN.
 """
@@ -114,9 +115,16 @@ def ours(cases: dict[str, np.ndarray]) -> dict[str, list]:
         mask = tf.sequence_mask(lengths, tf.shape(emissions)[1])
         return crf.log_likelihood(emissions, tag_ids, mask, transitions, zeros, zeros)
 
+    def not_compiled(*arguments):
+        with crf.compiled_in_graph(loss=False):
+            return log_likelihood(*arguments)
+
     results = {}
-    for mode, jit_compile in (("ours graph", False), ("ours XLA", True)):
-        function = tf.function(log_likelihood, jit_compile=jit_compile)
+    for mode, function in (
+        ("ours graph", tf.function(log_likelihood)),
+        ("ours graph, loss not compiled", tf.function(not_compiled)),
+        ("ours XLA", tf.function(log_likelihood, jit_compile=True)),
+    ):
         results[mode] = [
             np.asarray(function(*(cases[name][case] for name in _ARGUMENTS))).tolist()
             for case in range(len(cases["scale"]))

@@ -9,7 +9,9 @@ Measures tokens per second (real tokens, padding excluded) for two tasks:
 Implementations:
 
 - ours (`models/crf/linear_crf/crf.py`, Keras 3 on the TensorFlow backend), in `tf.function` graph mode and with
-  `jit_compile=True` (XLA), run in this process;
+  `jit_compile=True` (XLA), run in this process. In graph mode with the layer's defaults the loss runs
+  as XLA programs called from the graph (`crf.compiled_in_graph`) and decoding does not; the other
+  setting of each ("loss not compiled", "jit_compile=True" for decoding) is measured beside it;
 - TensorFlow Addons 0.23 (`tfa.text.crf_log_likelihood`, `tfa.text.crf_decode`), graph and XLA, run in
   the side environment `.venv-tfa` by `benchmarks/reference_tfa.py`;
 - pytorch-crf 0.7.2 (`torchcrf.CRF`), eager, run in `.venv-torch` by `benchmarks/reference_pytorch_crf.py`.
@@ -361,6 +363,15 @@ def benchmark_ours(
             emissions, tag_ids, mask, transitions, start_transitions, end_transitions
         )
 
+    def traced_with(function, **setting):
+        """`function` traced inside `crf.compiled_in_graph(**setting)` (read while tracing)."""
+
+        def traced(*arguments):
+            with crf.compiled_in_graph(**setting):
+                return function(*arguments)
+
+        return traced
+
     results, check = [], {}
     for sizes, arrays in inputs.items():
         tensors = {name: tf.constant(array) for name, array in arrays.items()}
@@ -418,7 +429,7 @@ def benchmark_ours(
                     "graph_keras_ops",
                     num_tokens,
                     timing,
-                    tf.function(loss_and_gradient),
+                    tf.function(traced_with(loss_and_gradient, loss=False, decode=False)),
                     *loss_arguments,
                 )
             )
@@ -429,12 +440,37 @@ def benchmark_ours(
                     "graph_keras_ops",
                     num_tokens,
                     timing,
-                    tf.function(decode),
+                    tf.function(traced_with(decode, loss=False, decode=False)),
                     *decode_arguments,
                 )
             )
         finally:
             crf._tensorflow_graph = tensorflow_graph
+        # The other setting of `crf.compiled_in_graph` for each task, in the same process: the
+        # loss not compiled (the TensorFlow graph-mode code alone, the default before) and
+        # decoding compiled (the layer's `jit_compile=True`; not the default, see there).
+        results.append(
+            measure(
+                sizes,
+                "loss_grad",
+                "graph_not_compiled",
+                num_tokens,
+                timing,
+                tf.function(traced_with(loss_and_gradient, loss=False)),
+                *loss_arguments,
+            )
+        )
+        results.append(
+            measure(
+                sizes,
+                "decode",
+                "graph_compiled",
+                num_tokens,
+                timing,
+                tf.function(traced_with(decode, decode=True)),
+                *decode_arguments,
+            )
+        )
         for mode, jit_compile in (("graph", False), ("xla", True)):
             loss_function = tf.function(loss_and_gradient, jit_compile=jit_compile)
             decode_function = tf.function(decode, jit_compile=jit_compile)
@@ -714,24 +750,31 @@ def build_report(
     ]
     titles = ["ours graph", "ours XLA", "TFA graph", "TFA XLA", "pytorch-crf"]
     loss_columns = columns[:1] + [
+        ("ours", "graph_not_compiled"),
         ("ours", "graph_keras_ops"),
         ("ours", "graph_unrolled"),
         ("ours", "graph_large_scale"),
     ]
     loss_columns += columns[1:]
     loss_titles = titles[:1] + [
+        "ours graph, loss not compiled",
         "ours graph, keras.ops loop",
         "ours graph, unroll=True",
         f"ours graph, scores x{LARGE_SCALE:g}",
     ]
     loss_titles += titles[1:]
-    decode_columns = columns[:1] + [("ours", "graph_keras_ops")] + columns[1:]
-    decode_titles = titles[:1] + ["ours graph, keras.ops loop"] + titles[1:]
+    decode_columns = (
+        columns[:1] + [("ours", "graph_compiled"), ("ours", "graph_keras_ops")] + columns[1:]
+    )
+    decode_titles = (
+        titles[:1] + ["ours graph, jit_compile=True", "ours graph, keras.ops loop"] + titles[1:]
+    )
     lines = []
     summary: dict[str, Any] = {
         "loss_grad_graph_ratio": {},
         "loss_grad_xla_ratio": {},
         "decode_graph_ratio": {},
+        "decode_compiled_graph_ratio": {},
         "decode_xla_ratio": {},
         "xla_compile_s": {},
     }
@@ -741,14 +784,14 @@ def build_report(
     lines.append(
         "| batch | length | tags | "
         + " | ".join(loss_titles)
-        + " | ours graph / keras.ops loop | ours graph / TFA graph | ours XLA / TFA best "
+        + " | ours graph / not compiled | ours graph / TFA graph | ours XLA / TFA best "
         "| ours XLA compile |"
     )
     lines.append("|" + "---:|" * (3 + len(loss_titles) + 4))
     for sizes in inputs:
         records = [lookup(reports, name, sizes, "loss_grad", mode) for name, mode in loss_columns]
-        ours_graph, keras_ops, _, _, ours_xla, tfa_graph, tfa_xla, _ = records
-        speedup = ratio(rate(ours_graph), rate(keras_ops))
+        ours_graph, not_compiled, _, _, _, ours_xla, tfa_graph, tfa_xla, _ = records
+        speedup = ratio(rate(ours_graph), rate(not_compiled))
         graph_ratio = ratio(rate(ours_graph), rate(tfa_graph))
         xla_ratio = ratio(rate(ours_xla), best(rate(tfa_graph), rate(tfa_xla)))
         compile_s = ours_xla["first_call_s"] if ours_xla and ours_xla["error"] is None else None
@@ -769,21 +812,25 @@ def build_report(
     lines.append(
         "| batch | length | tags | "
         + " | ".join(decode_titles)
-        + " | ours graph / keras.ops loop | ours graph / TFA graph | ours XLA / TFA XLA |"
+        + " | ours graph / keras.ops loop | ours graph / TFA graph "
+        "| ours graph, jit_compile=True / TFA graph | ours XLA / TFA XLA |"
     )
-    lines.append("|" + "---:|" * (3 + len(decode_titles) + 3))
+    lines.append("|" + "---:|" * (3 + len(decode_titles) + 4))
     for sizes in inputs:
         records = [lookup(reports, name, sizes, "decode", mode) for name, mode in decode_columns]
-        ours_graph, keras_ops, ours_xla, tfa_graph, tfa_xla, _ = records
+        ours_graph, compiled, keras_ops, ours_xla, tfa_graph, tfa_xla, _ = records
         speedup = ratio(rate(ours_graph), rate(keras_ops))
         graph_ratio = ratio(rate(ours_graph), rate(tfa_graph))
+        compiled_ratio = ratio(rate(compiled), rate(tfa_graph))
         xla_ratio = ratio(rate(ours_xla), rate(tfa_xla))
         summary["decode_graph_ratio"][config_key(*sizes)] = graph_ratio
+        summary["decode_compiled_graph_ratio"][config_key(*sizes)] = compiled_ratio
         summary["decode_xla_ratio"][config_key(*sizes)] = xla_ratio
         lines.append(
             f"| {sizes[0]} | {sizes[1]} | {sizes[2]} | "
             + " | ".join(cell(record) for record in records)
-            + f" | {format_ratio(speedup)} | {format_ratio(graph_ratio)} | {format_ratio(xla_ratio)} |"
+            + f" | {format_ratio(speedup)} | {format_ratio(graph_ratio)} | "
+            + f"{format_ratio(compiled_ratio)} | {format_ratio(xla_ratio)} |"
         )
 
     def verdict(ratios: dict[str, float | None], target: float) -> str:
@@ -818,6 +865,9 @@ def build_report(
     summary["targets"] = {
         "loss_grad_graph": verdict(summary["loss_grad_graph_ratio"], LOSS_GRAD_GRAPH_TARGET_RATIO),
         "decode_graph": verdict(summary["decode_graph_ratio"], DECODE_GRAPH_TARGET_RATIO),
+        "decode_compiled_graph": verdict(
+            summary["decode_compiled_graph_ratio"], DECODE_GRAPH_TARGET_RATIO
+        ),
         "loss_grad_xla": verdict(summary["loss_grad_xla_ratio"], LOSS_GRAD_XLA_TARGET_RATIO),
         "decode_xla": verdict(summary["decode_xla_ratio"], DECODE_XLA_TARGET_RATIO),
         "ours_xla_loss_compiles": compiles,
@@ -836,6 +886,10 @@ def build_report(
     lines.append(
         f"| decoding >= {DECODE_GRAPH_TARGET_RATIO}x TF Addons in graph mode (ours graph vs TFA "
         f"graph) | {targets['decode_graph']} |"
+    )
+    lines.append(
+        f"| decoding >= {DECODE_GRAPH_TARGET_RATIO}x TF Addons in graph mode with the layer's "
+        f"`jit_compile=True` (not the default) | {targets['decode_compiled_graph']} |"
     )
     lines.append(
         f"| loss+gradient under XLA >= {LOSS_GRAD_XLA_TARGET_RATIO}x TF Addons' best (ours XLA vs "
