@@ -54,7 +54,9 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1"
 """DirectRunner in this process: on 2 cores it is faster than multi_processing, whose workers each
 import TensorFlow. Dataflow: `--runner=DataflowRunner --project=P --region=R
 --temp_location=gs://B/tmp`; Flink: `--runner=FlinkRunner --flink_master=HOST:8081
---environment_type=LOOPBACK` (pipeline root and data then on a shared filesystem such as gs://)."""
+--environment_type=LOOPBACK` (pipeline root and data then on a shared filesystem such as gs://).
+A local run adds `--setup_file=<this checkout>/setup.py` unless the options name the workers' code
+already (`pipeline.local_runner.with_this_package`): remote workers install this project from it."""
 
 
 DEFAULT_KEEP_VERSIONS = 5
