@@ -155,7 +155,7 @@ def run_one(data_dir: str, output_dir: str, runner: str) -> None:
     from tfx import v1 as tfx
 
     from pipeline.config import PipelineConfig
-    from pipeline.local_runner import with_this_package
+    from pipeline.local_runner import temporary_files_of_the_run, with_this_package
     from pipeline.pipeline import create_pipeline, data_components_only
 
     def run(beam_args: str) -> None:
@@ -164,11 +164,13 @@ def run_one(data_dir: str, output_dir: str, runner: str) -> None:
              "--no-cache", "--beam-args", beam_args],
             environ={},
         )  # fmt: skip
-        # The Beam options of a local run (`pipeline.local_runner`): this project's setup.py.
-        config = dataclasses.replace(
-            config, beam_pipeline_args=with_this_package(config.beam_pipeline_args)
-        )
-        tfx.orchestration.LocalDagRunner().run(data_components_only(create_pipeline(config)))
+        # As a local run (`pipeline.local_runner`): this project's sdist as the workers' code.
+        with temporary_files_of_the_run() as folder:
+            config = dataclasses.replace(
+                config,
+                beam_pipeline_args=with_this_package(config.beam_pipeline_args, folder),
+            )
+            tfx.orchestration.LocalDagRunner().run(data_components_only(create_pipeline(config)))
 
     if runner != "dask":
         run(RUNNERS[runner])

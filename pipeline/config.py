@@ -55,7 +55,7 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory", "--direct_num_workers=1"
 import TensorFlow. Dataflow: `--runner=DataflowRunner --project=P --region=R
 --temp_location=gs://B/tmp`; Flink: `--runner=FlinkRunner --flink_master=HOST:8081
 --environment_type=LOOPBACK` (pipeline root and data then on a shared filesystem such as gs://).
-A local run adds `--setup_file=<this checkout>/setup.py` unless the options name the workers' code
+A local run adds `--extra_package=<this project's sdist>` unless the options name the workers' code
 already (`pipeline.local_runner.with_this_package`): remote workers install this project from it."""
 
 

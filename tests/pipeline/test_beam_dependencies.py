@@ -1,7 +1,7 @@
-"""What a local run tells Beam its workers need: this project's setup.py (`with_this_package`),
+"""What a local run tells Beam its workers need: this project's sdist (`with_this_package`),
 checked against TFX's own rule (`make_beam_dependency_flags`) and a DirectRunner run."""
 
-import os
+import tarfile
 
 import apache_beam as beam
 import pytest
@@ -9,15 +9,25 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 from tfx.utils import dependency_utils
 
-from pipeline.config import DEFAULT_BEAM_ARGS, REPOSITORY_ROOT
+from pipeline.config import DEFAULT_BEAM_ARGS
 from pipeline.local_runner import with_this_package
 
 
-def test_the_default_arguments_name_this_projects_setup_file():
-    args = with_this_package(DEFAULT_BEAM_ARGS)
+def test_the_default_arguments_name_this_projects_sdist(tmp_path):
+    args = with_this_package(DEFAULT_BEAM_ARGS, str(tmp_path))
     assert args[: len(DEFAULT_BEAM_ARGS)] == DEFAULT_BEAM_ARGS
-    assert args[-1] == f"--setup_file={os.path.join(REPOSITORY_ROOT, 'setup.py')}"
-    assert os.path.isfile(args[-1].split("=", 1)[1])
+    option, sdist = args[-1].split("=", 1)
+    assert option == "--extra_package" and sdist.startswith(str(tmp_path))
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    # The code remote workers import, and the requirements they install with it.
+    for needed in (
+        "components/conll_example_gen.py",
+        "models/preprocessing.py",
+        "pipeline/pipeline.py",
+        "setup.py",
+    ):
+        assert needed in names, needed
 
 
 @pytest.mark.parametrize(
@@ -31,12 +41,13 @@ def test_the_default_arguments_name_this_projects_setup_file():
         ("--worker_harness_container_image=gcr.io/p/ner:1",),
     ],
 )
-def test_arguments_that_name_the_workers_code_are_kept(given):
+def test_arguments_that_name_the_workers_code_are_kept(given, tmp_path):
     args = (*DEFAULT_BEAM_ARGS, *given)
-    assert with_this_package(args) == args
+    assert with_this_package(args, str(tmp_path)) == args
+    assert list(tmp_path.iterdir()) == []  # nothing built
 
 
-def test_tfx_then_packages_nothing_and_the_direct_runner_ignores_the_option(monkeypatch):
+def test_tfx_then_packages_nothing_and_the_direct_runner_runs(monkeypatch, tmp_path):
     """TFX's Beam executors call `make_beam_dependency_flags` at every start; with the option it
     must not build its sdist of TFX (1.5 s and 42 MB a component)."""
 
@@ -44,7 +55,7 @@ def test_tfx_then_packages_nothing_and_the_direct_runner_ignores_the_option(monk
         raise AssertionError("TFX packaged its own installation")
 
     monkeypatch.setattr(dependency_utils, "build_ephemeral_package", build_ephemeral_package)
-    args = list(with_this_package(DEFAULT_BEAM_ARGS))
+    args = list(with_this_package(DEFAULT_BEAM_ARGS, str(tmp_path)))
     assert dependency_utils.make_beam_dependency_flags(args) == args
     with pytest.raises(AssertionError, match="packaged"):  # the check can fail
         dependency_utils.make_beam_dependency_flags(list(DEFAULT_BEAM_ARGS))

@@ -38,9 +38,9 @@ def test_a_component_failure_is_one_line_and_the_traceback_is_in_the_log(tmp_pat
     assert f"Full log with the traceback: {log_file}" in lines[-1]
     text = log_file.read_text(encoding="utf-8")
     assert "Traceback" in text and "NoSuchRunner" in text
-    # The run named this project's setup.py as the workers' code, so TFX did not package its
+    # The run named this project's sdist as the workers' code, so TFX did not package its
     # own installation into the temporary directory; the run's temporary files went, failed
     # run or not.
-    assert "Nonempty beam arg setup_file already includes dependency" in text
+    assert "Nonempty beam arg extra_packages already includes dependency" in text
     assert "Added --extra_package=" not in text
     assert os.listdir(temporary) == []
