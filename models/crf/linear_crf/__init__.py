@@ -45,4 +45,4 @@ def __dir__():
 
 
 __all__ = sorted([*_FROM_CRF, "allowed_transitions"])
-__version__ = "0.2.0"
+__version__ = "0.3.0"
