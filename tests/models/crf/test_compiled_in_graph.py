@@ -116,8 +116,11 @@ def test_compiled_loss_and_gradients_match_brute_force_at_every_scale(scale, con
                 expected_start[tag_ids[b, 0]] -= 1
                 expected_end[tag_ids[b, length - 1]] -= 1
         atol = max(1e-4, 1e-6 * max(abs(r["log_z"]) for r in reference))
-        # Forbidden transitions have no gradient (their score is the constant -inf).
+        # Forbidden transitions have no gradient (their score is the constant -inf): 0, not NaN.
+        for gradient in (d_emissions, d_transitions, d_start, d_end):
+            assert np.all(np.isfinite(gradient.numpy()))
         allowed = np.isfinite(transitions)
+        assert np.all(d_transitions.numpy()[~allowed] == 0.0)
         np.testing.assert_allclose(
             np.where(allowed, d_transitions.numpy(), 0.0), expected_pairs, atol=atol
         )
