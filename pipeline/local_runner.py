@@ -135,11 +135,10 @@ def temporary_files_of_the_run():
     name a setup file, extra package or container image: a local run passes this project's
     sdist, `with_this_package`, unless `--beam-args` name the workers' code), and leave the
     copy in the temporary directory: about 42 MB a component, 170 MB or more a run, never
-    removed. Beam's own
-    temporary files of the run go there too. Components run in this process (LocalDagRunner), so
-    the module-level `tempfile.tempdir` reaches them; worker processes keep the system's. A run
-    killed with SIGKILL cannot remove its folder: the folder's name holds the run's process id,
-    and each run first removes the folders of runs whose process is gone.
+    removed. Beam's own temporary files of the run go there too. Components run in this process
+    (LocalDagRunner), so the module-level `tempfile.tempdir` reaches them; worker processes keep
+    the system's. A run killed with SIGKILL cannot remove its folder: the folder's name holds the
+    run's process id, and each run first removes the folders of runs whose process is gone.
     """
     _remove_folders_of_dead_runs(tempfile.gettempdir())
     previous = tempfile.tempdir
@@ -154,15 +153,25 @@ def temporary_files_of_the_run():
 
 _RUN_FOLDER_PREFIX = "ner-pipeline-run-"
 
-# Beam options that declare the Python code remote workers install (TFX's own list).
+# The Beam options that declare the Python code remote workers install: TFX's list in
+# `tfx.utils.dependency_utils.make_beam_dependency_flags`, which builds its own package when
+# none is set (local to that function, so repeated here).
 _DEPENDENCY_OPTIONS = (
-    "--extra_package",
-    "--extra_packages",
-    "--setup_file",
-    "--requirements_file",
-    "--worker_harness_container_image",
-    "--sdk_container_image",
+    "extra_packages",
+    "setup_file",
+    "requirements_file",
+    "worker_harness_container_image",
+    "sdk_container_image",
 )
+
+
+def _names_the_workers_code(beam_args) -> bool:
+    """Whether `beam_args` set one of `_DEPENDENCY_OPTIONS`, read with Beam's own parser as TFX
+    reads them (`--extra_package x` and `--extra_packages=x` alike)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(list(beam_args)).get_all_options()
+    return any(options.get(name) for name in _DEPENDENCY_OPTIONS)
 
 
 def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
@@ -179,8 +188,7 @@ def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
     """
     beam_args = tuple(beam_args)
     setup_file = os.path.join(_REPOSITORY_ROOT, "setup.py")
-    named = any(arg.split("=")[0] in _DEPENDENCY_OPTIONS for arg in beam_args)
-    if named or not os.path.isfile(setup_file):
+    if _names_the_workers_code(beam_args) or not os.path.isfile(setup_file):
         return beam_args
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
