@@ -27,10 +27,14 @@ from test_crf import brute_force, make_inputs, scaled_case  # noqa: E402 - same 
 SCALES = [1.0, 10.0, 100.0, 1000.0]
 
 
+def must_compile(library) -> int:
+    """How many functions of a graph's function library XLA must compile."""
+    return sum(1 for function in library.function if function.attr["_XlaMustCompile"].b)
+
+
 def xla_programs(concrete_function) -> int:
     """How many functions that XLA must compile the traced graph calls (at any depth)."""
-    library = concrete_function.graph.as_graph_def().library
-    return sum(1 for function in library.function if function.attr["_XlaMustCompile"].b)
+    return must_compile(concrete_function.graph.as_graph_def().library)
 
 
 def loss_function(setting=None):
@@ -273,12 +277,7 @@ def saved_xla_programs(directory) -> int:
     saved = saved_model_pb2.SavedModel()
     with open(f"{directory}/saved_model.pb", "rb") as file:
         saved.ParseFromString(file.read())
-    return sum(
-        1
-        for meta_graph in saved.meta_graphs
-        for function in meta_graph.graph_def.library.function
-        if function.attr["_XlaMustCompile"].b
-    )
+    return sum(must_compile(meta_graph.graph_def.library) for meta_graph in saved.meta_graphs)
 
 
 def test_saved_models_hold_no_xla_program(tmp_path):
