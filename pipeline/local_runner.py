@@ -39,9 +39,12 @@ from models.quiet_tensorflow import import_tensorflow
 
 __all__ = [
     "BriefFormatter",
+    "build_this_package",
     "log_file_path",
     "main",
+    "names_the_workers_code",
     "ProgressFilter",
+    "with_this_package",
 ]
 
 # Run as a script (`tfx run create` does `python pipeline/local_runner.py`): the repository root,
@@ -165,7 +168,7 @@ _DEPENDENCY_OPTIONS = (
 )
 
 
-def _names_the_workers_code(beam_args) -> bool:
+def names_the_workers_code(beam_args) -> bool:
     """Whether `beam_args` set one of `_DEPENDENCY_OPTIONS`, read with Beam's own parser as TFX
     reads them (`--extra_package x` and `--extra_packages=x` alike)."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -174,22 +177,17 @@ def _names_the_workers_code(beam_args) -> bool:
     return any(options.get(name) for name in _DEPENDENCY_OPTIONS)
 
 
-def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
-    """`beam_args` naming this project as the code of Beam's workers, unless they name some
-    already (or the project is installed without its setup.py, or its sdist fails to build).
+def build_this_package(folder: str) -> str | None:
+    """Builds this project's sdist into `folder` (0.5 s, about 220 KB; a previous one there is
+    replaced) and returns its path, or None (with a warning) where the project is installed
+    without its setup.py or the build fails.
 
-    What workers need is this package (the components, the model code) and its requirements,
-    TFX included: its sdist, built here once a run into `folder` (0.5 s, about 220 KB, the
-    previous one replaced) and passed as `--extra_package`. Without the option TFX's Beam
-    executors package TFX's own installation instead, at every start (1.5 s and 42 MB each; see
-    `temporary_files_of_the_run`), which lacks this project's code; with `--setup_file` Beam
-    would build the sdist itself, twice per component. The DirectRunner and the Dask runner
-    copy the file and install nothing.
+    What Beam's workers need is this package (the components, the model code) and its
+    requirements, TFX included, which the sdist declares.
     """
-    beam_args = tuple(beam_args)
     setup_file = os.path.join(_REPOSITORY_ROOT, "setup.py")
-    if _names_the_workers_code(beam_args) or not os.path.isfile(setup_file):
-        return beam_args
+    if not os.path.isfile(setup_file):
+        return None
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
         if name.endswith(".tar.gz"):
@@ -210,8 +208,26 @@ def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
             "its own installation instead.",
             (build.stderr.strip().splitlines() or ["no output"])[-1],
         )
+        return None
+    return os.path.join(folder, sdists[0])
+
+
+def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
+    """`beam_args` naming this project's sdist (`build_this_package`, built into `folder`) as the
+    code of Beam's workers, unless they name some already (`names_the_workers_code`) or the sdist
+    cannot be built.
+
+    Without the option TFX's Beam executors package TFX's own installation instead, at every
+    start (1.5 s and 42 MB each; see `temporary_files_of_the_run`), which lacks this project's
+    code; with `--setup_file` Beam would build the sdist itself, twice per component. The
+    DirectRunner and the Dask runner copy the file and install nothing. (The Kubeflow image
+    builds its sdist once, at `kubeflow.config.IMAGE_BEAM_PACKAGE`.)
+    """
+    beam_args = tuple(beam_args)
+    if names_the_workers_code(beam_args):
         return beam_args
-    return (*beam_args, f"--extra_package={os.path.join(folder, sdists[0])}")
+    sdist = build_this_package(folder)
+    return beam_args if sdist is None else (*beam_args, f"--extra_package={sdist}")
 
 
 def _remove_folders_of_dead_runs(parent: str) -> None:

@@ -22,7 +22,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from kfp_launcher_stand_in import task_parameter_sources
 
 from kubeflow.compile import compile_pipeline_spec, main, write_pipeline_spec
-from kubeflow.config import KubeflowConfig
+from kubeflow.config import IMAGE_BEAM_PACKAGE, KubeflowConfig
 from kubeflow.open_source_kfp import drop_resolvers, open_source_kfp_problems
 
 pytestmark = pytest.mark.slow
@@ -123,7 +123,8 @@ def test_every_component_is_a_task(compiled, reference_nodes):
 @pytest.mark.parametrize("target", ["oss", "vertex"])
 def test_image_and_beam_arguments(compiled, target_nodes, target):
     spec = compiled[target][0]
-    beam_args = shlex.split(BEAM_ARGS)
+    # The flags' options, then the image's sdist of this project (they name no workers' code).
+    beam_args = shlex.split(BEAM_ARGS) + [f"--extra_package={IMAGE_BEAM_PACKAGE}"]
     checked = set()
     for task in spec["root"]["dag"]["tasks"]:
         if task not in target_nodes[target]:  # the resolver's MLMD queries: no container

@@ -32,7 +32,7 @@ import yaml
 from kfp_launcher_stand_in import run_pipeline_spec
 
 from kubeflow.compile import main as compile_main
-from kubeflow.config import IMAGE_EMBEDDINGS_PATH, IMAGE_ENCODER_PATH
+from kubeflow.config import IMAGE_BEAM_PACKAGE, IMAGE_EMBEDDINGS_PATH, IMAGE_ENCODER_PATH
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -164,6 +164,11 @@ def test_image_does_not_import_from_the_checkout(image):
     assert completed.stdout.startswith(image["workdir"])
 
 
+def _in_image(image, path: str) -> str:
+    """Where the stand-in keeps the image's absolute `path`."""
+    return os.path.join(image["root"], path.lstrip("/"))
+
+
 def _compile(image, tmp_path, name: str) -> dict:
     workdir = image["workdir"]
     path = tmp_path / f"{name}.yaml"
@@ -175,7 +180,10 @@ def _compile(image, tmp_path, name: str) -> dict:
         # The default vectors are compiled in as the image's absolute path, which the stand-in
         # keeps under its own root: test_the_image_holds_the_default_vectors checks them there.
         "--no-embeddings",
-        "--beam-args=--direct_running_mode=in_memory --direct_num_workers=1",
+        # The image's sdist as the stand-in holds it (the compiled default names the image's
+        # absolute path, test_kubeflow_config); the DirectRunner copies it, installs nothing.
+        "--beam-args=--direct_running_mode=in_memory --direct_num_workers=1 "
+        f"--extra_package={_in_image(image, IMAGE_BEAM_PACKAGE)}",
         "--output", str(path),
     ]  # fmt: skip
     assert compile_main(flags) == 0
@@ -183,8 +191,32 @@ def _compile(image, tmp_path, name: str) -> dict:
         return yaml.safe_load(file)
 
 
+def test_the_image_holds_an_installable_sdist_of_this_project(image, tmp_path):
+    """What a remote runner's workers do with `--extra_package`: pip installs the file and
+    imports the code that Transform and the Evaluator name, away from the image's /pipeline."""
+    sdist = _in_image(image, IMAGE_BEAM_PACKAGE)
+    assert os.path.isfile(sdist)
+    target = tmp_path / "worker-site-packages"
+    completed = subprocess.run(
+        [image["python"], "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(target), sdist],
+        cwd=tmp_path, env=image["environment"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    script = (
+        "import components.conll_example_gen, linear_crf, models.preprocessing, serving\n"
+        "print(models.preprocessing.__file__)\n"
+    )
+    completed = subprocess.run(
+        [image["python"], "-c", script], cwd=tmp_path,
+        env={**image["environment"], "PYTHONPATH": str(target)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().startswith(str(target))
+
+
 def test_the_image_holds_the_encoder(image):
-    folder = os.path.join(image["root"], IMAGE_ENCODER_PATH.lstrip("/"))
+    folder = _in_image(image, IMAGE_ENCODER_PATH)
     script = (
         "import sys\n"
         "from models.encoder.checkpoint import read_checkpoint\n"
@@ -200,7 +232,7 @@ def test_the_image_holds_the_encoder(image):
 
 
 def test_the_image_holds_the_default_vectors(image):
-    folder = os.path.join(image["root"], IMAGE_EMBEDDINGS_PATH.lstrip("/"))
+    folder = _in_image(image, IMAGE_EMBEDDINGS_PATH)
     script = (
         "import sys\n"
         "from models.embeddings import load_embedding_matrix, vector_size, vector_words\n"
@@ -242,6 +274,9 @@ def test_the_compiled_pipeline_runs_from_the_image(image, tmp_path):
     )  # fmt: skip
     assert outputs["latest-served-model"]["model"]["metadata"]["served_version"] == ""
     assert outputs["Evaluator"]["blessing"]["metadata"]["blessed"] == 1
+    # TFX's Beam executors took the image's sdist instead of packaging TFX at each start.
+    example_gen_log = (tmp_path / "logs-1" / "ConllExampleGen.log").read_text()
+    assert "Nonempty beam arg extra_packages" in example_gen_log, example_gen_log[-3000:]
     trainer_log = (tmp_path / "logs-1" / "Trainer.log").read_text()
     assert "epoch 1/1 done" in trainer_log, trainer_log[-3000:]  # epochs=1 reached the Trainer
     versions = sorted(os.listdir(tmp_path / "serving"))

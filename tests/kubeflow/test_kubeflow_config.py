@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from kubeflow.config import (
+    IMAGE_BEAM_PACKAGE,
     IMAGE_EMBEDDINGS_PATH,
     IMAGE_SCHEMA_PATH,
     KubeflowConfig,
@@ -35,13 +36,31 @@ def test_flags_and_model_flags():
     )
     assert config.image == "europe-docker.pkg.dev/p/ner/pipeline:1"
     pipeline = config.pipeline
-    assert pipeline.beam_pipeline_args == ("--runner=DataflowRunner", "--project=p", "--region=r")
+    # The image's sdist of this project is added: Dataflow's workers install it.
+    assert pipeline.beam_pipeline_args == (
+        "--runner=DataflowRunner", "--project=p", "--region=r",
+        f"--extra_package={IMAGE_BEAM_PACKAGE}",
+    )  # fmt: skip
     assert config.target == "oss" and not config.keeps_baseline_resolver
     assert config.schema_uri == IMAGE_SCHEMA_PATH
     # The local runner's flag reached the tagger configuration.
     assert pipeline.tagger.training.epochs == 3
     # The tag set comes from the repository's curated schema.
     assert "O" in pipeline.tagger.preprocessing.tag_names
+
+
+@pytest.mark.parametrize(
+    "workers_code",
+    [
+        "--setup_file=/pipeline/setup.py",
+        "--sdk_container_image=europe-docker.pkg.dev/p/ner/beam:1",
+        "--extra_package gs://bucket/dist/tfx_ner-0.1.0.tar.gz",
+    ],
+)
+def test_beam_args_that_name_the_workers_code_are_kept(workers_code):
+    beam_args = f"--runner=DataflowRunner --project=p {workers_code}"
+    config = KubeflowConfig.from_args(REQUIRED + ["--beam-args", beam_args], environ={})
+    assert config.pipeline.beam_pipeline_args == tuple(beam_args.split())
 
 
 def test_environment_and_flag_precedence():
