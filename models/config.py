@@ -18,6 +18,7 @@ from linear_crf.tag_scheme import SCHEMES
 
 __all__ = [
     "ENCODER_POOLINGS",
+    "MAX_SKETCHED_VOCABULARY_SIZE",
     "ModelConfig",
     "OUTPUT_LAYERS",
     "PAD_TAG",
@@ -30,6 +31,9 @@ __all__ = [
 
 PAD_TAG = "[PAD]"
 """Tag name of id 0: padding positions. Never a real tag; the CRF never allows it."""
+MAX_SKETCHED_VOCABULARY_SIZE = 200_000
+"""The largest `max_token_vocabulary_size`: TensorFlow Transform's limit for its vocabulary sketch
+(`tensorflow_transform.analyzers.LARGE_VOCAB_TOP_K`)."""
 
 OUTPUT_LAYERS = ("crf", "softmax")
 ENCODER_POOLINGS = ("first", "mean")
@@ -82,6 +86,16 @@ class PreprocessingConfig:
         token_frequency_threshold: a lowercased token enters the word vocabulary if it occurs at
             least this many times in the training split; rarer ones map to the OOV id.
         char_frequency_threshold: the same for characters in the character vocabulary.
+        max_token_vocabulary_size: at most this many tokens in the word vocabulary, the most
+            frequent ones as a bounded-memory sketch finds them; 0 (the default) for every token
+            that meets `token_frequency_threshold`, counted exactly. Exact counting
+            (`tft.vocabulary`) holds every distinct token of the training split at once, so
+            Transform's memory grows with them (about 0.45 GB more at 1.9M distinct tokens;
+            BENCHMARKS.md). N > 0 uses a Misra-Gries sketch of N counters
+            (`tft.experimental.approximate_vocabulary`, N at most 200,000): memory bounded by N
+            whatever the corpus, and the same vocabulary as the exact one when the split has at
+            most N distinct tokens. A sketch keeps no exact counts: `token_frequency_threshold`
+            must then be 1.
         pretrained_vocabulary_size: when `ModelConfig.pretrained_embeddings_path` is set, the
             first this many (lowercased, distinct) words of that vectors file, its most frequent
             ones, also join the word vocabulary, whether or not the training split has them (as
@@ -99,6 +113,7 @@ class PreprocessingConfig:
     max_word_length: int = 20
     token_frequency_threshold: int = 2
     char_frequency_threshold: int = 1
+    max_token_vocabulary_size: int = 0
     pretrained_vocabulary_size: int = 400_000
     max_pieces_per_word: int = 4
 
@@ -123,6 +138,21 @@ class PreprocessingConfig:
         ):
             _check_positive_int(name, getattr(self, name))
         _check_non_negative_int("pretrained_vocabulary_size", self.pretrained_vocabulary_size)
+        _check_non_negative_int("max_token_vocabulary_size", self.max_token_vocabulary_size)
+        if self.max_token_vocabulary_size > MAX_SKETCHED_VOCABULARY_SIZE:
+            raise _invalid(
+                "max_token_vocabulary_size",
+                f"0 or at most {MAX_SKETCHED_VOCABULARY_SIZE:,} (TensorFlow Transform's limit "
+                "for its sketch)",
+                self.max_token_vocabulary_size,
+            )
+        if self.max_token_vocabulary_size and self.token_frequency_threshold != 1:
+            raise _invalid(
+                "token_frequency_threshold",
+                "1 with max_token_vocabulary_size (its sketch ranks tokens by frequency but keeps "
+                "no exact counts to compare with a threshold)",
+                self.token_frequency_threshold,
+            )
 
     @property
     def tag_vocabulary(self) -> tuple[str, ...]:

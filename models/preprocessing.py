@@ -9,8 +9,9 @@ Transformed features, every sentence padded with 0 or truncated to `max_length` 
 - `token_ids` int64 `(batch_size, max_length)`: the lowercased token's id in the word vocabulary
   (`word_vocabulary`): 0 = padding, 1 = OOV, then, when pretrained vectors are configured, the
   first `pretrained_vocabulary_size` words of the vectors file (ids 2 .. P + 1, file order), then
-  the other tokens of the training split seen at least `token_frequency_threshold` times (the
-  `token_vocabulary` file of the transform output, ids P + 2 ..).
+  the other tokens of the training split seen at least `token_frequency_threshold` times, most
+  frequent first (the `token_vocabulary` file of the transform output, ids P + 2 ..; at most
+  `max_token_vocabulary_size` of them where that bounds it).
 - `casing_ids` int64 `(batch_size, max_length)`: casing class of the original token, see `CASINGS`.
 - `char_ids` int64 `(batch_size, max_length, max_word_length)`: characters (case kept) in a vocabulary
   of the training split: 0 = padding, 1 = OOV, 2.. = known.
@@ -200,17 +201,26 @@ def word_vocabulary(
     return vocabulary
 
 
+def _token_vocabulary(tokens: tf.Tensor, config: TaggerConfig) -> Any:
+    """The `token_vocabulary` of the training split's `tokens`, most frequent first: exact, or
+    sketched when `max_token_vocabulary_size` bounds it (see `PreprocessingConfig`)."""
+    limit = config.preprocessing.max_token_vocabulary_size
+    if limit:
+        return tft.experimental.approximate_vocabulary(
+            tokens, top_k=limit, vocab_filename=TOKEN_VOCABULARY_NAME
+        )
+    return tft.vocabulary(
+        tokens,
+        frequency_threshold=_threshold(config.preprocessing.token_frequency_threshold),
+        vocab_filename=TOKEN_VOCABULARY_NAME,
+    )
+
+
 def _word_ids(lowercased: tf.Tensor, config: TaggerConfig) -> tf.Tensor:
     """Ids of lowercased tokens (1-D) in the word vocabulary (see `word_vocabulary`)."""
-    frequency_threshold = _threshold(config.preprocessing.token_frequency_threshold)
     pretrained = pretrained_words(config)
     if not pretrained:
-        vocabulary = tft.vocabulary(
-            lowercased,
-            frequency_threshold=frequency_threshold,
-            vocab_filename=TOKEN_VOCABULARY_NAME,
-        )
-        return _lookup_with_reserved_ids(lowercased, vocabulary)
+        return _lookup_with_reserved_ids(lowercased, _token_vocabulary(lowercased, config))
     # A table from a words file, which the SavedModels of the transform graph (and of the served
     # model) carry as an asset: the exported model needs no vectors file to map tokens to ids.
     # Not a graph constant: with 400k words TFT spent a minute serialising, hashing and
@@ -228,10 +238,8 @@ def _word_ids(lowercased: tf.Tensor, config: TaggerConfig) -> tf.Tensor:
     pretrained_ids = table.lookup(lowercased)  # -1: not a pretrained word
     is_pretrained = pretrained_ids >= 0
     # The training split's other tokens get the ids after the pretrained words.
-    vocabulary = tft.vocabulary(
-        tf.boolean_mask(lowercased, tf.logical_not(is_pretrained)),
-        frequency_threshold=frequency_threshold,
-        vocab_filename=TOKEN_VOCABULARY_NAME,
+    vocabulary = _token_vocabulary(
+        tf.boolean_mask(lowercased, tf.logical_not(is_pretrained)), config
     )
     trained_ids = _lookup_with_reserved_ids(lowercased, vocabulary)
     return tf.where(

@@ -372,6 +372,60 @@ def test_pretrained_words_join_the_word_vocabulary(tmp_path):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", [5_000, 50])
+def test_a_bounded_token_vocabulary_keeps_the_most_frequent_tokens(tmp_path, limit):
+    # `max_token_vocabulary_size`: a Misra-Gries sketch of `limit` counters. With more counters
+    # than distinct tokens it is exact: every token, in TFT's documented order (decreasing
+    # count, then reverse lexicographic). With fewer, Misra and Gries' guarantee: every token
+    # seen more than m / (limit + 1) times (m: all occurrences) is kept, and at most `limit`.
+    sentences = read_sentences(SAMPLE_TRAIN, limit=120)
+    max_length = 12
+    config = custom_config(WNUT_TAGS, max_length=max_length, token_frequency_threshold=1,
+                           max_token_vocabulary_size=limit)  # fmt: skip
+    data = [
+        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
+        for tokens, tags in sentences
+    ]
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+        (transformed, _), transform_fn = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
+            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "output"))
+    output = tft.TFTransformOutput(str(tmp_path / "output"))
+    vocabulary = [
+        w.decode() for w in output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
+    ]
+    counts = collections.Counter(
+        token.lower() for tokens, _ in sentences for token in tokens[:max_length]
+    )
+    if limit >= len(counts):
+        ordered = sorted(counts, key=lambda w: (counts[w], w.encode()), reverse=True)
+        assert vocabulary == ordered
+    else:
+        assert len(vocabulary) <= limit
+        occurrences = sum(counts.values())
+        heavy = {w for w, n in counts.items() if n > occurrences / (limit + 1)}
+        assert heavy and heavy <= set(vocabulary)
+    for row, (tokens, _) in zip(transformed, sentences):
+        kept = [t.lower() for t in tokens[:max_length]]
+        expected = [vocabulary.index(t) + 2 if t in vocabulary else 1 for t in kept]
+        np.testing.assert_array_equal(row["token_ids"][: len(kept)], expected)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"max_token_vocabulary_size": 1000}, "token_frequency_threshold"),  # threshold 2
+        ({"max_token_vocabulary_size": 200_001, "token_frequency_threshold": 1}, "200,000"),
+        ({"max_token_vocabulary_size": -1}, "max_token_vocabulary_size"),
+    ],
+)
+def test_a_bounded_token_vocabulary_is_checked(values, message):
+    with pytest.raises(ValueError, match=message):
+        TaggerConfig.from_custom_config(custom_config(**values))
+
+
 # ----------------------------------------------------------------------------------------------
 # The encoder's inputs: word pieces aligned with words
 # ----------------------------------------------------------------------------------------------

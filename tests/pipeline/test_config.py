@@ -137,6 +137,11 @@ def _tagger_fields():
         for field in dataclasses.fields(cls):
             if field.name in ("tag_names", "pretrained_embeddings_path"):
                 continue
+            if field.name == "token_frequency_threshold":
+                # Not the default, and the only threshold a bounded vocabulary (the other value
+                # of `max_token_vocabulary_size`) accepts.
+                yield section, field.name, 1
+                continue
             yield section, field.name, _other_value(field.default)
 
 
