@@ -38,6 +38,7 @@ import warnings
 from models.quiet_tensorflow import import_tensorflow
 
 __all__ = [
+    "as_local_run",
     "BriefFormatter",
     "build_this_package",
     "log_file_path",
@@ -230,6 +231,19 @@ def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
     return beam_args if sdist is None else (*beam_args, f"--extra_package={sdist}")
 
 
+def as_local_run(config):
+    """`config` (a `PipelineConfig`) with the Beam options of a local run: this project's sdist
+    as the workers' code (`with_this_package`), built beside the metadata store, not in the run's
+    temporary folder: `tfx pipeline create` records these options for `tfx run create` to use
+    later."""
+    package_folder = os.path.join(
+        os.path.dirname(os.path.abspath(config.metadata_path)), "beam_package"
+    )
+    return dataclasses.replace(
+        config, beam_pipeline_args=with_this_package(config.beam_pipeline_args, package_folder)
+    )
+
+
 def _remove_folders_of_dead_runs(parent: str) -> None:
     for name in os.listdir(parent):
         pid = name[len(_RUN_FOLDER_PREFIX) :].split("-", 1)[0]
@@ -407,16 +421,7 @@ def _run(config, verbose: bool = False) -> int:
     start = time.monotonic()
     try:
         with temporary_files_of_the_run():
-            # Beside the metadata, not in the run's temporary folder: `tfx pipeline create`
-            # records these options for `tfx run create` to use later.
-            package_folder = os.path.join(
-                os.path.dirname(os.path.abspath(config.metadata_path)), "beam_package"
-            )
-            config = dataclasses.replace(
-                config,
-                beam_pipeline_args=with_this_package(config.beam_pipeline_args, package_folder),
-            )
-            tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+            tfx.orchestration.LocalDagRunner().run(create_pipeline(as_local_run(config)))
     except Exception as error:
         if verbose:
             raise
