@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.data_components_scale [--sizes 10000 100000]
         [--runners in-memory multi-process dask] [--timeout-minutes 30] [--new-word-rate 0.1]
+        [--max-token-vocabulary-sizes 0 100000]
 
 For each size, a synthetic CoNLL corpus: that many training sentences and a tenth as many eval
 sentences, each a WNUT-17 training sentence's length and tag sequence with tokens drawn at random
@@ -9,9 +10,11 @@ from all of WNUT-17's token occurrences (so word frequencies stay realistic), on
 (`--new-word-rate`) given a random suffix (so the vocabulary keeps growing with the corpus, as
 real text's does, if faster: about linearly). Seed 0.
 
-Each (size, runner) is `pipeline.pipeline.data_components_only` (ConllExampleGen, StatisticsGen,
-ImportSchemaGen, ExampleValidator, ValidationGate, Transform) in a fresh process with fresh
-outputs, under TFX's LocalDagRunner:
+Each (size, runner, vocabulary bound) is `pipeline.pipeline.data_components_only`
+(ConllExampleGen, StatisticsGen, ImportSchemaGen, ExampleValidator, ValidationGate, Transform) in a
+fresh process with fresh outputs, under TFX's LocalDagRunner, the word vocabulary exact (the
+default) or bounded by `--max-token-vocabulary-size` (each value of
+`--max-token-vocabulary-sizes`), the Beam runner being:
 - `in-memory`: Beam's DirectRunner in that process (`make run`'s default);
 - `multi-process`: the DirectRunner with `--direct_running_mode=multi_processing
   --direct_num_workers=2`;
@@ -35,7 +38,6 @@ larger sizes of that runner are then skipped.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import random
 import re
@@ -150,27 +152,26 @@ def _plain_sentences(path: Path):
         yield first, tokens, tags
 
 
-def run_one(data_dir: str, output_dir: str, runner: str) -> None:
-    """In the child process: the data components on `runner`."""
+def run_one(data_dir: str, output_dir: str, runner: str, vocabulary_size: str = "0") -> None:
+    """In the child process: the data components on `runner`, the word vocabulary bounded by
+    `vocabulary_size` (`--max-token-vocabulary-size`; 0: exact)."""
     from tfx import v1 as tfx
 
     from pipeline.config import PipelineConfig
-    from pipeline.local_runner import temporary_files_of_the_run, with_this_package
+    from pipeline.local_runner import as_local_run, temporary_files_of_the_run
     from pipeline.pipeline import create_pipeline, data_components_only
 
     def run(beam_args: str) -> None:
         config = PipelineConfig.from_args(
             ["--data-dir", data_dir, "--output-dir", output_dir, "--no-embeddings",
-             "--no-cache", "--beam-args", beam_args],
+             "--no-cache", "--beam-args", beam_args,
+             *bounded_vocabulary_flags(int(vocabulary_size))],
             environ={},
         )  # fmt: skip
-        # As a local run (`pipeline.local_runner`): this project's sdist as the workers' code.
-        with temporary_files_of_the_run() as folder:
-            config = dataclasses.replace(
-                config,
-                beam_pipeline_args=with_this_package(config.beam_pipeline_args, folder),
-            )
-            tfx.orchestration.LocalDagRunner().run(data_components_only(create_pipeline(config)))
+        # As a local run (`pipeline.local_runner`): its temporary folder and Beam options.
+        with temporary_files_of_the_run():
+            pipeline = data_components_only(create_pipeline(as_local_run(config)))
+            tfx.orchestration.LocalDagRunner().run(pipeline)
 
     if runner != "dask":
         run(RUNNERS[runner])
@@ -189,6 +190,14 @@ def run_one(data_dir: str, output_dir: str, runner: str) -> None:
             "--runner=pipeline.dask_runner.DaskRunner "
             f"--dask_client_address={cluster.scheduler_address}"
         )
+
+
+def bounded_vocabulary_flags(vocabulary_size: int) -> list[str]:
+    """The pipeline's flags for a word vocabulary bounded by a sketch of `vocabulary_size`
+    counters (none for 0, the exact default); the sketch takes no frequency threshold."""
+    if not vocabulary_size:
+        return []
+    return ["--max-token-vocabulary-size", str(vocabulary_size), "--token-frequency-threshold", "1"]
 
 
 def _tree_rss(process: psutil.Process) -> int:
@@ -210,12 +219,15 @@ def _finished_components(output_dir: Path) -> list[str]:
         return []
 
 
-def measure(data_dir: Path, work: Path, runner: str, timeout_s: float) -> dict:
-    """Runs one (corpus, runner) in a fresh process; per component: seconds and peak RSS."""
+def measure(
+    data_dir: Path, work: Path, runner: str, timeout_s: float, vocabulary_size: int = 0
+) -> dict:
+    """Runs one (corpus, runner, vocabulary bound) in a fresh process; per component: seconds
+    and peak RSS."""
     output_dir = work / "outputs"
     command = [
         sys.executable, "-m", "benchmarks.data_components_scale",
-        "--run-one", str(data_dir), str(output_dir), runner,
+        "--run-one", str(data_dir), str(output_dir), runner, str(vocabulary_size),
     ]  # fmt: skip
     samples: list[tuple[float, int]] = []
     start = time.monotonic()
@@ -254,7 +266,12 @@ def main(argv=None) -> None:
         "--new-word-rate", type=float, default=0.1,
         help="share of tokens given a random suffix (a new word): the vocabulary's growth",
     )  # fmt: skip
-    parser.add_argument("--run-one", nargs=3, metavar=("DATA", "OUTPUT", "RUNNER"))
+    parser.add_argument(
+        "--max-token-vocabulary-sizes", nargs="+", type=int, default=[0],
+        help="each runner once per value: the word vocabulary exact (0) or bounded by a sketch "
+        "of that many counters (the pipeline's --max-token-vocabulary-size)",
+    )  # fmt: skip
+    parser.add_argument("--run-one", nargs=4, metavar=("DATA", "OUTPUT", "RUNNER", "VOCABULARY"))
     parser.add_argument("--plain-write", nargs=2, metavar=("DATA", "OUTPUT"))
     args = parser.parse_args(argv)
     if args.run_one:
@@ -285,33 +302,38 @@ def main(argv=None) -> None:
             rows.append((size, "plain Python writer", "read + write", write_seconds,
                          sentences / write_seconds, None))  # fmt: skip
             references = {"reader": seconds, "writer": write_seconds}
-            for runner in args.runners:
-                if runner in stopped:
-                    rows.append((size, runner, "(skipped: a smaller size timed out)", *[None] * 3))
+            runs = [
+                (runner, bound, runner + (f", vocabulary sketch {bound:,}" if bound else ""))
+                for runner in args.runners
+                for bound in args.max_token_vocabulary_sizes
+            ]
+            for runner, bound, label in runs:
+                if label in stopped:
+                    rows.append((size, label, "(skipped: a smaller size timed out)", *[None] * 3))
                     continue
-                run_dir = Path(work) / str(size) / runner
+                run_dir = Path(work) / str(size) / f"{runner}-{bound}"
                 run_dir.mkdir()
-                print(f"[{size}] {runner} ...", file=sys.stderr, flush=True)
-                result = measure(data_dir, run_dir, runner, args.timeout_minutes * 60)
+                print(f"[{size}] {label} ...", file=sys.stderr, flush=True)
+                result = measure(data_dir, run_dir, runner, args.timeout_minutes * 60, bound)
                 if result["timed_out"]:
-                    stopped.add(runner)
+                    stopped.add(label)
                     finished = ", ".join(result["finished"]) or "none"
-                    rows.append((size, runner, f"(stopped: over the time limit; finished: {finished})",
+                    rows.append((size, label, f"(stopped: over the time limit; finished: {finished})",
                                  result["seconds"], None, None))  # fmt: skip
                     continue
                 for name in COMPONENTS:
                     component = result["components"].get(name)
                     if component:
-                        rows.append((size, runner, name, component["seconds"],
+                        rows.append((size, label, name, component["seconds"],
                                      sentences / component["seconds"], component["peak"]))  # fmt: skip
                 example_gen = result["components"].get("ConllExampleGen")
                 if example_gen:
                     ratios.append(
-                        f"{size:,} {runner}: ExampleGen "
+                        f"{size:,} {label}: ExampleGen "
                         f"{example_gen['seconds'] / references['reader']:.1f}x the plain reader, "
                         f"{example_gen['seconds'] / references['writer']:.1f}x the plain writer"
                     )
-                print(f"[{size}] {runner}: {result['seconds']:.0f} s", file=sys.stderr, flush=True)
+                print(f"[{size}] {label}: {result['seconds']:.0f} s", file=sys.stderr, flush=True)
     print("| train sentences | runner | component | seconds | sentences/s | peak RSS (GB) |")
     print("|---:|---|---|---:|---:|---:|")
     for size, runner, name, seconds, rate, peak in rows:
