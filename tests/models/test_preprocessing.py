@@ -167,8 +167,23 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         assert results[1] == {(2, 4, 0), (5, 0, 0), (1, 0, 0)}
 
 
+def analyze_and_transform(sentences, config, folder):
+    """`(tokens, tags)` sentences through the real Transform (tft_beam, in this process): the
+    transformed rows and the transform output written under `folder`."""
+    data = [
+        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
+        for tokens, tags in sentences
+    ]
+    with tft_beam.Context(temp_dir=str(folder / "tmp")):
+        (transformed, _), transform_fn = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
+            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(folder / "output"))
+    return transformed, tft.TFTransformOutput(str(folder / "output"))
+
+
 @pytest.mark.slow
-def test_matches_python_reference_on_real_sentences():
+def test_matches_python_reference_on_real_sentences(tmp_path):
     sentences = read_sentences(SAMPLE_TRAIN, limit=120)
     max_length, max_word_length, threshold = 12, 6, 2
     config = custom_config(
@@ -178,20 +193,7 @@ def test_matches_python_reference_on_real_sentences():
         token_frequency_threshold=threshold,
         char_frequency_threshold=threshold,
     )
-    data = [
-        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
-        for tokens, tags in sentences
-    ]
-    temp_dir = tempfile.mkdtemp()
-    with tft_beam.Context(temp_dir=temp_dir):
-        (transformed, _), transform_fn = (
-            data,
-            RAW_METADATA,
-        ) | tft_beam.AnalyzeAndTransformDataset(
-            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(temp_dir, "output"))
-    output = tft.TFTransformOutput(os.path.join(temp_dir, "output"))
+    transformed, output = analyze_and_transform(sentences, config, tmp_path)
     token_vocabulary = [
         w.decode() for w in output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
     ]
@@ -330,16 +332,7 @@ def test_pretrained_words_join_the_word_vocabulary(tmp_path):
     config = custom_config(WNUT_TAGS, max_length=max_length, token_frequency_threshold=threshold,
                            pretrained_vocabulary_size=size)  # fmt: skip
     config["tagger"]["model"] = {"pretrained_embeddings_path": str(vectors)}
-    data = [
-        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
-        for tokens, tags in sentences
-    ]
-    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
-        (transformed, _), transform_fn = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
-            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "output"))
-    output = tft.TFTransformOutput(str(tmp_path / "output"))
+    transformed, output = analyze_and_transform(sentences, config, tmp_path)
 
     pretrained = list(dict.fromkeys(w.lower() for w in file_words))[:size]
     assert "zebra" in pretrained and "quokka" not in pretrained
@@ -383,16 +376,7 @@ def test_a_bounded_token_vocabulary_keeps_the_most_frequent_tokens(tmp_path, lim
     max_length = 12
     config = custom_config(WNUT_TAGS, max_length=max_length, token_frequency_threshold=1,
                            max_token_vocabulary_size=limit)  # fmt: skip
-    data = [
-        {"tokens": [t.encode() for t in tokens], "tags": [t.encode() for t in tags]}
-        for tokens, tags in sentences
-    ]
-    with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
-        (transformed, _), transform_fn = (data, RAW_METADATA) | tft_beam.AnalyzeAndTransformDataset(
-            functools.partial(preprocessing.preprocessing_fn, custom_config=config)
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "output"))
-    output = tft.TFTransformOutput(str(tmp_path / "output"))
+    transformed, output = analyze_and_transform(sentences, config, tmp_path)
     vocabulary = [
         w.decode() for w in output.vocabulary_by_name(preprocessing.TOKEN_VOCABULARY_NAME)
     ]
