@@ -328,7 +328,7 @@ def image_beam_args(beam_args: Sequence[str]) -> tuple[str, ...]:
     package without this project's code, so that a remote runner's workers (Dataflow) could not
     import Transform's `preprocessing_fn` or the Evaluator's metric. The image's sdist declares
     this project's requirements, TFX included: remote workers install it; the DirectRunner in
-    the pod only copies it.
+    the pod ignores it.
     """
     from pipeline.local_runner import names_the_workers_code
 

@@ -220,8 +220,9 @@ def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
 
     Without the option TFX's Beam executors package TFX's own installation instead, at every
     start (1.5 s and 42 MB each; see `temporary_files_of_the_run`), which lacks this project's
-    code; with `--setup_file` Beam would build the sdist itself, twice per component. The
-    DirectRunner and the Dask runner copy the file and install nothing. (The Kubeflow image
+    code; with `--setup_file` Beam would build the sdist itself, twice per component. Beam's
+    DirectRunner and Dask runner ignore the option (their code reads no `extra_packages`; a
+    missing file runs too). (The Kubeflow image
     builds its sdist once, at `kubeflow.config.IMAGE_BEAM_PACKAGE`.)
     """
     beam_args = tuple(beam_args)

@@ -181,7 +181,8 @@ def _compile(image, tmp_path, name: str) -> dict:
         # keeps under its own root: test_the_image_holds_the_default_vectors checks them there.
         "--no-embeddings",
         # The image's sdist as the stand-in holds it (the compiled default names the image's
-        # absolute path, test_kubeflow_config); the DirectRunner copies it, installs nothing.
+        # absolute path, test_kubeflow_config); the DirectRunner ignores it, but TFX
+        # then skips its own package (checked in the run below).
         "--beam-args=--direct_running_mode=in_memory --direct_num_workers=1 "
         f"--extra_package={_in_image(image, IMAGE_BEAM_PACKAGE)}",
         "--output", str(path),
