@@ -41,7 +41,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from models.encoder.checkpoint import installed_minilm_path
-from pipeline.config import DEFAULT_EMBEDDINGS, PipelineConfig
+from pipeline.config import DEFAULT_EMBEDDINGS, PipelineConfig, names_the_workers_code
 from pipeline.switches import switch_from_environment
 
 __all__ = [
@@ -330,8 +330,6 @@ def image_beam_args(beam_args: Sequence[str]) -> tuple[str, ...]:
     this project's requirements, TFX included: remote workers install it; the DirectRunner in
     the pod ignores it.
     """
-    from pipeline.local_runner import names_the_workers_code
-
     beam_args = tuple(beam_args)
     if names_the_workers_code(beam_args):
         return beam_args

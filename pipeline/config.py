@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MIN_ENTITY_F1",
     "DEFAULT_OUTPUT_DIR",
     "DEFAULT_SCHEMA_PATH",
+    "names_the_workers_code",
     "PipelineConfig",
     "pipeline_settings",
     "REPOSITORY_ROOT",
@@ -57,6 +58,26 @@ import TensorFlow. Dataflow: `--runner=DataflowRunner --project=P --region=R
 --environment_type=LOOPBACK` (pipeline root and data then on a shared filesystem such as gs://).
 A local run adds `--extra_package=<this project's sdist>` unless the options name the workers' code
 already (`pipeline.local_runner.with_this_package`): remote workers install this project from it."""
+
+# The Beam options that declare the Python code remote workers install: TFX's list in
+# `tfx.utils.dependency_utils.make_beam_dependency_flags`, which builds its own package when
+# none is set (local to that function, so repeated here).
+_DEPENDENCY_OPTIONS = (
+    "extra_packages",
+    "setup_file",
+    "requirements_file",
+    "worker_harness_container_image",
+    "sdk_container_image",
+)
+
+
+def names_the_workers_code(beam_args) -> bool:
+    """Whether `beam_args` set one of `_DEPENDENCY_OPTIONS`, read with Beam's own parser as TFX
+    reads them (`--extra_package x` and `--extra_packages=x` alike)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    options = PipelineOptions(list(beam_args)).get_all_options()
+    return any(options.get(name) for name in _DEPENDENCY_OPTIONS)
 
 
 DEFAULT_KEEP_VERSIONS = 5

@@ -43,7 +43,6 @@ __all__ = [
     "build_this_package",
     "log_file_path",
     "main",
-    "names_the_workers_code",
     "ProgressFilter",
     "with_this_package",
 ]
@@ -157,26 +156,6 @@ def temporary_files_of_the_run():
 
 _RUN_FOLDER_PREFIX = "ner-pipeline-run-"
 
-# The Beam options that declare the Python code remote workers install: TFX's list in
-# `tfx.utils.dependency_utils.make_beam_dependency_flags`, which builds its own package when
-# none is set (local to that function, so repeated here).
-_DEPENDENCY_OPTIONS = (
-    "extra_packages",
-    "setup_file",
-    "requirements_file",
-    "worker_harness_container_image",
-    "sdk_container_image",
-)
-
-
-def names_the_workers_code(beam_args) -> bool:
-    """Whether `beam_args` set one of `_DEPENDENCY_OPTIONS`, read with Beam's own parser as TFX
-    reads them (`--extra_package x` and `--extra_packages=x` alike)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    options = PipelineOptions(list(beam_args)).get_all_options()
-    return any(options.get(name) for name in _DEPENDENCY_OPTIONS)
-
 
 def build_this_package(folder: str) -> str | None:
     """Builds this project's sdist into `folder` (0.5 s, about 220 KB; a previous one there is
@@ -215,16 +194,19 @@ def build_this_package(folder: str) -> str | None:
 
 def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
     """`beam_args` naming this project's sdist (`build_this_package`, built into `folder`) as the
-    code of Beam's workers, unless they name some already (`names_the_workers_code`) or the sdist
+    code of Beam's workers, unless they name some already (`pipeline.config.names_the_workers_code`)
+    or the sdist
     cannot be built.
 
     Without the option TFX's Beam executors package TFX's own installation instead, at every
     start (1.5 s and 42 MB each; see `temporary_files_of_the_run`), which lacks this project's
     code; with `--setup_file` Beam would build the sdist itself, twice per component. Beam's
     DirectRunner and Dask runner ignore the option (their code reads no `extra_packages`; a
-    missing file runs too). (The Kubeflow image
-    builds its sdist once, at `kubeflow.config.IMAGE_BEAM_PACKAGE`.)
+    missing file runs too). The Kubeflow image builds its sdist once, at
+    `kubeflow.config.IMAGE_BEAM_PACKAGE`.
     """
+    from pipeline.config import names_the_workers_code
+
     beam_args = tuple(beam_args)
     if names_the_workers_code(beam_args):
         return beam_args
