@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,51 @@ def pytest_collection_modifyitems(config, items):
         else:
             group = str(path.relative_to(REPO))
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+# Every temporary file of the tests, theirs and the libraries' (TFX's package of itself for Beam
+# workers, about 40 MB for each Beam component a test runs without this project's package; Beam's
+# staging and job-server folders; TensorFlow's autograph files), goes to one folder of the run,
+# removed when the run ends: a test run left about 1.7 GB in the system's temporary folder before.
+# Set in the main process before xdist starts its workers, which inherit TMPDIR, as do the
+# processes the tests start. pytest's own tmp_path folders stay where they were (the system's
+# temporary folder, the last three runs kept), so a failed test's files are still there to read.
+_TESTS_FOLDER_PREFIX = "ner-tests-"
+
+
+def _remove_folders_of_dead_runs(parent: str) -> None:
+    """The folders of test runs that were killed before they could remove theirs."""
+    for name in os.listdir(parent):
+        pid = name[len(_TESTS_FOLDER_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(_TESTS_FOLDER_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # an xdist worker: its TMPDIR is the main process's
+        return
+    system = tempfile.gettempdir()
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", system)  # pytest's tmp_path root: unchanged
+    _remove_folders_of_dead_runs(system)
+    folder = tempfile.mkdtemp(prefix=f"{_TESTS_FOLDER_PREFIX}{os.getpid()}-", dir=system)
+    config._ner_tests_folder = (folder, os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"] = tempfile.tempdir = folder
+
+
+def pytest_unconfigure(config):
+    saved = getattr(config, "_ner_tests_folder", None)
+    if saved is None:
+        return
+    folder, environment, module = saved
+    if environment is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = environment
+    tempfile.tempdir = module
+    shutil.rmtree(folder, ignore_errors=True)
