@@ -33,6 +33,7 @@ TensorFlow only (`tensorflow` is imported here, not in `crf.py`); JAX and torch 
 from __future__ import annotations
 
 import math
+import os
 
 import tensorflow as tf
 
@@ -310,7 +311,58 @@ def log_partition(emissions, mask, transitions, start_transitions, end_transitio
     return forward_backward(emissions, transitions, start_transitions, end_transitions)
 
 
+# Decoding's rows are independent, and one loop's steps are too small for TensorFlow to spread
+# over cores: a batch cut into parts decodes as that many loops, which the graph executor runs at
+# once on its inter-op threads. Measured on 2 cores (BENCHMARKS.md, 2026-12-07, same process):
+# two parts 1.28x, 1.30x, 1.46x, 1.57x one loop at b128_t50_n9, b128_t20_n9, b32_t128_n25,
+# b128_t128_n25; at 16 rows a part (b32_t50_n9) 0.99x, at 4 rows 0.90x; four parts on two cores
+# 0.58-1.44x (more loops than threads cost their operations and gain nothing).
+_MIN_ROWS_PER_PART = 16
+_MAX_PARTS = 4  # more cores are not measured here
+
+
+def decoding_parts() -> int:
+    """How many parts `viterbi_decode` cuts a batch into: TensorFlow's inter-op threads (the
+    cores this process may use where TensorFlow picks), at most `_MAX_PARTS`."""
+    threads = tf.config.threading.get_inter_op_parallelism_threads()
+    if not threads:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+        threads = threads or os.cpu_count() or 1
+    return max(1, min(threads, _MAX_PARTS))
+
+
 def viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions):
+    """`_viterbi_decode_rows` of a batch of at least `_MIN_ROWS_PER_PART` rows per part in
+    `decoding_parts()` parts, each its own loops (run at once by the graph executor); of smaller
+    batches, and eagerly, whole. The same paths and scores: each row's are computed from that
+    row alone.
+
+    Args and returns: as `_viterbi_decode_rows`.
+    """
+    parts = 1 if tf.executing_eagerly() else decoding_parts()  # eagerly, parts run in turn
+    arguments = (transitions, start_transitions, end_transitions)
+
+    def whole():
+        return _viterbi_decode_rows(emissions, mask, *arguments)
+
+    def in_parts():
+        batch = tf.shape(emissions)[0]
+        bounds = [part * batch // parts for part in range(parts + 1)]
+        decoded = [
+            _viterbi_decode_rows(emissions[low:high], mask[low:high], *arguments)
+            for low, high in zip(bounds, bounds[1:])
+        ]
+        return tuple(tf.concat(outputs, axis=0) for outputs in zip(*decoded))
+
+    if parts == 1:
+        return whole()
+    enough = parts * _MIN_ROWS_PER_PART
+    if emissions.shape[0] is not None:  # a known batch size: no `cond`
+        return in_parts() if emissions.shape[0] >= enough else whole()
+    return tf.cond(tf.shape(emissions)[0] >= enough, in_parts, whole)
+
+
+def _viterbi_decode_rows(emissions, mask, transitions, start_transitions, end_transitions):
     """The best tag path of right-aligned sequences (Viterbi, 1967).
 
     The forward loop keeps each step's best scores; the backtrace finds each step's best

@@ -191,6 +191,50 @@ def test_compiled_decoding_matches_brute_force():
         np.testing.assert_allclose(scores.numpy()[b], best_score if length else 0.0, rtol=1e-5)
 
 
+def loops(graph) -> int:
+    """How many `while` loops a graph holds, its functions' included (`cond` branches)."""
+    definition = graph.as_graph_def()
+    nodes = list(definition.node) + [n for f in definition.library.function for n in f.node_def]
+    return sum(1 for node in nodes if node.op in ("While", "StatelessWhile"))
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_decoding_in_parts_matches_brute_force(monkeypatch, parts):
+    """The graph-mode decoding of a batch cut into parts (`_tensorflow.viterbi_decode`: each part
+    its own loops) finds every row's best path, with a known and an unknown batch size; a batch
+    too small for parts is decoded whole, by the other branch of the same graph."""
+    monkeypatch.setattr(_tensorflow, "decoding_parts", lambda: parts)
+    rows = parts * _tensorflow._MIN_ROWS_PER_PART + 1  # uneven parts
+    lengths = np.random.default_rng(parts).integers(0, 6, size=rows)  # 0 to 5 tokens
+    emissions, mask, transitions, start, end = make_inputs(seed=parts, batch_lengths=lengths)
+    mask = mask[:, ::-1].copy() if parts == 3 else mask  # left padding too
+    emissions = emissions[:, ::-1].copy() if parts == 3 else emissions
+    aligned = np.zeros_like(emissions)  # each row's real tokens first, for the reference
+    for b in range(rows):
+        aligned[b, : lengths[b]] = emissions[b][mask[b]]
+    reference = brute_force(aligned, lengths, transitions, start, end)
+    known = tf.function(crf.viterbi_decode)
+    unknown = tf.function(
+        crf.viterbi_decode,
+        input_signature=[
+            tf.TensorSpec([None, None, 3]), tf.TensorSpec([None, None], tf.bool),
+            tf.TensorSpec([3, 3]), tf.TensorSpec([3]), tf.TensorSpec([3]),
+        ],
+    )  # fmt: skip
+    arguments = (emissions, mask, transitions, start, end)
+    assert loops(known.get_concrete_function(*arguments).graph) == 2 * parts
+    assert loops(unknown.get_concrete_function().graph) == 2 * parts + 2  # parts, or whole
+    for decode in (known, unknown):
+        for first in (rows, 5):  # in parts; too few rows: whole
+            paths, scores = decode(*(x[:first] for x in arguments[:2]), *arguments[2:])
+            for b in range(first):
+                best_score, best_path = reference[b]["ranked"][0]
+                assert paths.numpy()[b][mask[b]].tolist() == list(best_path)
+                assert np.all(paths.numpy()[b][~mask[b]] == 0)
+                want = best_score if lengths[b] else 0.0
+                np.testing.assert_allclose(scores.numpy()[b], want, rtol=1e-5, atol=1e-5)
+
+
 def traced(function, setting, arguments):
     return function(setting).get_concrete_function(*arguments)
 
