@@ -31,7 +31,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 from absl import logging
-from linear_crf.crf import compiled_in_graph, marginals, viterbi_decode
+from linear_crf.crf import compiled_in_graph, decoding_in_parts, marginals, viterbi_decode
 
 from models import sentence_graph
 from models.config import TaggerConfig
@@ -181,8 +181,10 @@ def export_serving_model(
         max_length=config.preprocessing.max_length,
     )
     # No XLA program in the served graphs, whatever the CRF layer's `jit_compile` (TensorFlow
-    # Serving runs none unless started with `--xla_cpu_compilation_enabled`).
-    with compiled_in_graph(exporting=True):
+    # Serving runs none unless started with `--xla_cpu_compilation_enabled`). Decoding whole: it
+    # runs beside the marginals' loops, which keep the cores busy already (in parts: 0.91-0.99x
+    # on 2 cores, BENCHMARKS.md).
+    with compiled_in_graph(exporting=True), decoding_in_parts(False):
         signatures = {
             EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
             TOKENS_SIGNATURE: module.serve_tokens.get_concrete_function(),

@@ -23,6 +23,7 @@ _FROM_CRF = (
     "CRF",
     "CRFLoss",
     "compiled_in_graph",
+    "decoding_in_parts",
     "log_likelihood",
     "log_partition",
     "marginals",

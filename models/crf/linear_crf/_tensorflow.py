@@ -331,15 +331,16 @@ def decoding_parts() -> int:
     return max(1, min(threads, _MAX_PARTS))
 
 
-def viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions):
+def viterbi_decode(emissions, mask, transitions, start_transitions, end_transitions, in_parts=True):
     """`_viterbi_decode_rows` of a batch of at least `_MIN_ROWS_PER_PART` rows per part in
     `decoding_parts()` parts, each its own loops (run at once by the graph executor); of smaller
-    batches, and eagerly, whole. The same paths and scores: each row's are computed from that
-    row alone.
+    batches, eagerly, and where `in_parts` is False, whole. The same paths and scores: each
+    row's are computed from that row alone.
 
     Args and returns: as `_viterbi_decode_rows`.
     """
-    parts = 1 if tf.executing_eagerly() else decoding_parts()  # eagerly, parts run in turn
+    # Eagerly the parts would run in turn.
+    parts = decoding_parts() if in_parts and not tf.executing_eagerly() else 1
     arguments = (transitions, start_transitions, end_transitions)
 
     def whole():

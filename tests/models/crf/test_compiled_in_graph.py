@@ -224,6 +224,10 @@ def test_decoding_in_parts_matches_brute_force(monkeypatch, parts):
     arguments = (emissions, mask, transitions, start, end)
     assert loops(known.get_concrete_function(*arguments).graph) == 2 * parts
     assert loops(unknown.get_concrete_function().graph) == 2 * parts + 2  # parts, or whole
+    with crf.decoding_in_parts(False):  # as the served model decodes, beside the marginals
+        whole = tf.function(crf.viterbi_decode).get_concrete_function(*arguments)
+    assert loops(whole.graph) == 2
+    np.testing.assert_array_equal(whole(*arguments)[0], known(*arguments)[0])
     for decode in (known, unknown):
         for first in (rows, 5):  # in parts; too few rows: whole
             paths, scores = decode(*(x[:first] for x in arguments[:2]), *arguments[2:])
