@@ -346,7 +346,7 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
     def whole():
         return _viterbi_decode_rows(emissions, mask, *arguments)
 
-    def in_parts():
+    def cut():
         batch = tf.shape(emissions)[0]
         bounds = [part * batch // parts for part in range(parts + 1)]
         decoded = [
@@ -359,8 +359,8 @@ def viterbi_decode(emissions, mask, transitions, start_transitions, end_transiti
         return whole()
     enough = parts * _MIN_ROWS_PER_PART
     if emissions.shape[0] is not None:  # a known batch size: no `cond`
-        return in_parts() if emissions.shape[0] >= enough else whole()
-    return tf.cond(tf.shape(emissions)[0] >= enough, in_parts, whole)
+        return cut() if emissions.shape[0] >= enough else whole()
+    return tf.cond(tf.shape(emissions)[0] >= enough, cut, whole)
 
 
 def _viterbi_decode_rows(emissions, mask, transitions, start_transitions, end_transitions):
