@@ -36,6 +36,7 @@ import time
 import warnings
 
 from models.quiet_tensorflow import import_tensorflow
+from pipeline.temporary_folders import folder_of_this_process
 
 __all__ = [
     "as_local_run",
@@ -143,9 +144,8 @@ def temporary_files_of_the_run():
     the system's. A run killed with SIGKILL cannot remove its folder: the folder's name holds the
     run's process id, and each run first removes the folders of runs whose process is gone.
     """
-    _remove_folders_of_dead_runs(tempfile.gettempdir())
     previous = tempfile.tempdir
-    scoped = tempfile.mkdtemp(prefix=f"{_RUN_FOLDER_PREFIX}{os.getpid()}-")
+    scoped = folder_of_this_process(_RUN_FOLDER_PREFIX)
     tempfile.tempdir = scoped
     try:
         yield scoped
@@ -225,19 +225,6 @@ def as_local_run(config):
     return dataclasses.replace(
         config, beam_pipeline_args=with_this_package(config.beam_pipeline_args, package_folder)
     )
-
-
-def _remove_folders_of_dead_runs(parent: str) -> None:
-    for name in os.listdir(parent):
-        pid = name[len(_RUN_FOLDER_PREFIX) :].split("-", 1)[0]
-        if not name.startswith(_RUN_FOLDER_PREFIX) or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # Gone: killed before it could remove its folder.
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        except PermissionError:  # Alive, another user's.
-            pass
 
 
 def _log_to_file(config) -> str:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.temporary_folders import folder_of_this_process
+
 os.environ.setdefault(
     "TF_CPP_MIN_LOG_LEVEL", "2"
 )  # keep TensorFlow's start-up chatter out of test logs
@@ -56,27 +58,12 @@ def pytest_collection_modifyitems(config, items):
 _TESTS_FOLDER_PREFIX = "ner-tests-"
 
 
-def _remove_folders_of_dead_runs(parent: str) -> None:
-    """The folders of test runs that were killed before they could remove theirs."""
-    for name in os.listdir(parent):
-        pid = name[len(_TESTS_FOLDER_PREFIX) :].split("-", 1)[0]
-        if not name.startswith(_TESTS_FOLDER_PREFIX) or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
-
-
 def pytest_configure(config):
     if hasattr(config, "workerinput"):  # an xdist worker: its TMPDIR is the main process's
         return
     system = tempfile.gettempdir()
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", system)  # pytest's tmp_path root: unchanged
-    _remove_folders_of_dead_runs(system)
-    folder = tempfile.mkdtemp(prefix=f"{_TESTS_FOLDER_PREFIX}{os.getpid()}-", dir=system)
+    folder = folder_of_this_process(_TESTS_FOLDER_PREFIX, system)  # and those of killed runs: gone
     config._ner_tests_folder = (folder, os.environ.get("TMPDIR"), tempfile.tempdir)
     os.environ["TMPDIR"] = tempfile.tempdir = folder
 
