@@ -26,6 +26,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -84,6 +85,9 @@ def build_image_stand_in(directory) -> dict:
         "HOME": os.path.join(directory, "home"),
         "LANG": "C.UTF-8",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # A container's own /tmp: the test run's temporary folder (tests/conftest.py), where what
+        # the image's processes leave (Beam's staging folders, `mktemp`) is removed with it.
+        "TMPDIR": tempfile.gettempdir(),
     }
     workdir = root
     for keyword, arguments in dockerfile_instructions(DOCKERFILE):
