@@ -48,6 +48,7 @@ __all__ = [
     "CRF",
     "CRFLoss",
     "compiled_in_graph",
+    "decoding_in_parts",
     "log_likelihood",
     "log_partition",
     "marginals",
