@@ -194,9 +194,8 @@ def build_this_package(folder: str) -> str | None:
 
 def with_this_package(beam_args, folder: str) -> tuple[str, ...]:
     """`beam_args` naming this project's sdist (`build_this_package`, built into `folder`) as the
-    code of Beam's workers, unless they name some already (`pipeline.config.names_the_workers_code`)
-    or the sdist
-    cannot be built.
+    code of Beam's workers, unless they name some already
+    (`pipeline.config.names_the_workers_code`) or the sdist cannot be built.
 
     Without the option TFX's Beam executors package TFX's own installation instead, at every
     start (1.5 s and 42 MB each; see `temporary_files_of_the_run`), which lacks this project's
