@@ -46,4 +46,4 @@ def __dir__():
 
 
 __all__ = sorted([*_FROM_CRF, "allowed_transitions"])
-__version__ = "0.3.0"
+__version__ = "0.4.0"
