@@ -14,6 +14,7 @@ from models.features import SENTENCES_INPUT, SENTENCES_SIGNATURE, TOKENS_INPUT
 __all__ = [
     "Entity",
     "load_signature",
+    "load_signatures",
     "split_outputs",
     "tag_batches",
     "tag_token_batches",
@@ -78,20 +79,32 @@ def split_outputs(sentences: list[str], outputs: dict[str, Any]) -> list[TaggedS
     return results
 
 
-def load_signature(model_dir: str, name: str = SENTENCES_SIGNATURE):
-    """The `name` signature (`serve_sentences` unless told) of a SavedModel (plain TensorFlow)."""
+def load_signatures(model_dir: str, names: Sequence[str]) -> list:
+    """The `names` signatures of one load of a SavedModel (plain TensorFlow), in that order.
+
+    One load for all of them: each `tf.saved_model.load` reads the variables, tables and
+    functions again (5-7 s for the pipeline's model with its 400k pretrained words).
+    """
     import tensorflow as tf
 
     model = tf.saved_model.load(model_dir)
-    if name not in model.signatures:
-        raise ValueError(
-            f"Invalid value for `model_dir`. Expected a SavedModel with a {name!r} "
-            f"signature (exported after issue 5). Received: {model_dir!r} with signatures "
-            f"{sorted(model.signatures)}"
-        )
-    signature = model.signatures[name]
-    signature._model = model  # keep the loaded object (and its variables) alive
-    return signature
+    signatures = []
+    for name in names:
+        if name not in model.signatures:
+            raise ValueError(
+                f"Invalid value for `model_dir`. Expected a SavedModel with a {name!r} "
+                f"signature (exported after issue 5). Received: {model_dir!r} with signatures "
+                f"{sorted(model.signatures)}"
+            )
+        signature = model.signatures[name]
+        signature._model = model  # keep the loaded object (and its variables) alive
+        signatures.append(signature)
+    return signatures
+
+
+def load_signature(model_dir: str, name: str = SENTENCES_SIGNATURE):
+    """The `name` signature (`serve_sentences` unless told) of a SavedModel (plain TensorFlow)."""
+    return load_signatures(model_dir, [name])[0]
 
 
 def _batches(items: Iterable, batch_size: int) -> Iterator[list]:

@@ -165,3 +165,30 @@ def check_fresh_process_tags_alike(loaded, model_dir, sentences):
 
 def test_fresh_process_with_plain_tensorflow(loaded, exported_model_dir):
     check_fresh_process_tags_alike(loaded, exported_model_dir, SENTENCES)
+
+
+def test_load_signatures_loads_the_model_once(monkeypatch, loaded, exported_model_dir):
+    """`serving.tagging.load_signatures`: several signatures from one `tf.saved_model.load`
+    (counted on the real function), each tagging as the same signature of another load; an
+    unknown name is refused with the names the model has."""
+    from serving import tagging
+
+    loads = []
+    real_load = tf.saved_model.load
+    monkeypatch.setattr(
+        tf.saved_model, "load", lambda *a, **k: loads.append(a) or real_load(*a, **k)
+    )
+    by_sentences, by_tokens = tagging.load_signatures(
+        exported_model_dir, ["serve_sentences", "serve_tokens"]
+    )
+    assert len(loads) == 1
+    sentences = ["Obama visited Paris", "caf\xe9"]
+    got = by_sentences(sentences=tf.constant(sentences))
+    want = loaded.signatures["serve_sentences"](sentences=tf.constant(sentences))
+    assert got["tags"].numpy().tolist() == want["tags"].numpy().tolist()
+    tokens = tf.constant([["Obama", "visited", "Paris"], ["caf\xe9", "", ""]])
+    got = by_tokens(tokens=tokens)
+    want = loaded.signatures["serve_tokens"](tokens=tokens)
+    assert got["tags"].numpy().tolist() == want["tags"].numpy().tolist()
+    with pytest.raises(ValueError, match="'serve_nothing'.*serve_sentences"):
+        tagging.load_signatures(exported_model_dir, ["serve_sentences", "serve_nothing"])
