@@ -103,17 +103,25 @@ def _lines(root: str, name: str) -> list[str]:
     return sorted(line for path in files for line in open(path).read().splitlines())
 
 
+def _other_clients(client) -> set[str]:
+    names = client.run_on_scheduler(lambda dask_scheduler: set(dask_scheduler.clients))
+    return names - {client.id, "fire-and-forget"}
+
+
 def test_a_small_pipeline_gives_on_dask_what_it_gives_on_the_direct_runner(tmp_path):
     direct, dask = str(tmp_path / "direct"), str(tmp_path / "dask")
     _run(_build, direct, [])
     _run(_read_back, direct, [])
-    with loopback_cluster(stall_seconds=300) as (cluster, _):
+    with loopback_cluster() as (cluster, client):
         args = [
             "--runner=pipeline.dask_runner.DaskRunner",
             f"--dask_client_address={cluster.scheduler_address}",
         ]
         _run(_build, dask, args)
         _run(_read_back, dask, args)
+        # Both runs used one client (one connection, on which releases and requests of the
+        # keys that runs share keep their order): the scheduler knows it and this test's.
+        assert len(_other_clients(client)) == 1
     for name in ("counts", "long", "read", "seen"):
         assert _lines(dask, name) == _lines(direct, name), name
     assert _lines(direct, "seen") == ["True"]
@@ -151,3 +159,27 @@ def test_a_transform_without_a_translation_is_named_before_anything_runs():
         _ = pipeline | "Lines" >> OwnPrimitive() | "Print" >> beam.Map(print)
         with pytest.raises(NotImplementedError, match="cannot run 'Lines'.*'Print' would read"):
             pipeline.run()
+
+
+def test_a_combine_groups_each_bundles_accumulators_not_every_element():
+    """Beam expands `CombinePerKey` into a GroupByKey of every element and a combine of each
+    key's values; `DaskRunner` lifts it: a per-bundle combine comes before the grouping."""
+    from apache_beam.runners.dask.overrides import _GroupByKeyOnly
+    from apache_beam.transforms.combiners import _PartialGroupByKeyCombiningValues
+
+    from pipeline.dask_runner import runner_overrides
+
+    pipeline = beam.Pipeline()
+    _ = pipeline | beam.Create(WORDS) | beam.Map(lambda w: (w, 1)) | beam.CombinePerKey(sum)
+    pipeline.replace_all(runner_overrides())
+    nodes = []
+
+    class Nodes(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            nodes.append(node)
+
+    pipeline.visit(Nodes())
+    (grouping,) = [node for node in nodes if isinstance(node.transform, _GroupByKeyOnly)]
+    reify = grouping.inputs[0].producer  # Beam's GroupByKey reifies the windows first
+    before = reify.inputs[0].producer
+    assert isinstance(getattr(before.transform, "fn", None), _PartialGroupByKeyCombiningValues)
