@@ -65,7 +65,7 @@ from apache_beam.transforms.combiners import LiftedCombinePerKey
 from apache_beam.transforms.core import CombinePerKey
 from apache_beam.transforms.sideinputs import SideInputMap
 
-__all__ = ["DaskRunner", "leaf_transforms", "runner_overrides"]
+__all__ = ["DaskRunner", "close_clients", "leaf_transforms", "runner_overrides"]
 
 # How much of a splittable source one Dask partition reads (a gzip file is read whole).
 BUNDLE_BYTES = 64 << 20
@@ -345,10 +345,21 @@ _CLIENTS: dict = {}
 def _client(dask_options: dict):
     """The process's client for these options' scheduler (a new one if it has closed)."""
     key = repr(sorted(dask_options.items()))
-    client = _CLIENTS.get(key)
+    _, client = _CLIENTS.get(key, (None, None))
     if client is None or client.status not in ("running", "connecting", "newly-created"):
-        client = _CLIENTS[key] = dask.distributed.Client(**dask_options)
+        client = dask.distributed.Client(**dask_options)
+        _CLIENTS[key] = (dask_options.get("address"), client)
     return client
+
+
+def close_clients(address: str | None = None) -> None:
+    """Closes the clients that runs of this process opened, to the scheduler at `address` (as
+    `--dask_client_address` named it), or all of them. Call it before a scheduler you started
+    goes away: a client left open keeps trying to reconnect, and says so, until it times out."""
+    for key, (client_address, client) in list(_CLIENTS.items()):
+        if address is None or client_address == address:
+            del _CLIENTS[key]
+            client.close()
 
 
 class DaskRunner(beam_dask_runner.DaskRunner):

@@ -107,6 +107,10 @@ def loopback_cluster(n_workers: int = 2, stall_seconds: float = STALL_SECONDS, r
             yield cluster, client
         finally:
             done.set()
+            # The runs' own client, before its scheduler goes (it would try to reconnect).
+            from pipeline.dask_runner import close_clients
+
+            close_clients(cluster.scheduler_address)
     assert not gave_up.is_set(), (
         f"the Dask cluster made no progress for {stall_seconds:.0f} s, {len(stalls)} times "
         "(its state is in stderr)"
