@@ -477,7 +477,7 @@ def compiled_in_graph(loss: bool | None = None, decode: bool | None = None, expo
     length, 1.5-1.6x the graph-mode code at 9 tags (BENCHMARKS.md). Decoding is not compiled by
     default, because decoding is what a serving signature holds, and TensorFlow Serving refuses
     XLA programs unless started with `--xla_cpu_compilation_enabled`; `decode=True` (or the
-    layer's `jit_compile=True`) compiles it too, 2.6-4.7x faster.
+    layer's `jit_compile=True`) compiles it too, 1.9-4.0x faster (BENCHMARKS.md, 2026-12-08).
 
     Nothing is compiled eagerly, under XLA (the whole function is compiled there already), while
     `tf.saved_model.save` traces (Keras' `model.export()` included), inside `exporting=True`, or
@@ -849,7 +849,7 @@ class CRF(keras.layers.Layer):
         jit_compile: what runs as XLA programs inside a TensorFlow graph that XLA does not
             compile as a whole (Keras on CPU): "auto" (default) the loss and its gradient, not
             decoding (a serving signature holds decoding, and TensorFlow Serving refuses XLA
-            programs by default); True both (decoding 2.6-4.7x faster; a serving function
+            programs by default); True both (decoding 1.9-4.0x faster; a serving function
             traced before `tf.saved_model.save`, as TFX's usual Trainer code does, then holds
             XLA programs: trace it inside `compiled_in_graph(exporting=True)`); False neither.
             Nothing is compiled in what `tf.saved_model.save` or `model.export()` trace
