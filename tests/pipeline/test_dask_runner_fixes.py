@@ -144,6 +144,7 @@ def test_a_small_pipeline_gives_on_dask_what_it_gives_on_the_direct_runner(tmp_p
 def test_a_transform_without_a_translation_is_named_before_anything_runs():
     """A primitive the Dask runner does not know (here a user's own source primitive): Beam's
     runner handed its readers `None`; ours names it."""
+
     class OwnPrimitive(beam.PTransform):
         def expand(self, pbegin):
             return beam.pvalue.PCollection(pbegin.pipeline, is_bounded=True)
