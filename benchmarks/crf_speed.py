@@ -399,8 +399,8 @@ def benchmark_ours(
     # other settings of ours follow. Measured after those (before 2026-12-08), our graph-mode
     # decoding at b32_t50_n9 took 2.1-2.7 ms in this process against 1.2-1.6 ms in fresh
     # processes (BENCHMARKS.md).
-    for sizes, arrays in inputs.items():
-        num_tokens, loss_arguments, decode_arguments = arguments_of(arrays)
+    prepared = {sizes: arguments_of(arrays) for sizes, arrays in inputs.items()}
+    for sizes, (num_tokens, loss_arguments, decode_arguments) in prepared.items():
         for mode, jit_compile in (("graph", False), ("xla", True)):
             loss_function = tf.function(loss_and_gradient, jit_compile=jit_compile)
             decode_function = tf.function(decode, jit_compile=jit_compile)
@@ -414,8 +414,7 @@ def benchmark_ours(
                     sizes, "decode", mode, num_tokens, timing, decode_function, *decode_arguments
                 )
             )
-    for sizes, arrays in inputs.items():
-        num_tokens, loss_arguments, decode_arguments = arguments_of(arrays)
+    for sizes, (num_tokens, loss_arguments, decode_arguments) in prepared.items():
         # unroll=True (as keras.layers.LSTM): the loss's time loop unrolled for a known length;
         # graph mode only (XLA compiles an unrolled loop of length 128 for minutes).
         unrolled = tf.function(lambda *arguments: loss_and_gradient(*arguments, unroll=True))
