@@ -94,10 +94,7 @@ def loopback_cluster(n_workers: int = 2, stall_seconds: float = STALL_SECONDS, r
                 gave_up.set()
                 _say("dask_cluster watchdog: closing the cluster")
                 # Closing can hang too where a worker no longer answers: bounded.
-                closer = threading.Thread(target=cluster.close, daemon=True)
-                closer.start()
-                closer.join(EVIDENCE_SECONDS)
-                if closer.is_alive():
+                if not _finished_within(EVIDENCE_SECONDS, cluster.close):
                     _kill_worker_processes(cluster)
                 return
 
@@ -121,6 +118,15 @@ def loopback_cluster(n_workers: int = 2, stall_seconds: float = STALL_SECONDS, r
             "its workers were restarted; its state is in stderr",
             stacklevel=3,
         )
+
+
+def _finished_within(seconds: float, function) -> bool:
+    """Runs `function()` in a daemon thread; whether it returned within `seconds` (a call that
+    hangs is left behind)."""
+    thread = threading.Thread(target=function, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
 
 
 def _say(message: str) -> None:
@@ -178,9 +184,7 @@ def _report_stall(client, stall_seconds: float) -> None:
             except Exception as error:  # the report is evidence; a failed part must not hide it
                 answer["value"] = f"failed: {error!r}"
 
-        asker = threading.Thread(target=ask, daemon=True)
-        asker.start()
-        asker.join(EVIDENCE_SECONDS)
+        _finished_within(EVIDENCE_SECONDS, ask)
         report[name] = answer.get("value", f"no answer within {EVIDENCE_SECONDS:.0f} s")
     print(
         f"dask_cluster watchdog: no task changed state for {stall_seconds:.0f} s; the cluster's "
